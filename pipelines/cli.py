@@ -1,0 +1,210 @@
+"""The `cxalign` command.
+
+    cxalign run --landing DIR --warehouse FILE --out DIR [--as-of DATE] [--config FILE]
+    cxalign demo-data --out DIR [--accounts N] [--months M] [--seed S]
+
+`run` executes the same Dagster job the schedule runs (`cxalign_nightly`),
+in-process: no daemon or webserver needed. With DAGSTER_HOME set, the run is
+recorded in that instance and shows in `dagster dev`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive whole number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cxalign",
+        description="Does our CX work move retention and revenue? The nightly pipeline.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the nightly job once, in-process")
+    run.add_argument("--landing", required=True, type=Path, help="landing zone directory")
+    run.add_argument("--warehouse", required=True, type=Path, help="published DuckDB file")
+    run.add_argument("--out", required=True, type=Path, help="scorecard output directory")
+    run.add_argument("--as-of", type=_date, default=None, help="as-of date (default: today, UTC)")
+    run.add_argument("--config", type=Path, default=None, help="YAML config file")
+
+    demo = sub.add_parser("demo-data", help="write a demo landing zone with planted truth")
+    demo.add_argument("--out", required=True, type=Path, help="landing zone directory to write")
+    demo.add_argument("--accounts", type=_positive, default=4000)
+    demo.add_argument("--months", type=_positive, default=24)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--end-month", type=_date, default=date(2026, 10, 1),
+                      help="last month of data (default 2026-10)")  # fmt: skip
+    demo.add_argument("--format", choices=("mixed", "csv", "parquet"), default="mixed",
+                      help="file formats to write (default: a mix of csv, csv.gz, parquet)")  # fmt: skip
+    demo.add_argument("--bad-row-rate", type=float, default=0.002,
+                      help="share of rows broken on purpose, to exercise the quarantine")  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo-data":
+        return _demo_data(args)
+    return _run(args)
+
+
+def _demo_data(args) -> int:
+    from pipelines.demo_data import generate
+
+    started = time.perf_counter()
+    truth = generate(
+        args.out,
+        accounts=args.accounts,
+        months=args.months,
+        seed=args.seed,
+        end_month=args.end_month,
+        file_format=args.format,
+        bad_row_rate=args.bad_row_rate,
+    )
+    print(
+        f"demo landing zone: {args.out} ({truth['accounts']:,} accounts, {truth['months']} months "
+        f"to {truth['last_month'][:7]}, seed {truth['seed']}) in {time.perf_counter() - started:.1f}s"
+    )
+    print(f"planted truth:     {args.out / 'planted_truth.json'}")
+    for u in truth["units"]:
+        print(f"  {u['name']:<12} {u['accounts']:>7,} accounts  planted {u['planted_type']}")
+    return 0
+
+
+def _run(args) -> int:
+    from pipelines.settings import ConfigError, load_settings
+
+    if not args.landing.is_dir():
+        print(f"cxalign: landing directory {args.landing} does not exist", file=sys.stderr)
+        return 2
+    try:
+        load_settings(args.config)
+    except ConfigError as exc:
+        print(f"cxalign: {exc}", file=sys.stderr)
+        return 2
+    as_of = args.as_of or datetime.now(UTC).date()
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", "%H:%M:%S"))
+    progress = logging.getLogger("cxalign.progress")
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
+
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.defs.jobs import NIGHTLY_JOB
+    from pipelines.defs.resources import AS_OF_TAG
+    from pipelines.warehouse import work_path
+
+    resource_config = {
+        "landing_dir": str(args.landing.resolve()),
+        "warehouse_path": str(args.warehouse.resolve()),
+        "out_dir": str(args.out.resolve()),
+        "config_path": str(args.config.resolve()) if args.config else "",
+    }
+    instance = (
+        dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    )
+    print(f"cxalign run: as of {as_of}, landing {args.landing}")
+    started = time.perf_counter()
+    job = defs().resolve_job_def(NIGHTLY_JOB)
+    with instance:
+        result = job.execute_in_process(
+            run_config={
+                "resources": {"cxalign": {"config": resource_config}},
+                "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+            },
+            tags={AS_OF_TAG: as_of.isoformat()},
+            instance=instance,
+            raise_on_error=False,
+        )
+    elapsed = time.perf_counter() - started
+
+    work = work_path(args.warehouse.resolve())
+    _print_ingest_summary(work, result.run_id)
+    if not result.success:
+        print(f"\ncxalign run FAILED after {elapsed:.1f}s (run {result.run_id}):", file=sys.stderr)
+        for line in _failures(result):
+            print(f"  - {line}", file=sys.stderr)
+        print(
+            f"Nothing was published; {args.warehouse} still holds the previous night.\n"
+            f"Inspect this run's tables read-only: duckdb -readonly {work}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"\ncxalign run finished in {elapsed:.1f}s (run {result.run_id})")
+    print(f"  warehouse:  {args.warehouse}")
+    print(f"  scorecards: {args.out}")
+    return 0
+
+
+def _print_ingest_summary(work: Path, run_id: str) -> None:
+    import duckdb
+
+    if not work.exists():
+        return
+    try:
+        con = duckdb.connect(str(work), read_only=True)
+    except duckdb.Error:
+        return
+    try:
+        rows = con.execute(
+            "select source, rows_read, rows_staged, rows_quarantined, rows_duplicate "
+            "from analytics.ingest_runs where run_id = ? order by source",
+            [run_id],
+        ).fetchall()
+    except duckdb.Error:
+        rows = []
+    finally:
+        con.close()
+    if not rows:
+        return
+    print(f"\n{'source':<18}{'read':>12}{'staged':>12}{'quarantined':>13}{'duplicates':>12}")
+    for src, read, staged, quar, dup in rows:
+        print(f"{src:<18}{read:>12,}{staged:>12,}{quar:>13,}{dup:>12,}")
+
+
+def _failures(result) -> list[str]:
+    """Plain reasons for a failed run: failed blocking checks first, then step errors."""
+    lines: list[str] = []
+    for event in result.all_events:
+        data = event.event_specific_data
+        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not data.passed:
+            message = data.description or (
+                data.metadata.get("message").value if data.metadata.get("message") else ""
+            )
+            lines.append(message or f"check {data.check_name} on {data.asset_key.to_user_string()}")
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            err = event.event_specific_data.error
+            text = err.message.strip()
+            if "blocking asset check" in text:
+                continue  # already explained by the check itself
+            lines.append(f"{event.step_key}: {text.splitlines()[0] if text else err.cls_name}")
+    return lines or ["the run failed; see the Dagster event log"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,393 @@
+"""Data contracts: `data_contracts/<name>.yml`, loaded, checked and compiled.
+
+A contract lists a table's columns (type, description, rules) and its key. For a
+landing source it is also the list of rules every input row must pass; this
+module compiles those rules to DuckDB SQL (the quarantine pass in
+`pipelines.ingest`) and describes them for great-expectations
+(`pipelines.validation`), so both engines read one definition.
+
+Rule names, as they appear in `analytics.quarantine.rule`:
+
+    required            a required value is empty
+    type                the text does not parse as the column's type
+    allowed_values      not one of the allowed values
+    range               below the minimum or above the maximum
+    range_by_<column>   outside the range for that row's <column> (survey score by survey type)
+    pattern             does not match the column's pattern
+    reporting_currency  differs from the configured reporting currency
+    time_order          earlier than the column it must not precede
+    after_as_of         dated after the run's as-of date
+    unknown_<column>    refers to a <column> that is not in the referenced staged table
+    conflicting_duplicate  the key appears more than once with different content
+    malformed_row       the CSV record has the wrong number of fields (or similar)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from pipelines.paths import CONTRACTS_DIR
+
+SQL_TYPES = {
+    "text": "varchar",
+    "integer": "bigint",
+    "decimal": "decimal(18, 4)",
+    "double": "double",
+    "date": "date",
+    "month": "date",
+    "timestamp": "timestamptz",
+    "boolean": "boolean",
+}
+
+_COLUMN_KEYS = {
+    "name", "type", "required", "description", "normalise", "allowed", "min", "max",
+    "range_by", "not_before", "not_after_as_of", "pattern", "references",
+    "default_setting", "equals_setting", "unit", "nullable",
+}  # fmt: skip
+_CONTRACT_KEYS = {
+    "name", "kind", "contract_version", "owner", "optional", "description", "key", "columns",
+    "grain", "schema",
+}  # fmt: skip
+
+
+class ContractError(ValueError):
+    """A contract file is malformed; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    type: str
+    description: str = ""
+    required: bool = False
+    normalise: str | None = None  # lower | upper
+    allowed: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    range_by: tuple[str, tuple[tuple[str, float, float], ...]] | None = None
+    not_before: str | None = None
+    not_after_as_of: bool = False
+    pattern: str | None = None
+    references: tuple[str, str] | None = None  # (table, column)
+    default_setting: str | None = None
+    equals_setting: str | None = None
+    unit: str | None = None
+    nullable: bool = True
+
+    @property
+    def sql_type(self) -> str:
+        return SQL_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    kind: str  # source | table
+    version: int
+    owner: str
+    description: str
+    columns: tuple[ColumnSpec, ...]
+    key: tuple[str, ...] = ()
+    optional: bool = False
+    schema: str = "analytics"
+    grain: str = ""
+    path: Path | None = None
+
+    def column(self, name: str) -> ColumnSpec:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+def _fail(path: Path, msg: str) -> ContractError:
+    return ContractError(f"data contract {path.name}: {msg}")
+
+
+def _parse_column(path: Path, i: int, raw: dict) -> ColumnSpec:
+    if not isinstance(raw, dict) or "name" not in raw or "type" not in raw:
+        raise _fail(path, f"columns[{i}] needs at least a name and a type")
+    name = raw["name"]
+    unknown = sorted(set(raw) - _COLUMN_KEYS)
+    if unknown:
+        raise _fail(path, f"column {name}: unknown key {unknown[0]!r}")
+    if raw["type"] not in SQL_TYPES:
+        raise _fail(path, f"column {name}: unknown type {raw['type']!r} (one of {sorted(SQL_TYPES)})")
+    range_by = None
+    if "range_by" in raw:
+        rb = raw["range_by"]
+        ranges = []
+        for cat, bounds in rb["ranges"].items():
+            lo, hi = bounds
+            if lo > hi:
+                raise _fail(path, f"column {name}: range for {cat} is the wrong way round")
+            ranges.append((str(cat), float(lo), float(hi)))
+        range_by = (rb["column"], tuple(ranges))
+    if raw.get("min") is not None and raw.get("max") is not None and raw["min"] > raw["max"]:
+        raise _fail(path, f"column {name}: min is above max")
+    references = None
+    if "references" in raw:
+        table, _, col = str(raw["references"]).partition(".")
+        if not col:
+            raise _fail(path, f"column {name}: references must be <table>.<column>")
+        references = (table, col)
+    if raw.get("normalise") not in (None, "lower", "upper"):
+        raise _fail(path, f"column {name}: normalise must be lower or upper")
+    return ColumnSpec(
+        name=name,
+        type=raw["type"],
+        description=str(raw.get("description", "")).strip(),
+        required=bool(raw.get("required", False)),
+        normalise=raw.get("normalise"),
+        allowed=tuple(str(v) for v in raw["allowed"]) if "allowed" in raw else None,
+        min=raw.get("min"),
+        max=raw.get("max"),
+        range_by=range_by,
+        not_before=raw.get("not_before"),
+        not_after_as_of=bool(raw.get("not_after_as_of", False)),
+        pattern=raw.get("pattern"),
+        references=references,
+        default_setting=raw.get("default_setting"),
+        equals_setting=raw.get("equals_setting"),
+        unit=raw.get("unit"),
+        nullable=bool(raw.get("nullable", True)),
+    )
+
+
+def load_contract_file(path: Path) -> Contract:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise _fail(path, f"not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise _fail(path, "must be a mapping")
+    unknown = sorted(set(raw) - _CONTRACT_KEYS)
+    if unknown:
+        raise _fail(path, f"unknown key {unknown[0]!r}")
+    for k in ("name", "kind", "columns"):
+        if k not in raw:
+            raise _fail(path, f"missing {k!r}")
+    if raw["kind"] not in ("source", "table"):
+        raise _fail(path, "kind must be source or table")
+    columns = tuple(_parse_column(path, i, c) for i, c in enumerate(raw["columns"]))
+    names = [c.name for c in columns]
+    if len(set(names)) != len(names):
+        raise _fail(path, "a column name appears twice")
+    key = tuple(raw.get("key") or ())
+    for k in key:
+        if k not in names:
+            raise _fail(path, f"key column {k!r} is not a column")
+    for c in columns:
+        if c.not_before and c.not_before not in names:
+            raise _fail(path, f"column {c.name}: not_before refers to unknown column {c.not_before!r}")
+        if c.range_by and c.range_by[0] not in names:
+            raise _fail(path, f"column {c.name}: range_by refers to unknown column {c.range_by[0]!r}")
+    return Contract(
+        name=raw["name"],
+        kind=raw["kind"],
+        version=int(raw.get("contract_version", 1)),
+        owner=str(raw.get("owner", "")),
+        description=str(raw.get("description", "")).strip(),
+        columns=columns,
+        key=key,
+        optional=bool(raw.get("optional", False)),
+        schema=str(raw.get("schema", "staging" if raw["kind"] == "source" else "analytics")),
+        grain=str(raw.get("grain", "")).strip(),
+        path=path,
+    )
+
+
+@cache
+def all_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, Contract]:
+    contracts = {}
+    for path in sorted(directory.glob("*.yml")):
+        c = load_contract_file(path)
+        if c.name != path.stem:
+            raise _fail(path, f"name {c.name!r} must match the file name")
+        contracts[c.name] = c
+    return contracts
+
+
+def source_contracts() -> dict[str, Contract]:
+    """Landing-source contracts, referenced sources first (accounts before the rest)."""
+    sources = {n: c for n, c in all_contracts().items() if c.kind == "source"}
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        for col in sources[name].columns:
+            if col.references and col.references[0] != name:
+                visit(col.references[0])
+        ordered.append(name)
+
+    for name in sorted(sources):
+        visit(name)
+    return {n: sources[n] for n in ordered}
+
+
+# --- compiling a source contract to DuckDB SQL -------------------------------------------
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def clean_expr(col: ColumnSpec) -> str:
+    """The raw text, trimmed, empty as NULL, case-normalised where the contract says so."""
+    e = f"nullif(trim({quote_ident(col.name)}), '')"
+    if col.normalise == "lower":
+        e = f"lower({e})"
+    elif col.normalise == "upper":
+        e = f"upper({e})"
+    return e
+
+
+def parse_expr(col: ColumnSpec, clean: str, settings_values: dict[str, str]) -> str:
+    """SQL that turns the cleaned text into the column's type; NULL where it does not parse."""
+    if col.default_setting:
+        # Bound later as a named parameter so values never enter the SQL text.
+        clean = f"coalesce({clean}, ${col.default_setting})"
+    t = col.type
+    if t == "text":
+        return clean
+    if t == "integer":
+        return f"try_cast({clean} as bigint)"
+    if t in ("decimal", "double"):
+        return f"try_cast({clean} as {SQL_TYPES[t]})"
+    if t == "boolean":
+        return f"try_cast({clean} as boolean)"
+    if t == "timestamp":
+        return f"try_cast({clean} as timestamptz)"
+    if t == "date":
+        return f"coalesce(try_cast({clean} as date), try_cast(try_cast({clean} as timestamptz) as date))"
+    if t == "month":
+        return (
+            "cast(date_trunc('month', coalesce("
+            f"try_cast({clean} as date), "
+            f"try_cast(try_strptime({clean}, '%Y-%m') as date), "
+            f"try_cast(try_cast({clean} as timestamptz) as date))) as date)"
+        )
+    raise AssertionError(t)
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """One row-level rule on one column: a SQL predicate true for the rows that break it."""
+
+    column: str
+    rule: str
+    violation_sql: str  # over the candidate table: typed columns by name, text as "<col>__raw"
+    detail_sql: str  # a human sentence, as SQL
+
+
+def row_rules(contract: Contract) -> list[RowRule]:
+    """Every rule that can be decided from one row alone, in contract order."""
+    rules: list[RowRule] = []
+    for c in contract.columns:
+        q, raw = quote_ident(c.name), quote_ident(c.name + "__raw")
+        if c.required:
+            rules.append(RowRule(c.name, "required", f"{raw} is null", "'value is required'"))
+        if c.type != "text":
+            rules.append(
+                RowRule(
+                    c.name,
+                    "type",
+                    f"{raw} is not null and {q} is null",
+                    f"'not a valid {c.type}'",
+                )
+            )
+        if c.allowed is not None:
+            allowed = ", ".join("'" + v.replace("'", "''") + "'" for v in c.allowed)
+            rules.append(
+                RowRule(
+                    c.name,
+                    "allowed_values",
+                    f"{q} is not null and {q} not in ({allowed})",
+                    f"'must be one of {', '.join(c.allowed)}'",
+                )
+            )
+        if c.min is not None or c.max is not None:
+            conds, words = [], []
+            if c.min is not None:
+                conds.append(f"{q} < {c.min}")
+                words.append(f"at least {c.min:g}")
+            if c.max is not None:
+                conds.append(f"{q} > {c.max}")
+                words.append(f"at most {c.max:g}")
+            rules.append(
+                RowRule(
+                    c.name,
+                    "range",
+                    f"{q} is not null and ({' or '.join(conds)})",
+                    f"'must be {' and '.join(words)}'",
+                )
+            )
+        if c.range_by is not None:
+            by, ranges = c.range_by
+            qb = quote_ident(by)
+            case = " ".join(
+                f"when {qb} = '{cat}' then {q} < {lo:g} or {q} > {hi:g}" for cat, lo, hi in ranges
+            )
+            detail = " ".join(
+                f"when {qb} = '{cat}' then '{cat} scores run from {lo:g} to {hi:g}'"
+                for cat, lo, hi in ranges
+            )
+            rules.append(
+                RowRule(
+                    c.name,
+                    f"range_by_{by}",
+                    f"{q} is not null and coalesce(case {case} end, false)",
+                    f"case {detail} end",
+                )
+            )
+        if c.pattern is not None:
+            pat = c.pattern.replace("'", "''")
+            rules.append(
+                RowRule(
+                    c.name,
+                    "pattern",
+                    f"{q} is not null and not regexp_full_match({q}, '{pat}')",
+                    f"'does not match {pat}'",
+                )
+            )
+        if c.equals_setting is not None:
+            s = c.equals_setting
+            rules.append(
+                RowRule(
+                    c.name,
+                    "reporting_currency" if s == "currency" else f"equals_{s}",
+                    f"{q} is not null and {q} <> ${s}",
+                    f"'differs from the configured ' || '{s} ' || ${s}",
+                )
+            )
+        if c.not_before is not None:
+            qo = quote_ident(c.not_before)
+            rules.append(
+                RowRule(
+                    c.name,
+                    "time_order",
+                    f"{q} is not null and {qo} is not null and {q} < {qo}",
+                    f"'earlier than {c.not_before} ' || {qo}::varchar",
+                )
+            )
+        if c.not_after_as_of:
+            limit = "$as_of" if c.type in ("date", "month") else "($as_of + 1)::timestamptz"
+            cmp = ">" if c.type in ("date", "month") else ">="
+            rules.append(
+                RowRule(
+                    c.name,
+                    "after_as_of",
+                    f"{q} is not null and {q} {cmp} {limit}",
+                    "'after the as-of date ' || $as_of::varchar",
+                )
+            )
+    return rules

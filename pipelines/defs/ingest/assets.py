@@ -1,0 +1,218 @@
+"""Ingest: one raw asset and one staged asset per landing source.
+
+`raw/<source>`      landing files -> raw.<source> (incremental, by content hash)
+`staging/<source>`  raw.<source> -> staging.<source> + analytics.quarantine rows,
+                    with three blocking checks: conservation, agreement of the
+                    two rule engines, and the bad-row share.
+
+The work is in `pipelines.landing`, `pipelines.ingest` and `pipelines.validation`;
+these assets only wire it.
+"""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.contracts import Contract, source_contracts
+from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.ingest import conservation, describe_bad_share, stage_source
+from pipelines.landing import LandingFileError, load_source
+from pipelines.progress import report
+from pipelines.validation import ge_rule_counts
+
+
+def _raw_asset(contract: Contract) -> dg.AssetsDefinition:
+    src = contract.name
+
+    @dg.asset(
+        key=["raw", src],
+        group_name="ingest",
+        kinds={"duckdb"},
+        pool=WAREHOUSE_POOL,
+        description=f"Landing files of `{src}` as read (text), with file and row number.",
+    )
+    def _raw(context: dg.AssetExecutionContext, cxalign: CxalignResource) -> dg.MaterializeResult:
+        settings = cxalign.settings
+        with cxalign.connect() as con:
+            try:
+                rep = load_source(
+                    con,
+                    _landing(cxalign),
+                    contract,
+                    settings.source(src),
+                    settings.ingest.on_missing_file,
+                )
+            except LandingFileError as exc:
+                raise dg.Failure(description=f"{src}: {exc}") from exc
+            total = con.execute(f"select count(*) from raw.{src}").fetchone()[0]
+        if rep.files_seen == 0 and total == 0 and not contract.optional:
+            raise dg.Failure(
+                description=(
+                    f"{src}: no .csv, .csv.gz or .parquet files in {_landing(cxalign) / src}; "
+                    "this source is required"
+                )
+            )
+        if rep.files_missing:
+            verb = "removed their rows" if settings.ingest.on_missing_file == "remove" else "kept"
+            context.log.warning(
+                f"{src}: {len(rep.files_missing)} earlier file(s) no longer in the landing zone "
+                f"({verb}): {', '.join(rep.files_missing[:5])}"
+            )
+        report(
+            context,
+            f"ingest   {src:<17} {rep.files_seen} file(s): {len(rep.files_loaded)} loaded, "
+            f"{rep.files_unchanged} unchanged; {rep.rows_loaded:,} rows read"
+            + (f", {rep.rows_rejected:,} malformed" if rep.rows_rejected else ""),
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "files": rep.files_seen,
+                "files_loaded": len(rep.files_loaded),
+                "files_unchanged": rep.files_unchanged,
+                "rows_loaded": rep.rows_loaded,
+                "rows_malformed": rep.rows_rejected,
+                "dagster/row_count": total,
+            }
+        )
+
+    return _raw
+
+
+def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
+    src = contract.name
+    referenced = sorted(
+        {c.references[0] for c in contract.columns if c.references and c.references[0] != src}
+    )
+    key = dg.AssetKey(["staging", src])
+
+    @dg.asset(
+        key=key,
+        deps=[dg.AssetKey(["raw", src]), *[dg.AssetKey(["staging", r]) for r in referenced]],
+        group_name="ingest",
+        kinds={"duckdb", "great_expectations"},
+        pool=WAREHOUSE_POOL,
+        description=(
+            f"`{src}` typed and normalised, every row passing data contract "
+            f"`data_contracts/{src}.yml` v{contract.version}; the rest in analytics.quarantine."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                "conservation",
+                asset=key,
+                blocking=True,
+                description="rows read = staged + quarantined + identical duplicates",
+            ),
+            dg.AssetCheckSpec(
+                "contract_agreement",
+                asset=key,
+                blocking=True,
+                description="great-expectations counts the same rule breaks as the quarantine",
+            ),
+            dg.AssetCheckSpec(
+                "bad_row_share",
+                asset=key,
+                blocking=True,
+                description="quarantined share of rows within ingest.max_bad_share",
+            ),
+        ],
+    )
+    def _staged(
+        context: dg.AssetExecutionContext, cxalign: CxalignResource
+    ) -> dg.MaterializeResult:
+        settings = cxalign.settings
+        as_of = run_as_of(context)
+        with cxalign.connect() as con:
+            files = con.execute(
+                "select count(*), coalesce(sum(rows_loaded), 0) from raw._files where source = ?",
+                [src],
+            ).fetchone()
+            result = stage_source(
+                con, contract, as_of=as_of, settings=settings, run_id=context.run_id,
+                files=files[0],
+            )  # fmt: skip
+            ge_counts = ge_rule_counts(
+                con,
+                contract,
+                as_of=as_of,
+                currency=settings.currency,
+                batch_rows=settings.ingest.validation_batch_rows,
+            )
+            conserved, counts = conservation(con, context.run_id, src)
+
+        sql_counts = result.row_rule_counts
+        disagreements = {
+            f"{col}.{rule}": {"quarantine": sql_counts.get((col, rule), 0), "great_expectations": n}
+            for (col, rule), n in {**{k: 0 for k in sql_counts}, **ge_counts}.items()
+            if sql_counts.get((col, rule), 0) != ge_counts.get((col, rule), 0)
+        }
+        threshold = settings.ingest.max_bad_share
+        share_ok = result.bad_share <= threshold
+        report(
+            context,
+            f"validate {src:<17} {result.rows_read:,} read = {result.rows_staged:,} staged"
+            f" + {result.rows_quarantined:,} quarantined + {result.rows_duplicate:,} duplicates",
+        )
+        top_rules_md = "\n".join(f"| {c} | {r} | {n:,} |" for c, r, n in result.top_rules)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": result.rows_staged,
+                "rows_read": result.rows_read,
+                "rows_quarantined": result.rows_quarantined,
+                "rows_duplicate": result.rows_duplicate,
+                "as_of": as_of.isoformat(),
+                "contract_version": contract.version,
+                "most_broken_rules": dg.MetadataValue.md(
+                    "| column | rule | rows |\n|---|---|---|\n" + top_rules_md
+                    if top_rules_md
+                    else "no rule broken"
+                ),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="conservation",
+                    passed=conserved,
+                    metadata={k: v if v is not None else -1 for k, v in counts.items()},
+                    description=None
+                    if conserved
+                    else f"{src}: rows do not add up: {counts} (read = staged + quarantined + duplicate)",
+                ),
+                dg.AssetCheckResult(
+                    check_name="contract_agreement",
+                    passed=not disagreements,
+                    metadata={"disagreements": dg.MetadataValue.json(disagreements)},
+                    description=None
+                    if not disagreements
+                    else f"{src}: great-expectations and the quarantine disagree on "
+                    + ", ".join(f"{k} {v}" for k, v in disagreements.items()),
+                ),
+                dg.AssetCheckResult(
+                    check_name="bad_row_share",
+                    passed=share_ok,
+                    metadata={
+                        "bad_share": float(result.bad_share),
+                        "threshold": float(threshold),
+                        "message": describe_bad_share(result, threshold) if not share_ok else "",
+                    },
+                    description=None if share_ok else describe_bad_share(result, threshold),
+                ),
+            ],
+        )
+
+    return _staged
+
+
+def _landing(cxalign: CxalignResource) -> Path:
+    return Path(cxalign.landing_dir)
+
+
+ingest_assets = [
+    asset_def
+    for contract in source_contracts().values()
+    for asset_def in (_raw_asset(contract), _staged_asset(contract))
+]
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=ingest_assets)

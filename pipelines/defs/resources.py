@@ -1,0 +1,68 @@
+"""The one resource every asset uses: where things are, and the settings.
+
+Declared once here. `dagster dev` and the schedule read the locations from the
+environment (CXALIGN_LANDING, CXALIGN_WAREHOUSE, CXALIGN_OUT, CXALIGN_CONFIG);
+`cxalign run` passes them as run configuration of this same resource.
+"""
+
+
+import os
+from datetime import UTC, date, datetime
+from functools import cached_property
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.settings import Settings, load_settings
+from pipelines.warehouse import connect, work_path
+
+AS_OF_TAG = "cxalign/as_of"
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+class CxalignResource(dg.ConfigurableResource):
+    """Landing zone, warehouse and output locations, and the config file."""
+
+    landing_dir: str = "data/landing"
+    warehouse_path: str = "data/warehouse.duckdb"
+    out_dir: str = "data/scorecards"
+    config_path: str = ""
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config_path or None)
+
+    @property
+    def work_db(self) -> Path:
+        return work_path(self.warehouse_path)
+
+    def connect(self):
+        return connect(self.work_db, self.settings.duckdb)
+
+
+def resource_from_env() -> CxalignResource:
+    return CxalignResource(
+        landing_dir=os.environ.get("CXALIGN_LANDING", "data/landing"),
+        warehouse_path=os.environ.get("CXALIGN_WAREHOUSE", "data/warehouse.duckdb"),
+        out_dir=os.environ.get("CXALIGN_OUT", "data/scorecards"),
+        config_path=os.environ.get("CXALIGN_CONFIG", ""),
+    )
+
+
+def run_as_of(context) -> date:
+    """The night's as-of date: the run's tag, else its scheduled date, else today (UTC)."""
+    tags = context.run.tags
+    if AS_OF_TAG in tags:
+        try:
+            return date.fromisoformat(tags[AS_OF_TAG])
+        except ValueError as exc:
+            raise dg.Failure(f"run tag {AS_OF_TAG}={tags[AS_OF_TAG]!r} is not a date (YYYY-MM-DD)") from exc
+    scheduled = tags.get("dagster/scheduled_execution_time")
+    if scheduled:
+        return datetime.fromisoformat(scheduled).date()
+    return datetime.now(UTC).date()
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources={"cxalign": resource_from_env()})

@@ -1,0 +1,311 @@
+"""Raw -> staged + quarantine, per landing source, in DuckDB.
+
+Every raw row ends in exactly one place:
+
+* `staging.<source>`: typed, normalised (UTC timestamps, months as first day,
+  enumerations in one case), passing every rule of the contract;
+* `analytics.quarantine`: one row per broken rule, naming the file, the data
+  row, the column, the rule and the offending text;
+* absorbed: an exact copy of a staged row under the same key (counted in
+  `analytics.ingest_runs.rows_duplicate`, nothing is lost by dropping it).
+
+All row-level work is SQL over the whole table (one scan per rule), so it scales
+with DuckDB rather than with Python. The order of rules: row rules first (each
+evaluated on every row, so a row lists every rule it breaks), then references
+(against the staged referenced table) and last the key, among the rows that
+passed everything else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+import duckdb
+
+from pipelines.contracts import Contract, clean_expr, parse_expr, quote_ident, row_rules
+from pipelines.settings import Settings
+
+CANDIDATES = "_cx_cand"
+
+
+@dataclass
+class StageResult:
+    source: str
+    rows_read: int
+    rows_staged: int
+    rows_quarantined: int
+    rows_duplicate: int
+    # (column, rule) -> rows breaking it, for the row-level rules only
+    row_rule_counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    top_rules: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def bad_share(self) -> float:
+        return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
+
+
+def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists staging")
+    con.execute("create schema if not exists analytics")
+    con.execute(
+        """
+        create table if not exists analytics.quarantine (
+            source varchar not null,
+            source_file varchar not null,
+            source_row bigint not null,
+            column_name varchar,
+            rule varchar not null,
+            value varchar,
+            detail varchar
+        )
+        """
+    )
+    con.execute(
+        """
+        create table if not exists analytics.ingest_runs (
+            run_id varchar not null,
+            source varchar not null,
+            as_of date not null,
+            rows_read bigint not null,
+            rows_staged bigint not null,
+            rows_quarantined bigint not null,
+            rows_duplicate bigint not null,
+            files bigint not null,
+            files_loaded bigint not null,
+            rows_loaded bigint not null,
+            finished_at timestamptz not null,
+            primary key (run_id, source)
+        )
+        """
+    )
+
+
+def _params(sql: str, available: dict) -> dict:
+    """The named parameters a statement uses (DuckDB refuses unused ones)."""
+    names = set(re.findall(r"\$([a-z_]+)", sql))
+    return {n: available[n] for n in names}
+
+
+def stage_source(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    *,
+    as_of: date,
+    settings: Settings,
+    run_id: str,
+    files: int = 0,
+    files_loaded: int = 0,
+    rows_loaded: int = 0,
+) -> StageResult:
+    """Rebuild staging.<source> and its quarantine rows from raw.<source>.
+
+    Leaves the temp table `_cx_cand` (typed values beside cleaned text, one row
+    per raw row) on the connection for the independent great-expectations pass.
+    """
+    ensure_ops_tables(con)
+    src = contract.name
+    bind = {"as_of": as_of, "currency": settings.currency}
+
+    select_cols = []
+    for c in contract.columns:
+        clean = clean_expr(c)
+        select_cols.append(f"{clean} as {quote_ident(c.name + '__raw')}")
+        select_cols.append(f"{parse_expr(c, clean, {})} as {quote_ident(c.name)}")
+    sql = (
+        f"create or replace temp table {CANDIDATES} as "
+        f"select _source_file, _source_row, {', '.join(select_cols)} from raw.{src}"
+    )
+    con.execute(sql, _params(sql, bind))
+
+    # 1. Row rules, each on every row; malformed CSV records from the load.
+    parts = []
+    for r in row_rules(contract):
+        parts.append(
+            f"select _source_file, _source_row, '{r.column}' as column_name, '{r.rule}' as rule, "
+            f"{quote_ident(r.column + '__raw')} as value, {r.detail_sql} as detail "
+            f"from {CANDIDATES} where {r.violation_sql}"
+        )
+    parts.append(
+        "select source_file, source_row, null, 'malformed_row', csv_line, "
+        "error_type || ': ' || coalesce(error_message, '') "
+        f"from raw._rejects where source = '{src}'"
+    )
+    sql = "create or replace temp table _cx_viol as " + "\nunion all\n".join(parts)
+    con.execute(sql, _params(sql, bind))
+    row_rule_counts = {
+        (col, rule): n
+        for col, rule, n in con.execute(
+            "select column_name, rule, count(*) from _cx_viol "
+            "where rule <> 'malformed_row' group by all"
+        ).fetchall()
+    }
+
+    # 2. References, among rows that passed the row rules.
+    for c in contract.columns:
+        if not c.references:
+            continue
+        ref_table, ref_col = c.references
+        q = quote_ident(c.name)
+        con.execute(
+            f"""
+            insert into _cx_viol
+            select k._source_file, k._source_row, '{c.name}', 'unknown_{c.name}',
+                   k.{quote_ident(c.name + '__raw')},
+                   '{c.name} is not in staging.{ref_table}'
+            from {CANDIDATES} k
+            anti join _cx_viol v using (_source_file, _source_row)
+            where k.{q} is not null
+              and k.{q} not in (select {quote_ident(ref_col)} from staging.{ref_table}
+                                where {quote_ident(ref_col)} is not null)
+            """
+        )
+
+    # 3. The key, among rows that passed everything else: exact copies are
+    #    absorbed (the first by file and row is kept), differing versions are
+    #    all quarantined, since nothing says which one is right.
+    typed = ", ".join(quote_ident(c.name) for c in contract.columns)
+    key = ", ".join(quote_ident(k) for k in contract.key)
+    con.execute(
+        f"""
+        create or replace temp table _cx_ok as
+        select k._source_file, k._source_row, {", ".join("k." + quote_ident(c.name) for c in contract.columns)},
+               hash({typed}) as _content
+        from {CANDIDATES} k anti join _cx_viol v using (_source_file, _source_row)
+        """
+    )
+    rows_duplicate = 0
+    if contract.key:
+        key_raw = " || ', ' || ".join(f"coalesce({quote_ident(k)}::varchar, '')" for k in contract.key)
+        con.execute(
+            f"""
+            create or replace temp table _cx_keys as
+            select {key}, count(*) as n, count(distinct _content) as versions
+            from _cx_ok group by {key} having count(*) > 1
+            """
+        )
+        con.execute(
+            f"""
+            insert into _cx_viol
+            select o._source_file, o._source_row, '{", ".join(contract.key)}',
+                   'conflicting_duplicate', {key_raw},
+                   'key appears ' || k.n || ' times with ' || k.versions || ' different contents'
+            from _cx_ok o join _cx_keys k using ({key})
+            where k.versions > 1
+            """
+        )
+        con.execute(
+            f"""
+            create or replace temp table _cx_dup as
+            select o._source_file, o._source_row from (
+                select o.*, row_number() over (partition by {key}
+                                               order by _source_file, _source_row) as rn
+                from _cx_ok o semi join (select {key} from _cx_keys where versions = 1) using ({key})
+            ) o where rn > 1
+            """
+        )
+        rows_duplicate = con.execute("select count(*) from _cx_dup").fetchone()[0]
+    else:
+        con.execute(
+            "create or replace temp table _cx_dup as select _source_file, _source_row "
+            "from _cx_ok where false"
+        )
+
+    rows_read = con.execute(
+        f"select (select count(*) from raw.{src}) "
+        "+ (select count(*) from raw._rejects where source = ?)",
+        [src],
+    ).fetchone()[0]
+
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            f"""
+            create or replace table staging.{src} as
+            select {typed}, _source_file, _source_row
+            from _cx_ok o
+            anti join _cx_viol v using (_source_file, _source_row)
+            anti join _cx_dup d using (_source_file, _source_row)
+            order by _source_file, _source_row
+            """
+        )
+        con.execute("delete from analytics.quarantine where source = ?", [src])
+        con.execute(
+            "insert into analytics.quarantine select ?, _source_file, _source_row, column_name, "
+            "rule, value, detail from _cx_viol order by _source_file, _source_row, column_name, rule",
+            [src],
+        )
+        rows_staged = con.execute(f"select count(*) from staging.{src}").fetchone()[0]
+        rows_quarantined = con.execute(
+            "select count(*) from (select distinct source_file, source_row "
+            "from analytics.quarantine where source = ?)",
+            [src],
+        ).fetchone()[0]
+        con.execute(
+            "delete from analytics.ingest_runs where run_id = ? and source = ?", [run_id, src]
+        )
+        con.execute(
+            "insert into analytics.ingest_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+            [
+                run_id, src, as_of, rows_read, rows_staged, rows_quarantined, rows_duplicate,
+                files, files_loaded, rows_loaded,
+            ],
+        )  # fmt: skip
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+
+    top = con.execute(
+        "select column_name, rule, count(*) n from analytics.quarantine where source = ? "
+        "group by all order by n desc, rule, column_name limit 5",
+        [src],
+    ).fetchall()
+    return StageResult(
+        source=src,
+        rows_read=rows_read,
+        rows_staged=rows_staged,
+        rows_quarantined=rows_quarantined,
+        rows_duplicate=rows_duplicate,
+        row_rule_counts=row_rule_counts,
+        top_rules=[(c or "(row)", r, n) for c, r, n in top],
+    )
+
+
+def conservation(con: duckdb.DuckDBPyConnection, run_id: str, source: str) -> tuple[bool, dict]:
+    """Recount from the tables themselves: read = staged + quarantined + duplicates."""
+    row = con.execute(
+        f"""
+        select
+            (select count(*) from raw.{source})
+              + (select count(*) from raw._rejects where source = $src) as read,
+            (select count(*) from staging.{source}) as staged,
+            (select count(*) from (select distinct source_file, source_row
+                                   from analytics.quarantine where source = $src)) as quarantined,
+            (select rows_duplicate from analytics.ingest_runs
+              where run_id = $run and source = $src) as duplicate,
+            (select count(*) from staging.{source} s
+              semi join analytics.quarantine q
+                on q.source = $src and q.source_file = s._source_file
+               and q.source_row = s._source_row) as both
+        """,
+        {"src": source, "run": run_id},
+    ).fetchone()
+    counts = dict(zip(["read", "staged", "quarantined", "duplicate", "staged_and_quarantined"], row))
+    ok = (
+        counts["duplicate"] is not None
+        and counts["read"] == counts["staged"] + counts["quarantined"] + counts["duplicate"]
+        and counts["staged_and_quarantined"] == 0
+    )
+    return ok, counts
+
+
+def describe_bad_share(result: StageResult, threshold: float) -> str:
+    rules = "; ".join(f"{col} {rule} ({n:,} rows)" for col, rule, n in result.top_rules[:3])
+    return (
+        f"{result.source}: {result.rows_quarantined:,} of {result.rows_read:,} rows "
+        f"({result.bad_share:.1%}) broke the data contract, above the {threshold:.0%} threshold "
+        f"(ingest.max_bad_share). Most broken rules: {rules}. "
+        f"The rows are in analytics.quarantine with their file, row and rule."
+    )

@@ -1,0 +1,113 @@
+"""The cxalign configuration file (YAML): defaults, validation, loading.
+
+Every setting has a default, so a run needs no file at all. A file only lists
+what it changes; an unknown or mistyped key is an error that names the key, not
+a silently ignored line. The annotated template is `config/cxalign.example.yml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SOURCES = (
+    "accounts",
+    "survey_responses",
+    "support_tickets",
+    "revenue",
+    "churn_events",
+    "support_costs",
+)
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or breaks a rule; the message says where."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSettings(_Strict):
+    # Export header -> canonical column, e.g. {"Ticket ID": "ticket_id"}.
+    columns: dict[str, str] = Field(default_factory=dict)
+    # Character encoding of CSV files (DuckDB names: utf-8, utf-16, latin-1).
+    encoding: str = "utf-8"
+    # Field delimiter of CSV files; None lets DuckDB's sniffer decide.
+    delimiter: str | None = None
+
+
+class IngestSettings(_Strict):
+    # A source whose quarantined share of rows exceeds this fails the run.
+    max_bad_share: float = Field(0.05, ge=0.0, le=1.0)
+    # Rows per batch that great-expectations validates in memory.
+    validation_batch_rows: int = Field(1_000_000, ge=1_000)
+    # A file that was loaded before and is no longer in the landing zone:
+    # keep its rows (exports are often archived after loading) or remove them.
+    on_missing_file: Literal["keep", "remove"] = "keep"
+
+
+class ScheduleSettings(_Strict):
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError(f"cron {v!r} must have five fields (minute hour day month weekday)")
+        return v
+
+
+class DuckDBSettings(_Strict):
+    # e.g. "8GB"; None leaves DuckDB's default (80% of RAM).
+    memory_limit: str | None = None
+    threads: int | None = Field(None, ge=1)
+
+
+class Settings(_Strict):
+    # Reporting currency (ISO-4217). Revenue rows in another currency are
+    # quarantined: MRR in different currencies cannot be summed.
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    ingest: IngestSettings = IngestSettings()
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    schedule: ScheduleSettings = ScheduleSettings()
+    duckdb: DuckDBSettings = DuckDBSettings()
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, v: dict[str, SourceSettings]) -> dict[str, SourceSettings]:
+        unknown = sorted(set(v) - set(SOURCES))
+        if unknown:
+            raise ValueError(f"unknown source {unknown[0]!r}; sources are {', '.join(SOURCES)}")
+        return v
+
+    def source(self, name: str) -> SourceSettings:
+        return self.sources.get(name, SourceSettings())
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate a config file; None gives the defaults."""
+    if path is None:
+        return Settings()
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: must be a mapping of settings at the top level")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"  {where}: {msg}")
+        raise ConfigError(f"config file {path}:\n" + "\n".join(lines)) from None
