@@ -44,10 +44,12 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml demo-data
 	$(BIN)/cxalign run --landing $(LANDING) --warehouse $(WAREHOUSE) --out $(OUT) --as-of $(DEMO_AS_OF)
 
 test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
+	$(BIN)/ruff check pipelines models tests bench
 	$(BIN)/python -m pytest
 
 check-defs: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dg check defs
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipelines models tests bench

@@ -125,7 +125,9 @@ def _run(args) -> int:
         "config_path": str(args.config.resolve()) if args.config else "",
     }
     instance = (
-        dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
     )
     print(f"cxalign run: as of {as_of}, landing {args.landing}")
     started = time.perf_counter()

@@ -120,7 +120,9 @@ def _parse_column(path: Path, i: int, raw: dict) -> ColumnSpec:
     if unknown:
         raise _fail(path, f"column {name}: unknown key {unknown[0]!r}")
     if raw["type"] not in SQL_TYPES:
-        raise _fail(path, f"column {name}: unknown type {raw['type']!r} (one of {sorted(SQL_TYPES)})")
+        raise _fail(
+            path, f"column {name}: unknown type {raw['type']!r} (one of {sorted(SQL_TYPES)})"
+        )
     range_by = None
     if "range_by" in raw:
         rb = raw["range_by"]
@@ -187,9 +189,13 @@ def load_contract_file(path: Path) -> Contract:
             raise _fail(path, f"key column {k!r} is not a column")
     for c in columns:
         if c.not_before and c.not_before not in names:
-            raise _fail(path, f"column {c.name}: not_before refers to unknown column {c.not_before!r}")
+            raise _fail(
+                path, f"column {c.name}: not_before refers to unknown column {c.not_before!r}"
+            )
         if c.range_by and c.range_by[0] not in names:
-            raise _fail(path, f"column {c.name}: range_by refers to unknown column {c.range_by[0]!r}")
+            raise _fail(
+                path, f"column {c.name}: range_by refers to unknown column {c.range_by[0]!r}"
+            )
     return Contract(
         name=raw["name"],
         kind=raw["kind"],

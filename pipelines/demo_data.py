@@ -175,7 +175,7 @@ def generate(
         wobble = AR_RHO * wobble + np.sqrt(1 - AR_RHO**2) * rng.normal(0, WOBBLE_SD, n)
         x = execution + acct_effect + wobble
 
-        def ts_in_month(k: int) -> np.ndarray:  # whole seconds, as exports have them
+        def ts_in_month(k: int, m0=m0, m1=m1) -> np.ndarray:  # whole seconds, as exports have them
             return m0 + (rng.random(k) * (m1 - m0) // 1e6).astype(np.int64) * 1_000_000
 
         # Tickets and their handling.
@@ -290,7 +290,8 @@ def generate(
         slot = t % LINK_WINDOW
         have = history_n[idx] > 0
         mean_hist = np.where(
-            have, history.sum(axis=0)[idx] / np.maximum(np.minimum(history_n[idx], LINK_WINDOW), 1),
+            have,
+            history.sum(axis=0)[idx] / np.maximum(np.minimum(history_n[idx], LINK_WINDOW), 1),
             x[idx],
         )
         z_hist = (mean_hist - execution[idx] - 0.0) / np.sqrt(ACCOUNT_SD**2 + WOBBLE_SD**2 / 2)
@@ -330,7 +331,9 @@ def generate(
         expand = r < p_exp
         contract = ~expand & (r < p_exp + p_con)
         step = rng.uniform(0.1, 0.35, len(stay))
-        mrr[stay] = np.round(mrr[stay] * np.where(expand, 1 + step, np.where(contract, 1 - step, 1)), 2)
+        mrr[stay] = np.round(
+            mrr[stay] * np.where(expand, 1 + step, np.where(contract, 1 - step, 1)), 2
+        )
 
         history[slot] = x
         history_n += 1

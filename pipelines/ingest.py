@@ -152,7 +152,7 @@ def stage_source(
             f"""
             insert into _cx_viol
             select k._source_file, k._source_row, '{c.name}', 'unknown_{c.name}',
-                   k.{quote_ident(c.name + '__raw')},
+                   k.{quote_ident(c.name + "__raw")},
                    '{c.name} is not in staging.{ref_table}'
             from {CANDIDATES} k
             anti join _cx_viol v using (_source_file, _source_row)
@@ -177,7 +177,9 @@ def stage_source(
     )
     rows_duplicate = 0
     if contract.key:
-        key_raw = " || ', ' || ".join(f"coalesce({quote_ident(k)}::varchar, '')" for k in contract.key)
+        key_raw = " || ', ' || ".join(
+            f"coalesce({quote_ident(k)}::varchar, '')" for k in contract.key
+        )
         con.execute(
             f"""
             create or replace temp table _cx_keys as
@@ -292,7 +294,13 @@ def conservation(con: duckdb.DuckDBPyConnection, run_id: str, source: str) -> tu
         """,
         {"src": source, "run": run_id},
     ).fetchone()
-    counts = dict(zip(["read", "staged", "quarantined", "duplicate", "staged_and_quarantined"], row))
+    counts = dict(
+        zip(
+            ["read", "staged", "quarantined", "duplicate", "staged_and_quarantined"],
+            row,
+            strict=True,
+        )
+    )
     ok = (
         counts["duplicate"] is not None
         and counts["read"] == counts["staged"] + counts["quarantined"] + counts["duplicate"]

@@ -186,11 +186,13 @@ def _load_file(
 
     rejects: list[tuple] = []
     if not is_parquet:
+        # One row per rejected record (DuckDB reports each missing column separately).
         rejects = con.execute(
-            "select line - 1, error_type::varchar, error_message, csv_line "
-            "from _cx_reject_errors order by line"
+            "select line - 1, string_agg(distinct error_type::varchar, ', ' order by "
+            "error_type::varchar), min(error_message), min(csv_line) "
+            "from _cx_reject_errors group by line order by line"
         ).fetchall()
-        bad_encoding = [r for r in rejects if r[1] == "INVALID ENCODING"]
+        bad_encoding = [r for r in rejects if "INVALID ENCODING" in r[1]]
         if bad_encoding:
             raise LandingFileError(
                 f"{rel}: not valid {settings.encoding} text (first at data row "

@@ -103,7 +103,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: must be a mapping of settings at the top level")
     try:
-        return Settings.model_validate(data)
+        return Settings.model_validate(_drop_nulls(data))
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -111,3 +111,10 @@ def load_settings(path: str | Path | None = None) -> Settings:
             msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
             lines.append(f"  {where}: {msg}")
         raise ConfigError(f"config file {path}:\n" + "\n".join(lines)) from None
+
+
+def _drop_nulls(data):
+    """An empty section or a key left as null means "the default"."""
+    if isinstance(data, dict):
+        return {k: _drop_nulls(v) for k, v in data.items() if v is not None}
+    return data

@@ -49,6 +49,8 @@ def _gx():
 def expectations_for(contract: Contract, as_of: date, currency: str) -> list:
     """The contract's row rules as great-expectations Expectations (meta names the rule)."""
     gxe = _gx().expectations
+    from great_expectations.expectations.row_conditions import Column
+
     out = []
 
     def add(exp_cls, rule_column: str, rule: str, **kw):
@@ -64,8 +66,7 @@ def expectations_for(contract: Contract, as_of: date, currency: str) -> list:
                 c.name,
                 "type",
                 column=c.name,
-                row_condition=f"{raw}.notnull()",
-                condition_parser="pandas",
+                row_condition=Column(name=raw).is_not_null(),
             )
         if c.allowed is not None:
             add(gxe.ExpectColumnValuesToBeInSet, c.name, "allowed_values",
@@ -83,14 +84,17 @@ def expectations_for(contract: Contract, as_of: date, currency: str) -> list:
                     column=c.name,
                     min_value=lo,
                     max_value=hi,
-                    row_condition=f'{by}=="{cat}"',
-                    condition_parser="pandas",
+                    row_condition=Column(name=by) == cat,
                 )
         if c.pattern is not None:
             add(gxe.ExpectColumnValuesToMatchRegex, c.name, "pattern",
                 column=c.name, regex=c.pattern)  # fmt: skip
         if c.equals_setting is not None:
-            rule = "reporting_currency" if c.equals_setting == "currency" else f"equals_{c.equals_setting}"
+            rule = (
+                "reporting_currency"
+                if c.equals_setting == "currency"
+                else f"equals_{c.equals_setting}"
+            )
             add(gxe.ExpectColumnValuesToBeInSet, c.name, rule, column=c.name, value_set=[currency])
         if c.not_before is not None:
             add(
@@ -146,14 +150,16 @@ def ge_rule_counts(
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     asset = ctx.data_sources.add_pandas(name="candidates").add_dataframe_asset(name=contract.name)
     batch_def = asset.add_batch_definition_whole_dataframe("batch")
-    suite = ctx.suites.add(gx.ExpectationSuite(name=f"{contract.name}_contract_v{contract.version}"))
+    suite = ctx.suites.add(
+        gx.ExpectationSuite(name=f"{contract.name}_contract_v{contract.version}")
+    )
     for exp in expectations_for(contract, as_of, currency):
         suite.add_expectation(exp)
     validation = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=f"{contract.name}_rows", data=batch_def, suite=suite)
     )
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    reader = con.execute(_frame_select(contract)).fetch_record_batch(batch_rows)
+    reader = con.execute(_frame_select(contract)).to_arrow_reader(batch_rows)
     for batch in reader:
         if batch.num_rows == 0:
             continue
@@ -177,7 +183,9 @@ def _raised(info: dict | None) -> str | None:
     """The error message if GE raised while evaluating (its info is flat or keyed by metric)."""
     if not info:
         return None
-    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    entries = (
+        [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    )
     for e in entries:
         if e.get("raised_exception"):
             return str(e.get("exception_message"))

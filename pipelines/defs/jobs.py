@@ -1,6 +1,5 @@
 """The nightly job (every asset) and its schedule."""
 
-
 from datetime import datetime
 
 import dagster as dg

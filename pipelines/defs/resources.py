@@ -5,7 +5,6 @@ environment (CXALIGN_LANDING, CXALIGN_WAREHOUSE, CXALIGN_OUT, CXALIGN_CONFIG);
 `cxalign run` passes them as run configuration of this same resource.
 """
 
-
 import os
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -56,7 +55,9 @@ def run_as_of(context) -> date:
         try:
             return date.fromisoformat(tags[AS_OF_TAG])
         except ValueError as exc:
-            raise dg.Failure(f"run tag {AS_OF_TAG}={tags[AS_OF_TAG]!r} is not a date (YYYY-MM-DD)") from exc
+            raise dg.Failure(
+                f"run tag {AS_OF_TAG}={tags[AS_OF_TAG]!r} is not a date (YYYY-MM-DD)"
+            ) from exc
     scheduled = tags.get("dagster/scheduled_execution_time")
     if scheduled:
         return datetime.fromisoformat(scheduled).date()

@@ -9,7 +9,6 @@ The work is in `pipelines.landing`, `pipelines.ingest` and `pipelines.validation
 these assets only wire it.
 """
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -128,7 +127,7 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
                 [src],
             ).fetchone()
             result = stage_source(
-                con, contract, as_of=as_of, settings=settings, run_id=context.run_id,
+                con, contract, as_of=as_of, settings=settings, run_id=context.run.run_id,
                 files=files[0],
             )  # fmt: skip
             ge_counts = ge_rule_counts(
@@ -138,7 +137,7 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
                 currency=settings.currency,
                 batch_rows=settings.ingest.validation_batch_rows,
             )
-            conserved, counts = conservation(con, context.run_id, src)
+            conserved, counts = conservation(con, context.run.run_id, src)
 
         sql_counts = result.row_rule_counts
         disagreements = {

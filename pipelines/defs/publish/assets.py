@@ -4,7 +4,6 @@ Runs last; Dagster runs it only when every upstream asset materialised and every
 blocking check passed, so a failed night leaves the previous warehouse in place.
 """
 
-
 import dagster as dg
 
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource

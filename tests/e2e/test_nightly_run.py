@@ -1,0 +1,207 @@
+"""The nightly job end to end: real Dagster materialisations on temporary DuckDB files."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import duckdb
+import pytest
+
+from tests.conftest import FIXTURES, run_cli, table_contents, write_config
+
+pytestmark = pytest.mark.slow
+
+BAD = FIXTURES / "bad_landing"
+
+
+def _expected_quarantine() -> list[tuple]:
+    with open(FIXTURES / "bad_landing_expected_quarantine.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    null = lambda v: None if v == "NULL" else v  # noqa: E731
+    return sorted(
+        (r["source"], r["source_file"], int(r["source_row"]), null(r["column_name"]), r["rule"],
+         null(r["value"]))
+        for r in rows
+    )  # fmt: skip
+
+
+def test_bad_input_corpus_lands_in_quarantine_exactly(tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(BAD, landing)
+    config = write_config(tmp_path / "cx.yml", "ingest:\n  max_bad_share: 1.0\n")
+
+    assert run_cli(landing, tmp_path, "2025-01-01", config) == 0
+
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    got = sorted(
+        con.execute(
+            "select source, source_file, source_row, column_name, rule, value "
+            "from analytics.quarantine"
+        ).fetchall()
+    )
+    assert got == _expected_quarantine()
+
+    # Conservation, per source: read = staged + quarantined + identical duplicates.
+    runs = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "select source, rows_read, rows_staged, rows_quarantined, rows_duplicate "
+            "from analytics.ingest_runs"
+        ).fetchall()
+    }
+    assert runs == {
+        "accounts": (9, 3, 5, 1),
+        "survey_responses": (12, 2, 10, 0),
+        "support_tickets": (6, 1, 5, 0),
+        "revenue": (10, 1, 8, 1),
+        "churn_events": (4, 1, 3, 0),
+        "support_costs": (4, 1, 3, 0),
+    }
+    # What survived is typed and normalised: UTC, lower-case enums, months as first day.
+    assert con.execute(
+        "select response_id, survey_type, score, responded_at::varchar, comment "
+        "from staging.survey_responses order by 1"
+    ).fetchall() == [
+        ("R1", "nps", 9, "2024-03-01 10:00:00+00", "great"),
+        ("R11", "csat", 5, "2024-04-01 10:00:00+00", "multi\nline comment"),
+    ]
+    assert con.execute(
+        "select account_id, month::varchar, mrr, currency from staging.revenue"
+    ).fetchall() == [("A1", "2024-03-01", pytest.approx(100), "USD")]
+    # Every quarantined or absorbed row is accounted for by the blocking check's recount.
+    con.close()
+
+
+def test_bad_share_above_threshold_fails_and_publishes_nothing(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    shutil.copytree(BAD, landing)
+
+    assert run_cli(landing, tmp_path, "2025-01-01") == 1
+
+    err = capsys.readouterr().err
+    assert "accounts: 5 of 9 rows (55.6%) broke the data contract" in err
+    assert "above the 5% threshold" in err
+    assert "Most broken rules:" in err and "conflicting_duplicate (2 rows)" in err
+    assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def test_rerun_changes_nothing_and_new_files_add_only_their_rows(demo_copy, tmp_path):
+    landing = demo_copy
+    assert run_cli(landing, tmp_path, "2026-11-01") == 0
+    first = table_contents(tmp_path / "warehouse.duckdb", exclude=("analytics.ingest_runs",))
+
+    assert run_cli(landing, tmp_path, "2026-11-01") == 0
+    second = table_contents(tmp_path / "warehouse.duckdb", exclude=("analytics.ingest_runs",))
+    assert second == first
+
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    runs = con.execute(
+        "select run_id, source, rows_read, rows_staged, rows_quarantined, rows_duplicate, "
+        "files_loaded from analytics.ingest_runs order by finished_at"
+    ).fetchall()
+    con.close()
+    per_run = {}
+    for run_id, *rest in runs:
+        per_run.setdefault(run_id, []).append(tuple(rest))
+    assert len(per_run) == 2
+    a, b = per_run.values()
+    assert [r[:5] for r in a] == [r[:5] for r in b]  # same counts both nights
+
+    # A new file adds exactly its rows.
+    new = landing / "churn_events" / "late.csv"
+    new.write_text(
+        "account_id,churned_at,churn_type,reason\nACC-0000001,2026-10-31,voluntary,late\n"
+    )
+    assert run_cli(landing, tmp_path, "2026-11-01") == 0
+    third = table_contents(tmp_path / "warehouse.duckdb", exclude=("analytics.ingest_runs",))
+    added = set(third["staging.churn_events"]) - set(first["staging.churn_events"])
+    assert len(third["staging.churn_events"]) == len(first["staging.churn_events"]) + 1
+    assert [r[0] for r in added] == ["ACC-0000001"]
+    for table in ("staging.support_tickets", "staging.revenue", "raw.support_tickets"):
+        assert third[table] == first[table]
+
+    # A changed file replaces its earlier rows rather than adding to them.
+    new.write_text(
+        "account_id,churned_at,churn_type,reason\nACC-0000002,2026-10-30,involuntary,card\n"
+    )
+    assert run_cli(landing, tmp_path, "2026-11-01") == 0
+    fourth = table_contents(tmp_path / "warehouse.duckdb", exclude=("analytics.ingest_runs",))
+    assert len(fourth["staging.churn_events"]) == len(first["staging.churn_events"]) + 1
+    added = set(fourth["staging.churn_events"]) - set(first["staging.churn_events"])
+    assert [r[:3] for r in added][0][0] == "ACC-0000002"
+
+
+def test_missing_optional_source_is_fine(demo_copy, tmp_path):
+    shutil.rmtree(demo_copy / "support_costs")
+    assert run_cli(demo_copy, tmp_path, "2026-11-01") == 0
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    assert con.execute("select count(*) from staging.support_costs").fetchone()[0] == 0
+    con.close()
+
+
+def test_missing_required_source_fails_with_its_name(demo_copy, tmp_path, capsys):
+    shutil.rmtree(demo_copy / "churn_events")
+    assert run_cli(demo_copy, tmp_path, "2026-11-01") == 1
+    assert "churn_events: no .csv, .csv.gz or .parquet files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("garbage.csv", bytes(range(256)) * 40, "support_tickets/garbage.csv: cannot be read"),
+        (
+            "latin1.csv",
+            "ticket_id,account_id,created_at\nT9,ACC-0000001,Café\n".encode("latin-1"),
+            "support_tickets/latin1.csv: not valid utf-8 text",
+        ),
+        (
+            "no_account.csv",
+            b"ticket_id,created_at\nT9,2026-10-01\n",
+            "support_tickets/no_account.csv: missing required column(s) account_id",
+        ),
+    ],
+)
+def test_unreadable_files_fail_with_file_name_and_reason(
+    demo_copy, tmp_path, capsys, name, content, message
+):
+    (demo_copy / "support_tickets" / name).write_bytes(content)
+    assert run_cli(demo_copy, tmp_path, "2026-11-01") == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def test_column_mapping_from_config(demo_copy, tmp_path):
+    path = demo_copy / "churn_events" / "churn_events.csv"
+    text = path.read_text().replace("account_id,churned_at", "Customer Ref,Cancelled On", 1)
+    path.write_text(text)
+    config = write_config(
+        tmp_path / "cx.yml",
+        "sources:\n  churn_events:\n    columns:\n      Customer Ref: account_id\n"
+        "      Cancelled On: churned_at\n",
+    )
+    assert run_cli(demo_copy, tmp_path, "2026-11-01", config) == 0
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    n = con.execute("select count(*) from staging.churn_events").fetchone()[0]
+    assert n == len(text.strip().splitlines()) - 1
+    con.close()
+
+
+def test_rule_engines_disagreeing_stops_the_run(tmp_path, monkeypatch, capsys):
+    """If the SQL quarantine misreads a rule, great-expectations' count exposes it."""
+    import pipelines.ingest as ingest
+
+    real = ingest.row_rules
+
+    def without_reopens_range(contract):
+        return [r for r in real(contract) if (r.column, r.rule) != ("reopens", "range")]
+
+    monkeypatch.setattr(ingest, "row_rules", without_reopens_range)
+    landing = tmp_path / "landing"
+    shutil.copytree(BAD, landing)
+    config = write_config(tmp_path / "cx.yml", "ingest:\n  max_bad_share: 1.0\n")
+    assert run_cli(landing, tmp_path, "2025-01-01", config) == 1
+    err = capsys.readouterr().err
+    assert "support_tickets: great-expectations and the quarantine disagree on reopens.range" in err
+    assert not (tmp_path / "warehouse.duckdb").exists()

@@ -1,0 +1,119 @@
+"""Landing files -> raw: row numbers, formats, incremental loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from pipelines.contracts import source_contracts
+from pipelines.landing import LandingFileError, load_source
+from pipelines.settings import SourceSettings
+
+CHURN = source_contracts()["churn_events"]
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    yield c
+    c.close()
+
+
+def _landing(tmp_path: Path, name: str, data: bytes) -> Path:
+    (tmp_path / "churn_events").mkdir(exist_ok=True)
+    (tmp_path / "churn_events" / name).write_bytes(data)
+    return tmp_path
+
+
+def test_data_row_numbers_survive_malformed_and_multiline_records(con, tmp_path):
+    text = (
+        "account_id,churned_at,churn_type,reason\n"
+        "A1,2024-01-01,voluntary,r1\n"  # row 1
+        "A2,2024-01-01\n"  # row 2: too few fields
+        'A3,2024-01-01,voluntary,"two\nlines"\n'  # row 3
+        "A4,2024-01-01,voluntary,r4,extra\n"  # row 4: too many
+        "A5,2024-01-01,voluntary,r5\n"  # row 5
+    )
+    landing = _landing(tmp_path, "c.csv", text.encode())
+    rep = load_source(con, landing, CHURN, SourceSettings())
+    assert (rep.rows_loaded, rep.rows_rejected) == (3, 2)
+    assert con.execute("select account_id, _source_row from raw.churn_events order by 2").fetchall() == [
+        ("A1", 1), ("A3", 3), ("A5", 5),
+    ]  # fmt: skip
+    assert con.execute("select source_row, error_type from raw._rejects order by 1").fetchall() == [
+        (2, "MISSING COLUMNS"), (4, "TOO MANY COLUMNS"),
+    ]  # fmt: skip
+
+
+def test_semicolon_files_and_parquet_rows(con, tmp_path):
+    landing = _landing(
+        tmp_path, "eu.csv", b"account_id;churned_at;churn_type\nA1;2024-01-01;voluntary\n"
+    )
+    pl.DataFrame(
+        {"account_id": ["B1", "B2"], "churned_at": ["2024-02-01", "2024-02-02"]}
+    ).write_parquet(landing / "churn_events" / "more.parquet")
+    load_source(con, landing, CHURN, SourceSettings())
+    assert con.execute(
+        "select _source_file, _source_row, account_id, churn_type from raw.churn_events order by 1, 2"
+    ).fetchall() == [
+        ("churn_events/eu.csv", 1, "A1", "voluntary"),
+        ("churn_events/more.parquet", 1, "B1", None),
+        ("churn_events/more.parquet", 2, "B2", None),
+    ]
+
+
+def test_extra_columns_are_kept_in_raw(con, tmp_path):
+    landing = _landing(tmp_path, "c.csv", b"account_id,churned_at,owner\nA1,2024-01-01,amy\n")
+    load_source(con, landing, CHURN, SourceSettings())
+    assert con.execute("select _extra->>'owner' from raw.churn_events").fetchone()[0] == "amy"
+
+
+def test_reload_is_incremental_by_content(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", b"account_id,churned_at\nA1,2024-01-01\n")
+    assert load_source(con, landing, CHURN, SourceSettings()).files_loaded == ["churn_events/a.csv"]
+    rep = load_source(con, landing, CHURN, SourceSettings())
+    assert (rep.files_loaded, rep.files_unchanged) == ([], 1)
+    (landing / "churn_events" / "a.csv").write_bytes(
+        b"account_id,churned_at\nA9,2024-01-01\nA8,2024-01-02\n"
+    )
+    load_source(con, landing, CHURN, SourceSettings())
+    assert sorted(con.execute("select account_id from raw.churn_events").fetchall()) == [
+        ("A8",),
+        ("A9",),
+    ]
+
+
+def test_vanished_file_kept_by_default_removed_on_request(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", b"account_id,churned_at\nA1,2024-01-01\n")
+    load_source(con, landing, CHURN, SourceSettings())
+    (landing / "churn_events" / "a.csv").unlink()
+    rep = load_source(con, landing, CHURN, SourceSettings(), on_missing_file="keep")
+    assert rep.files_missing == ["churn_events/a.csv"]
+    assert con.execute("select count(*) from raw.churn_events").fetchone()[0] == 1
+    load_source(con, landing, CHURN, SourceSettings(), on_missing_file="remove")
+    assert con.execute("select count(*) from raw.churn_events").fetchone()[0] == 0
+
+
+def test_mapping_onto_an_unknown_column_is_an_error(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", b"acct,churned_at\nA1,2024-01-01\n")
+    with pytest.raises(LandingFileError, match="maps onto 'acount_id'"):
+        load_source(con, landing, CHURN, SourceSettings(columns={"acct": "acount_id"}))
+
+
+def test_two_headers_onto_one_column_is_an_error(con, tmp_path):
+    landing = _landing(tmp_path, "a.csv", b"Account ID,account_id,churned_at\nA1,A1,2024-01-01\n")
+    with pytest.raises(LandingFileError, match="both map onto 'account_id'"):
+        load_source(con, landing, CHURN, SourceSettings())
+
+
+def test_latin1_file_reads_when_configured(con, tmp_path):
+    landing = _landing(
+        tmp_path, "a.csv", "account_id,churned_at,reason\nA1,2024-01-01,café\n".encode("latin-1")
+    )
+    with pytest.raises(LandingFileError, match="not valid utf-8 text"):
+        load_source(con, landing, CHURN, SourceSettings())
+    load_source(con, landing, CHURN, SourceSettings(encoding="latin-1"))
+    assert con.execute("select reason from raw.churn_events").fetchone()[0] == "café"

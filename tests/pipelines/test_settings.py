@@ -1,0 +1,40 @@
+import pytest
+
+from pipelines.settings import ConfigError, Settings, load_settings
+
+
+def test_defaults_without_a_file():
+    s = load_settings(None)
+    assert s.ingest.max_bad_share == 0.05
+    assert s.currency == "USD"
+    assert s.schedule.cron == "0 2 * * *"
+
+
+def test_example_config_is_valid():
+    from pipelines.paths import PROJECT_ROOT
+
+    s = load_settings(PROJECT_ROOT / "config" / "cxalign.example.yml")
+    assert isinstance(s, Settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ingest:\n  max_bad_shar: 0.1\n", "ingest.max_bad_shar: unknown setting"),
+        (
+            "ingest:\n  max_bad_share: 2\n",
+            "ingest.max_bad_share: Input should be less than or equal to 1",
+        ),
+        ("sources:\n  tickets: {}\n", "unknown source 'tickets'"),
+        ("schedule:\n  cron: '0 2 * *'\n", "must have five fields"),
+        ("currency: usd\n", "currency: String should match pattern"),
+        ("- a\n- b\n", "must be a mapping"),
+    ],
+)
+def test_bad_config_names_the_setting(tmp_path, text, message):
+    p = tmp_path / "cx.yml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(p)
+    assert str(p) in str(err.value)
+    assert message in str(err.value)
