@@ -11,6 +11,7 @@ recorded in that instance and shows in `dagster dev`.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, type=Path, help="scorecard output directory")
     run.add_argument("--as-of", type=_date, default=None, help="as-of date (default: today, UTC)")
     run.add_argument("--config", type=Path, default=None, help="YAML config file")
+    run.add_argument(
+        "--timings", type=Path, default=None, help="write per-stage wall times (JSON) to this file"
+    )
 
     demo = sub.add_parser("demo-data", help="write a demo landing zone with planted truth")
     demo.add_argument("--out", required=True, type=Path, help="landing zone directory to write")
@@ -142,10 +146,21 @@ def _run(args) -> int:
             instance=instance,
             raise_on_error=False,
         )
-    elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        steps = _step_seconds(instance, result.run_id)
 
     work = work_path(args.warehouse.resolve())
     _print_ingest_summary(work, result.run_id)
+    if args.timings:
+        args.timings.parent.mkdir(parents=True, exist_ok=True)
+        args.timings.write_text(
+            json.dumps(
+                {"run_id": result.run_id, "success": result.success, "total_seconds": elapsed,
+                 "steps": steps},
+                indent=2,
+            )
+            + "\n"
+        )  # fmt: skip
     if not result.success:
         print(f"\ncxalign run FAILED after {elapsed:.1f}s (run {result.run_id}):", file=sys.stderr)
         for line in _failures(result):
@@ -186,6 +201,23 @@ def _print_ingest_summary(work: Path, run_id: str) -> None:
     print(f"\n{'source':<18}{'read':>12}{'staged':>12}{'quarantined':>13}{'duplicates':>12}")
     for src, read, staged, quar, dup in rows:
         print(f"{src:<18}{read:>12,}{staged:>12,}{quar:>13,}{dup:>12,}")
+
+
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Wall time of each step (asset), from the event log's timestamps."""
+    started: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = entry.timestamp
+        elif (
+            event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started
+        ):
+            seconds[event.step_key] = round(entry.timestamp - started[event.step_key], 3)
+    return seconds
 
 
 def _failures(result) -> list[str]:

@@ -107,30 +107,39 @@ def expectations_for(contract: Contract, as_of: date, currency: str) -> list:
                 ignore_row_if="either_value_is_missing",
             )
         if c.not_after_as_of:
+            # Times reach GE as microseconds since the epoch (UTC): its pandas
+            # engine compares numbers vectorised but maps datetimes row by row.
             if c.type in ("date", "month"):
-                limit = pd.Timestamp(as_of)
+                limit = _epoch_us(as_of)
             else:  # a timestamp on the as-of day itself is allowed
-                limit = pd.Timestamp(as_of + timedelta(days=1)) - pd.Timedelta(microseconds=1)
+                limit = _epoch_us(as_of + timedelta(days=1)) - 1
             add(gxe.ExpectColumnValuesToBeBetween, c.name, "after_as_of",
                 column=c.name, max_value=limit)  # fmt: skip
     return out
 
 
+def _epoch_us(day: date) -> int:
+    return int(pd.Timestamp(day, tz="UTC").value // 1_000)
+
+
 def _frame_select(contract: Contract) -> str:
-    """Candidate columns in types pandas and GE compare as DuckDB does."""
+    """The candidate columns some rule reads, in types GE's pandas engine handles fast."""
     cols = []
     for c in contract.columns:
         q = quote_ident(c.name)
-        if c.type in ("decimal", "double"):
-            expr = f"{q}::double"
-        elif c.type in ("date", "month"):
-            expr = f"{q}::timestamp"
-        elif c.type == "timestamp":
-            expr = f"timezone('UTC', {q})"  # naive UTC: same order, pandas-friendly
-        else:
-            expr = q
-        cols.append(f"{expr} as {q}")
-        cols.append(quote_ident(c.name + "__raw"))
+        needs_value = c.type != "text" or any(
+            (c.allowed, c.pattern, c.equals_setting)
+        ) or any(o.range_by and o.range_by[0] == c.name for o in contract.columns)
+        if needs_value:
+            if c.type in ("decimal", "double"):
+                expr = f"{q}::double"
+            elif c.type in ("date", "month", "timestamp"):
+                expr = f"epoch_us({q}::timestamptz)"  # same order as the times themselves
+            else:
+                expr = q
+            cols.append(f"{expr} as {q}")
+        if c.required or c.type != "text":
+            cols.append(quote_ident(c.name + "__raw"))
     return f"select {', '.join(cols)} from {CANDIDATES}"
 
 
