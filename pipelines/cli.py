@@ -233,6 +233,9 @@ def _failures(result) -> list[str]:
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             err = event.event_specific_data.error
+            # Dagster wraps the asset's exception; show the asset's own.
+            while err.cause is not None and err.cls_name.startswith("Dagster"):
+                err = err.cause
             text = err.message.strip()
             if "blocking asset check" in text:
                 continue  # already explained by the check itself

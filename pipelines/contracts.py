@@ -36,6 +36,7 @@ SQL_TYPES = {
     "text": "varchar",
     "integer": "bigint",
     "decimal": "decimal(18, 4)",
+    "decimal_sum": "decimal(38, 4)",  # sums of decimals: exact, so reconciliations are exact
     "double": "double",
     "date": "date",
     "month": "date",

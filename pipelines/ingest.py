@@ -95,9 +95,6 @@ def stage_source(
     as_of: date,
     settings: Settings,
     run_id: str,
-    files: int = 0,
-    files_loaded: int = 0,
-    rows_loaded: int = 0,
 ) -> StageResult:
     """Rebuild staging.<source> and its quarantine rows from raw.<source>.
 
@@ -214,6 +211,12 @@ def stage_source(
             "from _cx_ok where false"
         )
 
+    files, files_loaded, rows_loaded = con.execute(
+        "select count(*), count(*) filter (where run_id = ?), "
+        "coalesce(sum(rows_loaded + rows_rejected) filter (where run_id = ?), 0) "
+        "from raw._files where source = ?",
+        [run_id, run_id, src],
+    ).fetchone()
     rows_read = con.execute(
         f"select (select count(*) from raw.{src}) "
         "+ (select count(*) from raw._rejects where source = ?)",

@@ -57,10 +57,13 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
             rows_loaded bigint not null,
             rows_rejected bigint not null,
             loaded_at timestamptz not null,
+            run_id varchar,
             primary key (source, source_file)
         )
         """
     )
+    # Working databases from before run_id was recorded.
+    con.execute("alter table raw._files add column if not exists run_id varchar")
     con.execute(
         """
         create table if not exists raw._rejects (
@@ -115,6 +118,7 @@ def load_source(
     contract: Contract,
     settings: SourceSettings,
     on_missing_file: str = "keep",
+    run_id: str | None = None,
 ) -> LoadReport:
     """Bring raw.<source> in line with the source's folder in the landing zone."""
     ensure_raw_schema(con)
@@ -135,7 +139,7 @@ def load_source(
         if known.get(rel) == digest:
             report.files_unchanged += 1
             continue
-        loaded, rejected = _load_file(con, path, rel, digest, contract, settings)
+        loaded, rejected = _load_file(con, path, rel, digest, contract, settings, run_id)
         report.files_loaded.append(rel)
         report.rows_loaded += loaded
         report.rows_rejected += rejected
@@ -159,6 +163,7 @@ def _load_file(
     digest: str,
     contract: Contract,
     settings: SourceSettings,
+    run_id: str | None = None,
 ) -> tuple[int, int]:
     """Load one file into raw.<source>, replacing rows an earlier version left there."""
     is_parquet = path.name.lower().endswith(".parquet")
@@ -247,8 +252,8 @@ def _load_file(
             )
         loaded = con.execute("select count(*) from _cx_load").fetchone()[0]
         con.execute(
-            "insert into raw._files values (?, ?, ?, ?, ?, ?, now())",
-            [contract.name, rel, digest, path.stat().st_size, loaded, len(rejects)],
+            "insert into raw._files values (?, ?, ?, ?, ?, ?, now(), ?)",
+            [contract.name, rel, digest, path.stat().st_size, loaded, len(rejects), run_id],
         )
         con.execute("commit")
     except Exception:

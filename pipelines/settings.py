@@ -50,6 +50,15 @@ class IngestSettings(_Strict):
     on_missing_file: Literal["keep", "remove"] = "keep"
 
 
+class WarehouseSettings(_Strict):
+    # CX features of an account-month come from the `cx_window_months` months
+    # ending `notice_lag_months` before the outcome month (the month after the
+    # row's month). Defaults: the 6 months before the row's month.
+    cx_window_months: int = Field(6, ge=1, le=36)
+    # At least 1: the window must end before the row's month begins.
+    notice_lag_months: int = Field(1, ge=1, le=12)
+
+
 class ScheduleSettings(_Strict):
     cron: str = "0 2 * * *"
     timezone: str = "UTC"
@@ -73,6 +82,7 @@ class Settings(_Strict):
     # quarantined: MRR in different currencies cannot be summed.
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
     ingest: IngestSettings = IngestSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = ScheduleSettings()
     duckdb: DuckDBSettings = DuckDBSettings()

@@ -127,9 +127,11 @@ def _frame_select(contract: Contract) -> str:
     cols = []
     for c in contract.columns:
         q = quote_ident(c.name)
-        needs_value = c.type != "text" or any(
-            (c.allowed, c.pattern, c.equals_setting)
-        ) or any(o.range_by and o.range_by[0] == c.name for o in contract.columns)
+        needs_value = (
+            c.type != "text"
+            or any((c.allowed, c.pattern, c.equals_setting))
+            or any(o.range_by and o.range_by[0] == c.name for o in contract.columns)
+        )
         if needs_value:
             if c.type in ("decimal", "double"):
                 expr = f"{q}::double"

@@ -58,6 +58,35 @@ def session(
         con.close()
 
 
+def record_version(con: duckdb.DuckDBPyConnection, run_id: str, as_of) -> None:
+    """Write analytics.warehouse_version: this run and every analytics table's row count."""
+    con.execute(
+        """
+        create or replace table analytics.warehouse_version (
+            run_id varchar not null,
+            as_of date not null,
+            published_at timestamptz not null,
+            table_name varchar not null,
+            row_count bigint not null
+        )
+        """
+    )
+    tables = [
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'analytics' "
+            "and table_type = 'BASE TABLE' and table_name <> 'warehouse_version' order by 1"
+        ).fetchall()
+    ]
+    now = con.execute("select now()").fetchone()[0]
+    for t in tables:
+        n = con.execute(f'select count(*) from analytics."{t}"').fetchone()[0]
+        con.execute(
+            "insert into analytics.warehouse_version values (?, ?, ?, ?, ?)",
+            [run_id, as_of, now, t, n],
+        )
+
+
 def publish(work: str | Path, warehouse: str | Path) -> Path:
     """Atomically replace the published warehouse with a copy of the working database."""
     work, warehouse = Path(work), Path(warehouse)

@@ -13,6 +13,8 @@ from tests.conftest import FIXTURES, run_cli, table_contents, write_config
 pytestmark = pytest.mark.slow
 
 BAD = FIXTURES / "bad_landing"
+# Logs of the run itself: they gain rows (ingest_runs) or name the run (warehouse_version).
+LOG_TABLES = ("analytics.ingest_runs", "analytics.warehouse_version")
 
 
 def _expected_quarantine() -> list[tuple]:
@@ -89,10 +91,10 @@ def test_bad_share_above_threshold_fails_and_publishes_nothing(tmp_path, capsys)
 def test_rerun_changes_nothing_and_new_files_add_only_their_rows(demo_copy, tmp_path):
     landing = demo_copy
     assert run_cli(landing, tmp_path, "2026-11-01") == 0
-    first = table_contents(tmp_path / "warehouse.duckdb", exclude=("analytics.ingest_runs",))
+    first = table_contents(tmp_path / "warehouse.duckdb", exclude=LOG_TABLES)
 
     assert run_cli(landing, tmp_path, "2026-11-01") == 0
-    second = table_contents(tmp_path / "warehouse.duckdb", exclude=("analytics.ingest_runs",))
+    second = table_contents(tmp_path / "warehouse.duckdb", exclude=LOG_TABLES)
     assert second == first
 
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
@@ -114,7 +116,7 @@ def test_rerun_changes_nothing_and_new_files_add_only_their_rows(demo_copy, tmp_
         "account_id,churned_at,churn_type,reason\nACC-0000001,2026-10-31,voluntary,late\n"
     )
     assert run_cli(landing, tmp_path, "2026-11-01") == 0
-    third = table_contents(tmp_path / "warehouse.duckdb", exclude=("analytics.ingest_runs",))
+    third = table_contents(tmp_path / "warehouse.duckdb", exclude=LOG_TABLES)
     added = set(third["staging.churn_events"]) - set(first["staging.churn_events"])
     assert len(third["staging.churn_events"]) == len(first["staging.churn_events"]) + 1
     assert [r[0] for r in added] == ["ACC-0000001"]
@@ -126,7 +128,7 @@ def test_rerun_changes_nothing_and_new_files_add_only_their_rows(demo_copy, tmp_
         "account_id,churned_at,churn_type,reason\nACC-0000002,2026-10-30,involuntary,card\n"
     )
     assert run_cli(landing, tmp_path, "2026-11-01") == 0
-    fourth = table_contents(tmp_path / "warehouse.duckdb", exclude=("analytics.ingest_runs",))
+    fourth = table_contents(tmp_path / "warehouse.duckdb", exclude=LOG_TABLES)
     assert len(fourth["staging.churn_events"]) == len(first["staging.churn_events"]) + 1
     added = set(fourth["staging.churn_events"]) - set(first["staging.churn_events"])
     assert [r[:3] for r in added][0][0] == "ACC-0000002"

@@ -41,6 +41,7 @@ def _raw_asset(contract: Contract) -> dg.AssetsDefinition:
                     contract,
                     settings.source(src),
                     settings.ingest.on_missing_file,
+                    run_id=context.run.run_id,
                 )
             except LandingFileError as exc:
                 raise dg.Failure(description=f"{src}: {exc}") from exc
@@ -122,14 +123,9 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
         settings = cxalign.settings
         as_of = run_as_of(context)
         with cxalign.connect() as con:
-            files = con.execute(
-                "select count(*), coalesce(sum(rows_loaded), 0) from raw._files where source = ?",
-                [src],
-            ).fetchone()
             result = stage_source(
-                con, contract, as_of=as_of, settings=settings, run_id=context.run.run_id,
-                files=files[0],
-            )  # fmt: skip
+                con, contract, as_of=as_of, settings=settings, run_id=context.run.run_id
+            )
             ge_counts = ge_rule_counts(
                 con,
                 contract,

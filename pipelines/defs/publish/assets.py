@@ -6,29 +6,59 @@ blocking check passed, so a failed night leaves the previous warehouse in place.
 
 import dagster as dg
 
-from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource
+from pipelines.contracts import source_contracts
+from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
 from pipelines.progress import report
-from pipelines.warehouse import publish
+from pipelines.sqlrunner import build_order
+from pipelines.warehouse import publish, record_version
+
+# The ingestion log tables are written by every staged asset; their contracts
+# are checked here, once all sources are staged.
+LOG_TABLES = ("quarantine", "ingest_runs")
 
 
-def published_deps() -> list[dg.AssetKey]:
-    from pipelines.contracts import source_contracts
-
-    return [dg.AssetKey(["staging", s]) for s in source_contracts()]
+def _upstream() -> list[dg.AssetKey]:
+    marts = [dg.AssetKey(m.relation.split(".")) for m in build_order() if m.schema == "analytics"]
+    return [dg.AssetKey(["staging", s]) for s in source_contracts()] + marts
 
 
 @dg.asset(
     key=["warehouse", "published"],
-    deps=published_deps(),
+    deps=_upstream(),
     group_name="publish",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    description="The analysts' DuckDB file, replaced in one atomic rename after a complete night.",
+    description=(
+        "The analysts' DuckDB file: the working database, checkpointed and renamed over the "
+        "published file in one step once every check has passed."
+    ),
 )
 def published_warehouse(
     context: dg.AssetExecutionContext, cxalign: CxalignResource
 ) -> dg.MaterializeResult:
+    contracts = analyst_contracts()
+    with cxalign.connect() as con:
+        record_version(con, context.run.run_id, run_as_of(context))
+        problems = []
+        for name in (*LOG_TABLES, "warehouse_version"):
+            apply_comments(con, contracts[name])
+            problems += conformance_problems(con, contracts[name])
+        versions = con.execute(
+            "select table_name, row_count from analytics.warehouse_version order by 1"
+        ).fetchall()
+    if problems:
+        raise dg.Failure(description="not published: " + "; ".join(problems[:5]))
     path = publish(cxalign.work_db, cxalign.warehouse_path)
     size_mb = path.stat().st_size / 1e6
     report(context, f"publish  {path} ({size_mb:,.1f} MB)")
-    return dg.MaterializeResult(metadata={"path": str(path), "size_mb": round(size_mb, 1)})
+    return dg.MaterializeResult(
+        metadata={
+            "path": str(path),
+            "size_mb": round(size_mb, 1),
+            "tables": dg.MetadataValue.md(
+                "| table | rows |\n|---|---|\n"
+                + "\n".join(f"| analytics.{t} | {n:,} |" for t, n in versions)
+            ),
+        }
+    )

@@ -1,0 +1,118 @@
+"""Run the warehouse SQL: `sql/<layer>/<name>.sql`, one file per table, in dependency order.
+
+Each file is a single `select` (import CTEs, one CTE per step, `select * from
+final`). The runner wraps it in `create or replace` and binds the parameters:
+
+    layer          schema        materialised as
+    staging/       staging       view    (rename, derive per row)
+    intermediate/  intermediate  table   (joins, windows)
+    marts/         analytics     table   (what analysts query)
+
+A file's dependencies are the `staging.`, `intermediate.` and `analytics.`
+tables it names; parameters are `$name` and are always bound, never formatted
+into the text. Importable and testable without Dagster.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from graphlib import TopologicalSorter
+from pathlib import Path
+
+import duckdb
+
+from pipelines.paths import SQL_DIR
+
+LAYERS = {"staging": ("staging", "view"), "intermediate": ("intermediate", "table"),
+          "marts": ("analytics", "table")}  # fmt: skip
+_REF = re.compile(r"\b(staging|intermediate|analytics)\.([a-z_][a-z0-9_]*)\b")
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    layer: str
+    name: str
+    path: Path
+    sql: str
+
+    @property
+    def schema(self) -> str:
+        return LAYERS[self.layer][0]
+
+    @property
+    def materialization(self) -> str:
+        return LAYERS[self.layer][1]
+
+    @property
+    def relation(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def refs(self) -> set[str]:
+        body = _strip_comments(self.sql)
+        return {f"{s}.{t}" for s, t in _REF.findall(body)} - {self.relation}
+
+    @property
+    def params(self) -> set[str]:
+        return set(_PARAM.findall(_strip_comments(self.sql)))
+
+
+def _strip_comments(sql: str) -> str:
+    return re.sub(r"--[^\n]*", "", sql)
+
+
+@cache
+def models(sql_dir: Path = SQL_DIR) -> dict[str, SqlModel]:
+    out = {}
+    for layer in LAYERS:
+        for path in sorted((sql_dir / layer).glob("*.sql")):
+            m = SqlModel(layer, path.stem, path, path.read_text(encoding="utf-8"))
+            out[m.relation] = m
+    return out
+
+
+def build_order(sql_dir: Path = SQL_DIR) -> list[SqlModel]:
+    ms = models(sql_dir)
+    graph = {rel: {r for r in m.refs if r in ms} for rel, m in ms.items()}
+    return [ms[rel] for rel in TopologicalSorter(graph).static_order()]
+
+
+@dataclass(frozen=True)
+class WarehouseParams:
+    """Everything the SQL binds; names match the `$name`s in the files."""
+
+    as_of: date
+    cx_window_months: int = 6
+    notice_lag_months: int = 1
+
+    def as_dict(self) -> dict:
+        return {
+            "as_of": self.as_of,
+            "cx_window_months": self.cx_window_months,
+            "notice_lag_months": self.notice_lag_months,
+        }
+
+
+def build(con: duckdb.DuckDBPyConnection, model: SqlModel, params: WarehouseParams) -> int | None:
+    """Create or replace one model; returns its row count for tables."""
+    con.execute(f"create schema if not exists {model.schema}")
+    available = params.as_dict()
+    missing = model.params - set(available)
+    if missing:
+        raise KeyError(f"{model.path.name} uses unknown parameter(s) {sorted(missing)}")
+    body = model.sql.strip().rstrip(";")
+    con.execute(
+        f"create or replace {model.materialization} {model.relation} as\n{body}",
+        {k: available[k] for k in model.params},
+    )
+    if model.materialization == "table":
+        return con.execute(f"select count(*) from {model.relation}").fetchone()[0]
+    return None
+
+
+def build_all(con: duckdb.DuckDBPyConnection, params: WarehouseParams) -> dict[str, int | None]:
+    return {m.relation: build(con, m, params) for m in build_order()}

@@ -1,0 +1,81 @@
+-- int_account_months: the account-month spine. A month with a revenue row is an
+-- active month. Adds tenure, MRR movement against the previous calendar month,
+-- the MRR change over the three months before, and churn in this and the next month.
+-- Grain: one row per account and active month.
+with
+
+revenue as (
+    select * from staging.stg_revenue
+),
+
+accounts as (
+    select * from staging.stg_accounts
+),
+
+-- One row per account and month with a cancellation (first cancellation wins).
+churn as (
+    select
+        account_id,
+        churn_month,
+        min(churned_at) as churned_at,
+        arg_min(churn_type, churned_at) as churn_type,
+    from staging.stg_churn_events
+    group by all
+),
+
+-- MRR of exactly one and four months earlier (NULL where that month has no row).
+with_history as (
+    select
+        account_id,
+        month,
+        month_idx,
+        mrr,
+        max(mrr) over (
+            partition by account_id order by month_idx
+            range between 1 preceding and 1 preceding
+        ) as mrr_1_month_ago,
+        max(mrr) over (
+            partition by account_id order by month_idx
+            range between 4 preceding and 4 preceding
+        ) as mrr_4_months_ago,
+    from revenue
+),
+
+final as (
+    select
+        -- ids and dimensions
+        h.account_id,
+        a.business_unit,
+        a.segment,
+        a.region,
+        a.plan,
+        h.month,
+        h.month_idx,
+        greatest(datediff('month', a.created_month, h.month), 0) as tenure_months,
+        -- revenue
+        h.mrr,
+        coalesce(h.mrr_1_month_ago, 0) as mrr_prev,
+        case when coalesce(h.mrr_1_month_ago, 0) = 0 then h.mrr else 0 end as mrr_new,
+        case when h.mrr_1_month_ago > 0 then greatest(h.mrr - h.mrr_1_month_ago, 0) else 0 end
+            as mrr_expansion,
+        case when h.mrr_1_month_ago > 0 then greatest(h.mrr_1_month_ago - h.mrr, 0) else 0 end
+            as mrr_contraction,
+        case when h.mrr > 0 then ln(h.mrr) end as log_mrr,
+        case when h.mrr_1_month_ago > 0 and h.mrr_4_months_ago > 0
+            then ln(h.mrr_1_month_ago) - ln(h.mrr_4_months_ago) end as log_mrr_change_prior_3m,
+        -- churn: known only once the month is over by the as-of date
+        (h.month + interval 1 month) <= ($as_of + 1) as is_month_observed,
+        (h.month + interval 2 month) <= ($as_of + 1) as is_next_month_observed,
+        c0.churn_month is not null as churned_this_month,
+        c0.churn_type as churn_type_this_month,
+        c1.churn_month is not null as churned_next_month_any,
+        c1.churn_type as churn_type_next_month,
+    from with_history as h
+    join accounts as a using (account_id)
+    left join churn as c0
+        on c0.account_id = h.account_id and c0.churn_month = h.month
+    left join churn as c1
+        on c1.account_id = h.account_id and c1.churn_month = h.month + interval 1 month
+)
+
+select * from final

@@ -1,0 +1,75 @@
+-- int_cx_events: every CX observation as an event dated when it became known,
+-- so a window that ends before a month can only see what was known by then:
+-- a ticket counts when it is created, its first-response time when the first
+-- response is sent, its resolution, first-contact resolution, reopening and
+-- handle time when it is solved; a survey answer when it is given.
+-- Grain: one row per event (a ticket gives up to three).
+with
+
+tickets as (
+    select * from staging.stg_support_tickets
+),
+
+responses as (
+    select * from staging.stg_survey_responses
+),
+
+ticket_created as (
+    select
+        account_id,
+        year(created_month) * 12 + month(created_month) - 1 as month_idx,
+        1 as tickets,
+        null::double as first_response_minutes,
+        null::double as resolution_minutes,
+        null::double as fcr,
+        null::double as reopened,
+        null::decimal(18, 4) as handle_minutes,
+        null::varchar as nps_category,
+        null::timestamptz as nps_at,
+        null::double as csat_score,
+        null::double as ces_score,
+    from tickets
+),
+
+ticket_first_response as (
+    select
+        account_id,
+        year(first_response_month) * 12 + month(first_response_month) - 1,
+        0, first_response_minutes, null, null, null, null, null, null, null, null,
+    from tickets
+    where first_response_at is not null
+),
+
+ticket_solved as (
+    select
+        account_id,
+        year(solved_month) * 12 + month(solved_month) - 1,
+        0, null, resolution_minutes,
+        first_contact_resolution::int::double,
+        is_reopened::int::double,
+        handle_minutes,
+        null, null, null, null,
+    from tickets
+    where solved_at is not null
+),
+
+survey as (
+    select
+        account_id,
+        year(response_month) * 12 + month(response_month) - 1,
+        0, null, null, null, null, null,
+        nps_category,
+        case when survey_type = 'nps' then responded_at end,
+        case when survey_type = 'csat' then score end,
+        case when survey_type = 'ces' then score end,
+    from responses
+),
+
+final as (
+    select * from ticket_created
+    union all select * from ticket_first_response
+    union all select * from ticket_solved
+    union all select * from survey
+)
+
+select * from final

@@ -1,0 +1,129 @@
+-- unit_month_revenue: the MRR bridge per business unit and for the company, per
+-- month: starting MRR (the month before), + new, + expansion, - contraction,
+-- - churned (voluntary, involuntary) = ending MRR; logo churn; gross and net
+-- revenue retention for the month and over the trailing twelve months (the
+-- accounts billed twelve months earlier: what they bill now, capped at what they
+-- billed then for GRR). The first month of data has no baseline and is left out.
+-- Grain: one row per level (unit | company), business unit and month.
+with
+
+months as (
+    select * from intermediate.int_account_months
+),
+
+churned as (
+    select * from intermediate.int_revenue_churned
+),
+
+scoped_months as (
+    select 'unit' as level, business_unit as scope, * exclude (business_unit) from months
+    union all
+    select 'company', 'All units', * exclude (business_unit) from months
+),
+
+scoped_churned as (
+    select 'unit' as level, business_unit as scope, * exclude (business_unit) from churned
+    union all
+    select 'company', 'All units', * exclude (business_unit) from churned
+),
+
+billed as (
+    select
+        level, scope, month_idx,
+        count(*) as accounts_end,
+        sum(mrr) as ending_mrr,
+        sum(mrr_new) as new_mrr,
+        sum(mrr_expansion) as expansion_mrr,
+        sum(mrr_contraction) as contraction_mrr,
+        count(*) filter (where mrr_new > 0) as new_accounts,
+    from scoped_months
+    group by all
+),
+
+lost as (
+    select
+        level, scope, month_idx,
+        sum(churned_mrr) filter (where churn_type = 'voluntary') as churned_voluntary_mrr,
+        sum(churned_mrr) filter (where churn_type = 'involuntary') as churned_involuntary_mrr,
+        count(*) as churned_accounts,
+        count(*) filter (where churn_type = 'voluntary') as churned_voluntary_accounts,
+        count(*) filter (where churn_type = 'involuntary') as churned_involuntary_accounts,
+    from scoped_churned
+    group by all
+),
+
+-- Trailing twelve months: the cohort billed twelve months before.
+ttm as (
+    select
+        base.level, base.scope, base.month_idx + 12 as month_idx,
+        sum(base.mrr) as ttm_base_mrr,
+        sum(coalesce(now.mrr, 0)) as ttm_cohort_mrr,
+        sum(least(coalesce(now.mrr, 0), base.mrr)) as ttm_cohort_mrr_capped,
+    from scoped_months as base
+    left join scoped_months as now
+        on now.level = base.level and now.scope = base.scope
+       and now.account_id = base.account_id and now.month_idx = base.month_idx + 12
+    group by all
+),
+
+bridge as (
+    select
+        b.level,
+        b.scope,
+        b.month_idx,
+        prev.ending_mrr as starting_mrr,
+        b.new_mrr,
+        b.expansion_mrr,
+        b.contraction_mrr,
+        coalesce(l.churned_voluntary_mrr, 0) as churned_voluntary_mrr,
+        coalesce(l.churned_involuntary_mrr, 0) as churned_involuntary_mrr,
+        b.ending_mrr,
+        prev.accounts_end as accounts_start,
+        b.new_accounts,
+        coalesce(l.churned_accounts, 0) as churned_accounts,
+        coalesce(l.churned_voluntary_accounts, 0) as churned_voluntary_accounts,
+        coalesce(l.churned_involuntary_accounts, 0) as churned_involuntary_accounts,
+        b.accounts_end,
+        t.ttm_base_mrr,
+        t.ttm_cohort_mrr,
+        t.ttm_cohort_mrr_capped,
+    from billed as b
+    join billed as prev
+        on prev.level = b.level and prev.scope = b.scope and prev.month_idx = b.month_idx - 1
+    left join lost as l
+        on l.level = b.level and l.scope = b.scope and l.month_idx = b.month_idx
+    left join ttm as t
+        on t.level = b.level and t.scope = b.scope and t.month_idx = b.month_idx
+),
+
+final as (
+    select
+        level,
+        scope as business_unit,
+        make_date(cast(month_idx // 12 as integer), cast(month_idx % 12 + 1 as integer), 1)
+            as month,
+        starting_mrr,
+        new_mrr,
+        expansion_mrr,
+        contraction_mrr,
+        churned_voluntary_mrr + churned_involuntary_mrr as churned_mrr,
+        churned_voluntary_mrr,
+        churned_involuntary_mrr,
+        ending_mrr,
+        accounts_start,
+        new_accounts,
+        churned_accounts,
+        churned_voluntary_accounts,
+        churned_involuntary_accounts,
+        accounts_end,
+        churned_accounts / accounts_start as logo_churn_rate,
+        (starting_mrr - contraction_mrr - churned_voluntary_mrr - churned_involuntary_mrr)
+            / nullif(starting_mrr, 0) as grr_monthly,
+        (starting_mrr + expansion_mrr - contraction_mrr - churned_voluntary_mrr
+         - churned_involuntary_mrr) / nullif(starting_mrr, 0) as nrr_monthly,
+        ttm_cohort_mrr_capped / nullif(ttm_base_mrr, 0) as grr_ttm,
+        ttm_cohort_mrr / nullif(ttm_base_mrr, 0) as nrr_ttm,
+    from bridge
+)
+
+select * from final
