@@ -1,0 +1,210 @@
+"""Each unit-level metric on a small hand-built warehouse, expected values worked out here."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pytest
+
+from tests.sql.conftest import build_warehouse, make_staging, months_between
+
+Z = 1.959964
+
+
+def acct(account_id, unit, segment="SMB", created=date(2023, 1, 1)):
+    return {"account_id": account_id, "business_unit": unit, "segment": segment,
+            "created_at": created}  # fmt: skip
+
+
+def mrr(account_id, month, amount):
+    return {"account_id": account_id, "month": month, "mrr": amount, "currency": "USD"}
+
+
+def survey(rid, account_id, kind, score, at):
+    return {"response_id": rid, "account_id": account_id, "survey_type": kind, "score": score,
+            "responded_at": at}  # fmt: skip
+
+
+def one(con, sql, *params):
+    return con.execute(sql, list(params)).fetchone()
+
+
+def test_revenue_bridge_grr_nrr_and_logo_churn(con):
+    make_staging(
+        con,
+        accounts=[acct("A1", "U1"), acct("A2", "U1"), acct("A3", "U2"), acct("A4", "U2")],
+        revenue=[
+            mrr("A1", date(2024, 1, 1), 100),
+            mrr("A1", date(2024, 2, 1), 100),
+            mrr("A1", date(2024, 3, 1), 150),
+            mrr("A1", date(2024, 4, 1), 150),
+            mrr("A2", date(2024, 1, 1), 200),
+            mrr("A2", date(2024, 2, 1), 200),
+            mrr("A3", date(2024, 1, 1), 1000),
+            mrr("A3", date(2024, 2, 1), 800),
+            mrr("A3", date(2024, 3, 1), 800),
+            mrr("A3", date(2024, 4, 1), 800),
+            mrr("A4", date(2024, 3, 1), 300),
+            mrr("A4", date(2024, 4, 1), 300),
+        ],  # fmt: skip
+        churn_events=[
+            {"account_id": "A2", "churned_at": date(2024, 2, 20), "churn_type": "voluntary"}
+        ],
+    )
+    build_warehouse(con, date(2024, 5, 1))
+    row = "select {} from analytics.unit_month_revenue where business_unit = ? and month = ?"
+    cols = ("starting_mrr, new_mrr, expansion_mrr, contraction_mrr, churned_voluntary_mrr, "
+            "churned_involuntary_mrr, ending_mrr, accounts_start, churned_accounts, "
+            "logo_churn_rate, grr_monthly, nrr_monthly")  # fmt: skip
+    # U1, March: A1 expands 100 -> 150, A2 (200) is gone (voluntary).
+    got = one(con, row.format(cols), "U1", date(2024, 3, 1))
+    assert [float(x) for x in got[:7]] == [300, 0, 50, 0, 200, 0, 150]
+    assert got[7:9] == (2, 1)
+    assert got[9] == pytest.approx(1 / 2)
+    assert got[10] == pytest.approx((300 - 0 - 200) / 300)
+    assert got[11] == pytest.approx((300 + 50 - 0 - 200) / 300)
+    # U2, February: A3 contracts 1000 -> 800.
+    got = one(con, row.format(cols), "U2", date(2024, 2, 1))
+    assert [float(x) for x in got[:7]] == [1000, 0, 0, 200, 0, 0, 800]
+    assert got[10] == pytest.approx(0.8) and got[11] == pytest.approx(0.8)
+    # Company, March: 1100 + 300 new + 50 expansion - 200 churned = 1250.
+    got = one(con, row.format(cols), "All units", date(2024, 3, 1))
+    assert [float(x) for x in got[:7]] == [1100, 300, 50, 0, 200, 0, 1250]
+    assert got[10] == pytest.approx(900 / 1100) and got[11] == pytest.approx(950 / 1100)
+    # No baseline for the first month of data.
+    assert (
+        one(con, "select count(*) from analytics.unit_month_revenue where month = '2024-01-01'")[0]
+        == 0
+    )
+
+
+def test_trailing_twelve_month_retention(con):
+    months = months_between(date(2023, 1, 1), date(2024, 1, 1))
+    revenue = [mrr("A1", m, 120 if m == date(2024, 1, 1) else 100) for m in months]
+    revenue += [mrr("A2", m, 100) for m in months[:6]]
+    make_staging(con, accounts=[acct("A1", "U1"), acct("A2", "U1")], revenue=revenue)
+    build_warehouse(con, date(2024, 2, 1))
+    grr, nrr = one(
+        con,
+        "select grr_ttm, nrr_ttm from analytics.unit_month_revenue "
+        "where business_unit = 'U1' and month = '2024-01-01'",
+    )
+    # Cohort billed 2023-01: A1 100 + A2 100. Now: A1 120, A2 gone.
+    assert nrr == pytest.approx((120 + 0) / 200)
+    assert grr == pytest.approx((min(120, 100) + 0) / 200)
+    assert (
+        one(
+            con,
+            "select grr_ttm from analytics.unit_month_revenue "
+            "where business_unit = 'U1' and month = '2023-12-01'",
+        )[0]
+        is None
+    )  # less than twelve months of history
+
+
+def test_nps_standard_error_and_interval(con):
+    at = "2024-03-10 12:00:00+00"
+    u1 = [10, 9, 8, 3, 0]  # p = 2/5, d = 2/5
+    u2 = [10, 10, 10, 7]  # p = 3/4, d = 0
+    make_staging(
+        con,
+        accounts=[acct("A1", "U1"), acct("A2", "U2")],
+        revenue=[mrr("A1", date(2024, 3, 1), 10), mrr("A2", date(2024, 3, 1), 10)],
+        survey_responses=[survey(f"a{i}", "A1", "nps", s, at) for i, s in enumerate(u1)]
+        + [survey(f"b{i}", "A2", "nps", s, at) for i, s in enumerate(u2)],
+    )
+    build_warehouse(con, date(2024, 4, 1))
+    q = ("select nps_n, nps, nps_se, nps_ci_low, nps_ci_high from analytics.unit_month_cx "
+         "where business_unit = ? and month = '2024-03-01'")  # fmt: skip
+    n, nps, se, lo, hi = one(con, q, "U1")
+    assert (n, nps) == (5, pytest.approx(0.0))
+    assert se == pytest.approx(100 * math.sqrt((0.4 + 0.4 - 0.0**2) / 5))  # = 40
+    assert (lo, hi) == (pytest.approx(-Z * 40), pytest.approx(Z * 40))
+    n, nps, se, lo, hi = one(con, q, "U2")
+    assert nps == pytest.approx(75.0)
+    expected_se = 100 * math.sqrt((0.75 + 0 - 0.75**2) / 4)
+    assert se == pytest.approx(expected_se)
+    assert lo == pytest.approx(75 - Z * expected_se) and hi == 100  # clipped at 100
+    # Company: the nine answers together.
+    n, nps, *_ = one(con, q, "All units")
+    assert (n, nps) == (9, pytest.approx(100 * (5 - 2) / 9))
+
+
+def test_csat_top2_wilson_interval_and_clustered_mean(con):
+    at = "2024-03-10 12:00:00+00"
+    make_staging(
+        con,
+        accounts=[acct("A1", "U1"), acct("A2", "U1")],
+        revenue=[mrr("A1", date(2024, 3, 1), 10), mrr("A2", date(2024, 3, 1), 10)],
+        survey_responses=[
+            survey("r1", "A1", "csat", 5, at),
+            survey("r2", "A1", "csat", 4, at),
+            survey("r3", "A2", "csat", 4, at),
+            survey("r4", "A2", "csat", 2, at),
+            survey("r5", "A2", "csat", 1, at),
+        ],  # fmt: skip
+    )
+    build_warehouse(con, date(2024, 4, 1))
+    share, lo, hi, mean, se, rate = one(
+        con,
+        "select csat_top2_share, csat_top2_ci_low, csat_top2_ci_high, csat_mean, csat_se, "
+        "response_rate from analytics.unit_month_cx where business_unit = 'U1' and month = '2024-03-01'",
+    )
+    p, n = 3 / 5, 5
+    centre = (p + Z**2 / (2 * n)) / (1 + Z**2 / n)
+    half = Z * math.sqrt(p * (1 - p) / n + Z**2 / (4 * n * n)) / (1 + Z**2 / n)
+    assert share == pytest.approx(0.6)
+    assert lo == pytest.approx(centre - half) and hi == pytest.approx(centre + half)
+    assert (lo, hi) == (pytest.approx(0.2307, abs=1e-4), pytest.approx(0.8824, abs=1e-4))
+    # Mean 16/5; account residual sums +2.6 and -2.6; CR1: sqrt(2/1 * (2.6^2 + 2.6^2)) / 5.
+    assert mean == pytest.approx(3.2)
+    assert se == pytest.approx(math.sqrt(2 * (2.6**2 + 2.6**2)) / 5)
+    assert rate == pytest.approx(1.0)
+
+
+def test_support_medians_skip_unanswered_tickets_and_backlog(con):
+    def ticket(tid, created, minutes_to_response, solved=None, fcr=None):
+        return {
+            "ticket_id": tid, "account_id": "A1", "created_at": created,
+            "first_response_at": None if minutes_to_response is None
+            else f"{created[:10]} {10 + minutes_to_response // 60:02d}:{minutes_to_response % 60:02d}:00+00",
+            "solved_at": solved, "first_contact_resolution": fcr, "reopens": 0, "handle_minutes": 30,
+        }  # fmt: skip
+
+    c = "2024-03-05 10:00:00+00"
+    make_staging(
+        con,
+        accounts=[acct("A1", "U1")],
+        revenue=[mrr("A1", date(2024, 3, 1), 10), mrr("A1", date(2024, 4, 1), 10)],
+        support_tickets=[
+            ticket("t1", c, 10, "2024-03-06 10:00:00+00", True),
+            ticket("t2", c, 20, "2024-04-02 10:00:00+00", False),
+            ticket("t3", c, 30),
+            ticket("t4", c, None),  # no first response yet: not in the medians
+        ],
+    )
+    build_warehouse(con, date(2024, 5, 1))
+    got = one(
+        con,
+        "select tickets, first_response_minutes_median, first_response_minutes_p90, "
+        "resolution_minutes_median, fcr_rate, open_backlog_end, handle_hours, "
+        "tickets_per_100_accounts from analytics.unit_month_support "
+        "where business_unit = 'U1' and month = '2024-03-01'",
+    )
+    assert got[0] == 4
+    assert got[1] == pytest.approx(20.0)  # median of 10, 20, 30
+    assert got[2] == pytest.approx(28.0)  # interpolated 90th percentile of 10, 20, 30
+    assert got[3] == pytest.approx(((24 * 60) + (28 * 24 * 60)) / 2)  # t1: 1 day, t2: 28 days
+    assert got[4] == pytest.approx(0.5)
+    assert got[5] == 3  # t2, t3, t4 open at the end of March
+    assert got[6] == pytest.approx(4 * 30 / 60)
+    assert got[7] == pytest.approx(400.0)
+    assert (
+        one(
+            con,
+            "select open_backlog_end from analytics.unit_month_support "
+            "where business_unit = 'U1' and month = '2024-04-01'",
+        )[0]
+        == 2
+    )  # t2 solved in April
