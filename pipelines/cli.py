@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="file formats to write (default: a mix of csv, csv.gz, parquet)")  # fmt: skip
     demo.add_argument("--bad-row-rate", type=float, default=0.002,
                       help="share of rows broken on purpose, to exercise the quarantine")  # fmt: skip
+    dd = sub.add_parser(
+        "data-dictionary", help="regenerate docs/data_dictionary.md from the contracts"
+    )
+    dd.add_argument(
+        "--out", type=Path, default=None, help="file to write (default docs/data_dictionary.md)"
+    )
     return parser
 
 
@@ -69,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo-data":
         return _demo_data(args)
+    if args.command == "data-dictionary":
+        from pipelines.docs import DICTIONARY, write_data_dictionary
+
+        out = args.out or DICTIONARY
+        write_data_dictionary(out)
+        print(f"wrote {out}")
+        return 0
     return _run(args)
 
 

@@ -169,7 +169,10 @@ def test_no_cx_feature_uses_the_outcome_month_or_later(small_demo, tmp_path, cut
         "where month <= ? order by account_id, month"
     )
     later = query.replace("month <= ?", "month > ?")
-    cut, cut_later = con.execute(query, [cutoff]).fetchall(), con.execute(later, [cutoff]).fetchall()
+    cut, cut_later = (
+        con.execute(query, [cutoff]).fetchall(),
+        con.execute(later, [cutoff]).fetchall(),
+    )
     con.close()
     full = duckdb.connect(str(full_db), read_only=True)
     original, original_later = (
