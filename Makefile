@@ -45,14 +45,14 @@ run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml demo-data
 
 test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
-	$(BIN)/ruff check pipelines models tests bench
+	$(BIN)/ruff check pipelines models tests bench notebooks
 	$(BIN)/python -m pytest
 
 check-defs: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipelines models tests bench
+	$(BIN)/ruff check pipelines models tests bench notebooks
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev
