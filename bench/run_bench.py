@@ -66,10 +66,24 @@ def main() -> int:
     steps = json.loads(timings.read_text())["steps"]
     stages: dict[str, float] = defaultdict(float)
     for step, seconds in steps.items():
-        stage = {"raw": "ingest: read", "staging": "ingest: validate"}.get(
-            step.split("__")[0], step.split("__")[0]
-        )
+        prefix = step.split("__")[0]
+        if prefix == "staging" and step.split("__")[1].startswith("stg_"):
+            prefix = "warehouse"  # the sql/staging views
+        stage = {
+            "raw": "ingest: read",
+            "staging": "ingest: validate",
+            "intermediate": "warehouse",
+            "analytics": "warehouse",
+        }.get(prefix, prefix)
         stages[stage] += seconds
+
+    floor = json.loads(
+        subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "warehouse_floor.py"),
+             str(work / ".cxalign" / "warehouse.work.duckdb")],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    )["floor_seconds"]  # fmt: skip
     con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
     rows_read = con.execute(
         "select sum(rows_read) from analytics.ingest_runs "
@@ -88,6 +102,8 @@ def main() -> int:
         "run_wall_seconds": round(wall, 1),
         "stage_seconds": {k: round(v, 1) for k, v in stages.items()},
         "ingest_rows_per_second": round(rows_read / ingest_s) if ingest_s else None,
+        "warehouse_floor_seconds": floor,
+        "warehouse_over_floor": round(stages["warehouse"] / floor, 2) if floor else None,
         "peak_rss_mb": round(peak_mb),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
