@@ -208,3 +208,30 @@ def test_support_medians_skip_unanswered_tickets_and_backlog(con):
         )[0]
         == 2
     )  # t2 solved in April
+
+
+def test_reconciliations_hold_and_catch_a_broken_bridge(con):
+    from pipelines.marts import reconcile
+
+    months = months_between(date(2024, 1, 1), date(2024, 4, 1))
+    make_staging(
+        con,
+        accounts=[acct("A1", "U1"), acct("A2", "U2")],
+        revenue=[mrr("A1", m, 100 + 10 * i) for i, m in enumerate(months)]
+        + [mrr("A2", m, 50) for m in months[:2]],
+    )
+    build_warehouse(con, date(2024, 5, 1))
+    assert all(not rows for rows in reconcile(con).values())
+
+    con.execute(
+        "update analytics.unit_month_revenue set expansion_mrr = expansion_mrr + 1 "
+        "where business_unit = 'U1' and month = '2024-03-01'"
+    )
+    con.execute("delete from analytics.dim_business_unit where business_unit = 'U2'")
+    broken = {name for name, rows in reconcile(con).items() if rows}
+    assert broken == {"units_sum_to_company", "movements_add_up", "account_months_have_a_known_unit"}
+    con.execute(
+        "update analytics.unit_month_revenue set ending_mrr = ending_mrr + 1 "
+        "where business_unit = 'U1' and month = '2024-02-01'"
+    )
+    assert reconcile(con)["ending_equals_next_starting"]
