@@ -66,34 +66,47 @@ ttm as (
     group by all
 ),
 
+-- Every scope and month after the first month of data in which the scope bills
+-- something or billed something the month before (a unit whose last account
+-- left still has the month that records the loss).
+spine as (
+    select distinct level, scope, month_idx from billed
+    union
+    select distinct level, scope, month_idx + 1 from billed
+    where month_idx + 1 <= (select max(month_idx) from months)
+),
+
 bridge as (
     select
-        b.level,
-        b.scope,
-        b.month_idx,
-        prev.ending_mrr as starting_mrr,
-        b.new_mrr,
-        b.expansion_mrr,
-        b.contraction_mrr,
+        s.level,
+        s.scope,
+        s.month_idx,
+        coalesce(prev.ending_mrr, 0) as starting_mrr,
+        coalesce(b.new_mrr, 0) as new_mrr,
+        coalesce(b.expansion_mrr, 0) as expansion_mrr,
+        coalesce(b.contraction_mrr, 0) as contraction_mrr,
         coalesce(l.churned_voluntary_mrr, 0) as churned_voluntary_mrr,
         coalesce(l.churned_involuntary_mrr, 0) as churned_involuntary_mrr,
-        b.ending_mrr,
-        prev.accounts_end as accounts_start,
-        b.new_accounts,
+        coalesce(b.ending_mrr, 0) as ending_mrr,
+        coalesce(prev.accounts_end, 0) as accounts_start,
+        coalesce(b.new_accounts, 0) as new_accounts,
         coalesce(l.churned_accounts, 0) as churned_accounts,
         coalesce(l.churned_voluntary_accounts, 0) as churned_voluntary_accounts,
         coalesce(l.churned_involuntary_accounts, 0) as churned_involuntary_accounts,
-        b.accounts_end,
+        coalesce(b.accounts_end, 0) as accounts_end,
         t.ttm_base_mrr,
         t.ttm_cohort_mrr,
         t.ttm_cohort_mrr_capped,
-    from billed as b
-    join billed as prev
-        on prev.level = b.level and prev.scope = b.scope and prev.month_idx = b.month_idx - 1
+    from spine as s
+    left join billed as b
+        on b.level = s.level and b.scope = s.scope and b.month_idx = s.month_idx
+    left join billed as prev
+        on prev.level = s.level and prev.scope = s.scope and prev.month_idx = s.month_idx - 1
     left join lost as l
-        on l.level = b.level and l.scope = b.scope and l.month_idx = b.month_idx
+        on l.level = s.level and l.scope = s.scope and l.month_idx = s.month_idx
     left join ttm as t
-        on t.level = b.level and t.scope = b.scope and t.month_idx = b.month_idx
+        on t.level = s.level and t.scope = s.scope and t.month_idx = s.month_idx
+    where s.month_idx > (select min(month_idx) from months)
 ),
 
 final as (
@@ -116,7 +129,7 @@ final as (
         churned_voluntary_accounts,
         churned_involuntary_accounts,
         accounts_end,
-        churned_accounts / accounts_start as logo_churn_rate,
+        churned_accounts / nullif(accounts_start, 0) as logo_churn_rate,
         (starting_mrr - contraction_mrr - churned_voluntary_mrr - churned_involuntary_mrr)
             / nullif(starting_mrr, 0) as grr_monthly,
         (starting_mrr + expansion_mrr - contraction_mrr - churned_voluntary_mrr

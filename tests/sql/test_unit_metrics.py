@@ -229,7 +229,11 @@ def test_reconciliations_hold_and_catch_a_broken_bridge(con):
     )
     con.execute("delete from analytics.dim_business_unit where business_unit = 'U2'")
     broken = {name for name, rows in reconcile(con).items() if rows}
-    assert broken == {"units_sum_to_company", "movements_add_up", "account_months_have_a_known_unit"}
+    assert broken == {
+        "units_sum_to_company",
+        "movements_add_up",
+        "account_months_have_a_known_unit",
+    }
     con.execute(
         "update analytics.unit_month_revenue set ending_mrr = ending_mrr + 1 "
         "where business_unit = 'U1' and month = '2024-02-01'"
