@@ -1,0 +1,216 @@
+"""BG/NBD repeat-purchase model and the Gamma-Gamma spend model, for non-contractual customers.
+
+BG/NBD: Fader, Hardie & Lee (2005), "Counting your customers the easy way", Marketing
+Science. While alive a customer buys at rate lambda ~ Gamma(r, alpha); after each purchase
+she drops out with probability p ~ Beta(a, b). Per customer: x repeat purchases, t_x the
+time of the last one and T the time observed, both from her first purchase.
+
+Gamma-Gamma: Fader & Hardie (2013), "The Gamma-Gamma model of monetary value". Spend per
+transaction ~ Gamma(p, nu), nu ~ Gamma(q, gamma), independent of the purchase process;
+fitted on repeat buyers' mean repeat spend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from scipy.special import betaln, gammaln, hyp2f1
+
+from models.clv._optim import fit_mle
+
+
+class TransactionInputError(ValueError):
+    """A transaction log or summary the models cannot take; the message says where."""
+
+
+def rfm_summary(
+    transactions: pl.DataFrame,
+    calibration_end,
+    customer_col: str = "customer_id",
+    date_col: str = "date",
+    amount_col: str = "amount",
+    period_days: float = 7.0,
+) -> pl.DataFrame:
+    """Raw transactions -> one row per customer: x, t_x, T (in periods) and mean repeat spend.
+
+    Purchases on the same day are one purchase (amounts added). Only transactions up to and
+    including `calibration_end` count; a customer's first purchase day starts her clock and
+    is not a repeat. Customers whose first purchase is after calibration_end are left out.
+    """
+    missing = {customer_col, date_col, amount_col} - set(transactions.columns)
+    if missing:
+        raise TransactionInputError(f"transactions lack column(s) {', '.join(sorted(missing))}")
+    tx = transactions.select(
+        pl.col(customer_col).cast(pl.Utf8).alias("customer_id"),
+        pl.col(date_col).cast(pl.Date).alias("day"),
+        pl.col(amount_col).cast(pl.Float64).alias("amount"),
+    )
+    bad = tx.with_row_index("row").filter(
+        pl.col("customer_id").is_null() | pl.col("day").is_null() | pl.col("amount").is_null()
+        | (pl.col("amount") < 0)
+    )  # fmt: skip
+    if bad.height:
+        r = bad.row(0, named=True)
+        raise TransactionInputError(
+            f"{bad.height} transaction(s) with a missing customer, date or amount, or a negative "
+            f"amount; first at data row {r['row'] + 1}: {r}"
+        )
+    end = pl.lit(calibration_end).cast(pl.Date)
+    days = (
+        tx.filter(pl.col("day") <= end)
+        .group_by("customer_id", "day")
+        .agg(pl.col("amount").sum())
+        .sort("customer_id", "day")
+    )
+    summary = (
+        days.group_by("customer_id")
+        .agg(
+            (pl.len() - 1).alias("x"),
+            pl.col("day").min().alias("first"),
+            pl.col("day").max().alias("last"),
+            pl.col("amount").slice(1).mean().alias("mean_repeat_spend"),
+            pl.col("amount").first().alias("first_spend"),
+        )
+        .with_columns(
+            ((pl.col("last") - pl.col("first")).dt.total_days() / period_days).alias("t_x"),
+            ((end - pl.col("first")).dt.total_days() / period_days).alias("T"),
+            pl.col("mean_repeat_spend").fill_null(0.0),
+        )
+        .sort("customer_id")
+    )
+    return summary.select("customer_id", "x", "t_x", "T", "mean_repeat_spend", "first_spend")
+
+
+def _check_summary(x, t_x, T) -> None:
+    if np.any(x < 0) or np.any(x != np.round(x)):
+        raise TransactionInputError("x (repeat purchases) must be whole numbers >= 0")
+    if np.any(t_x < 0) or np.any(t_x > T + 1e-9):
+        raise TransactionInputError("need 0 <= t_x <= T for every customer")
+    if np.any((x == 0) & (t_x > 0)):
+        raise TransactionInputError("a customer without repeat purchases has t_x = 0")
+
+
+def bgnbd_loglik_terms(params, x, t_x, T) -> np.ndarray:
+    r, alpha, a, b = params
+    ln_a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    ln_a2 = betaln(a, b + x) - betaln(a, b)
+    ln_a3 = -(r + x) * np.log(alpha + T)
+    ln_a4 = np.where(
+        x > 0,
+        betaln(a + 1, b + np.maximum(x, 1) - 1) - betaln(a, b) - (r + x) * np.log(alpha + t_x),
+        -np.inf,
+    )
+    return ln_a1 + np.logaddexp(ln_a2 + ln_a3, ln_a4)
+
+
+@dataclass(frozen=True)
+class BGNBDFit:
+    r: float
+    alpha: float
+    a: float
+    b: float
+    std_errors: dict[str, float]
+    loglik: float
+    customers: int
+
+    @property
+    def params(self) -> tuple[float, float, float, float]:
+        return (self.r, self.alpha, self.a, self.b)
+
+    def p_alive(self, x, t_x, T) -> np.ndarray:
+        r, alpha, a, b = self.params
+        x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+        ratio = np.where(
+            x > 0, a / (b + np.maximum(x, 1) - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0
+        )
+        return 1.0 / (1.0 + ratio)
+
+    def expected_purchases(self, t, x, t_x, T) -> np.ndarray:
+        """E[purchases in (T, T + t] | x, t_x, T] (FHL 2005, eq. 10)."""
+        r, alpha, a, b = self.params
+        x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+        t = np.asarray(t, dtype=float)
+        hyp = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t))
+        numer = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
+        return numer * self.p_alive(x, t_x, T)
+
+    def summary(self) -> dict:
+        return {"r": self.r, "alpha": self.alpha, "a": self.a, "b": self.b,
+                "std_errors": self.std_errors, "loglik": self.loglik,
+                "customers": self.customers}  # fmt: skip
+
+
+def fit_bgnbd(x, t_x, T) -> BGNBDFit:
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    _check_summary(x, t_x, T)
+    if len(x) < 10 or x.sum() == 0:
+        raise TransactionInputError("need at least 10 customers and some repeat purchases")
+    fit = fit_mle(
+        lambda p: -float(np.sum(bgnbd_loglik_terms(p, x, t_x, T))),
+        ("r", "alpha", "a", "b"),
+        np.array([1.0, max(float(np.mean(T)), 1.0), 1.0, 1.0]),
+        "BG/NBD",
+    )
+    p = fit.params
+    return BGNBDFit(p["r"], p["alpha"], p["a"], p["b"], fit.std_errors, fit.loglik, len(x))
+
+
+def gamma_gamma_loglik_terms(params, x, mean_spend) -> np.ndarray:
+    p, q, gamma = params
+    return (
+        gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(gamma)
+        + (p * x - 1) * np.log(mean_spend) + p * x * np.log(x)
+        - (p * x + q) * np.log(gamma + x * mean_spend)
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GammaGammaFit:
+    p: float
+    q: float
+    gamma: float
+    std_errors: dict[str, float]
+    loglik: float
+    customers: int
+
+    def expected_spend(self, x, mean_spend) -> np.ndarray:
+        """E[spend per transaction | x, mean spend]: shrinks her mean towards the population's."""
+        x, z = np.asarray(x, dtype=float), np.asarray(mean_spend, dtype=float)
+        population = self.p * self.gamma / (self.q - 1)
+        own = (self.gamma + x * z) * self.p / (self.p * x + self.q - 1)
+        return np.where(x > 0, own, population)
+
+    def summary(self) -> dict:
+        return {"p": self.p, "q": self.q, "gamma": self.gamma, "std_errors": self.std_errors,
+                "loglik": self.loglik, "customers": self.customers}  # fmt: skip
+
+
+def fit_gamma_gamma(x, mean_spend) -> GammaGammaFit:
+    """Fit on repeat buyers (x > 0) with their mean repeat spend (> 0)."""
+    x, z = np.asarray(x, dtype=float), np.asarray(mean_spend, dtype=float)
+    keep = (x > 0) & (z > 0)
+    if keep.sum() < 10:
+        raise TransactionInputError("Gamma-Gamma needs at least 10 repeat buyers with spend > 0")
+    x, z = x[keep], z[keep]
+    fit = fit_mle(
+        lambda prm: -float(np.sum(gamma_gamma_loglik_terms(prm, x, z))),
+        ("p", "q", "gamma"),
+        np.array([1.0, 2.0, float(np.mean(z))]),
+        "Gamma-Gamma",
+    )
+    prm = fit.params
+    return GammaGammaFit(
+        prm["p"], prm["q"], prm["gamma"], fit.std_errors, fit.loglik, int(keep.sum())
+    )
+
+
+def discounted_expected_purchases(
+    model: BGNBDFit, x, t_x, T, horizon: int, discount_per_period: float
+) -> np.ndarray:
+    """Sum over the next `horizon` periods of each period's expected purchases, discounted."""
+    k = np.arange(1, horizon + 1, dtype=float)[:, None]
+    cumulative = model.expected_purchases(k, x, t_x, T)  # periods x customers
+    per_period = np.diff(np.vstack([np.zeros((1, cumulative.shape[1])), cumulative]), axis=0)
+    return (per_period / (1 + discount_per_period) ** k).sum(axis=0)

@@ -1,0 +1,156 @@
+"""Shifted-beta-geometric (sBG) retention model for contractual customers.
+
+Fader & Hardie (2007), "How to project customer retention", J. Interactive Marketing.
+Each customer renews each period with her own probability 1 - theta, theta ~ Beta(alpha, beta):
+
+    P(T = t) = B(alpha + 1, beta + t - 1) / B(alpha, beta)      t = 1, 2, ...
+    S(t)     = P(T > t) = B(alpha, beta + t) / B(alpha, beta)
+
+T is the period in which the customer leaves (she paid for T periods). Retention rises
+with tenure because the customers likeliest to leave leave first; that is why the naive
+"margin / churn rate" value undervalues long-tenured accounts.
+
+Data are per customer: the periods observed, whether she left, and (for customers who
+were already customers when observation began) the period of entry, which left-truncates
+her contribution. A cohort's survivor counts are the special case without truncation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import betaln, hyp2f1
+
+from models.clv._optim import Fit, fit_mle
+
+
+class SBGInputError(ValueError):
+    """Input that the sBG model cannot take; the message says which and why."""
+
+
+def lifetimes_from_survivors(survivors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cohort survivor counts [n_0, n_1, ..., n_T] -> (periods, churned, count).
+
+    n_0 - n_1 customers left in period 1, ..., n_{T-1} - n_T in period T, and n_T are still
+    customers after period T (right-censored at T).
+    """
+    n = np.asarray(survivors, dtype=float)
+    if n.ndim != 1 or len(n) < 2:
+        raise SBGInputError("survivors needs at least two counts: the cohort size and one period")
+    if np.any(n < 0) or np.any(np.diff(n) > 0):
+        raise SBGInputError("survivor counts must be non-negative and never increase")
+    t = np.arange(1, len(n))
+    lost = n[:-1] - n[1:]
+    periods = np.concatenate([t, [len(n) - 1]])
+    churned = np.concatenate([np.ones(len(t), bool), [False]])
+    counts = np.concatenate([lost, [n[-1]]])
+    keep = counts > 0
+    return periods[keep], churned[keep], counts[keep]
+
+
+def log_survival(t, alpha, beta):
+    return betaln(alpha, beta + t) - betaln(alpha, beta)
+
+
+def log_pmf(t, alpha, beta):
+    return betaln(alpha + 1, beta + t - 1) - betaln(alpha, beta)
+
+
+def neg_loglik(params, periods, churned, counts, entry):
+    alpha, beta = params
+    ll = np.where(
+        churned, log_pmf(periods, alpha, beta), log_survival(periods, alpha, beta)
+    ) - log_survival(entry - 1, alpha, beta)
+    return -float(np.sum(counts * ll))
+
+
+@dataclass(frozen=True)
+class SBGFit:
+    alpha: float
+    beta: float
+    alpha_se: float
+    beta_se: float
+    loglik: float
+    customers: float
+    churn_events: float
+
+    def survival(self, t) -> np.ndarray:
+        """P(still a customer after t periods)."""
+        return np.exp(log_survival(np.asarray(t, dtype=float), self.alpha, self.beta))
+
+    def retention_rate(self, t) -> np.ndarray:
+        """P(renew at the end of period t | renewed t - 1 times) = (beta + t - 1)/(alpha + beta + t - 1)."""
+        t = np.asarray(t, dtype=float)
+        return (self.beta + t - 1) / (self.alpha + self.beta + t - 1)
+
+    def derl(self, discount: float, renewals=0) -> np.ndarray:
+        """Discounted expected residual lifetime (Fader & Hardie 2010, eq. 6).
+
+        For a customer who has renewed `renewals` times (n - 1 = renewals): the expected number
+        of future payments, the next one undiscounted, later ones discounted at `discount` per
+        period.
+        """
+        if discount <= 0:
+            raise SBGInputError("the discount rate per period must be positive")
+        n = np.asarray(renewals, dtype=float) + 1
+        return (
+            (self.beta + n - 1)
+            / (self.alpha + self.beta + n - 1)
+            * hyp2f1(1.0, self.beta + n, self.alpha + self.beta + n, 1.0 / (1.0 + discount))
+        )
+
+    def summary(self) -> dict:
+        return {
+            "alpha": self.alpha, "alpha_se": self.alpha_se, "beta": self.beta,
+            "beta_se": self.beta_se, "loglik": self.loglik, "customers": self.customers,
+            "churn_events": self.churn_events,
+        }  # fmt: skip
+
+
+def fit_sbg(periods, churned, counts=None, entry=None) -> SBGFit:
+    """Fit alpha, beta by maximum likelihood.
+
+    periods: for a customer who left, the period she left in (1 = after the first period);
+             for one still here, the periods completed so far (0 = first period under way).
+    churned: whether she left. counts: customers per row (default 1).
+    entry:   the period in which observation of her began (1 = from the start; a customer
+             first seen in her 13th month has entry 13); she must have survived to it.
+    """
+    periods = np.asarray(periods, dtype=float)
+    churned = np.asarray(churned, dtype=bool)
+    counts = np.ones_like(periods) if counts is None else np.asarray(counts, dtype=float)
+    entry = np.ones_like(periods) if entry is None else np.asarray(entry, dtype=float)
+    if not (len(periods) == len(churned) == len(counts) == len(entry)):
+        raise SBGInputError("periods, churned, counts and entry must have the same length")
+    if len(periods) == 0 or counts.sum() <= 0:
+        raise SBGInputError("no customers to fit")
+    if np.any(~np.isfinite(periods)) or np.any(periods < 0) or np.any(periods != np.round(periods)):
+        raise SBGInputError("periods must be whole numbers >= 0")
+    if np.any(churned & (periods < 1)):
+        raise SBGInputError("a customer who left did so in period 1 or later")
+    if (
+        np.any(entry < 1)
+        or np.any(churned & (entry > periods))
+        or np.any(~churned & (entry - 1 > periods))
+    ):
+        raise SBGInputError("entry must be >= 1 and not after the customer's last observed period")
+    events = float(counts[churned].sum())
+    if events == 0:
+        raise SBGInputError("no customer left: retention cannot be estimated from survivors alone")
+    fit: Fit = fit_mle(
+        lambda p: neg_loglik(p, periods, churned, counts, entry),
+        ("alpha", "beta"),
+        np.array([1.0, 1.0]),
+        "sBG",
+    )
+    return SBGFit(
+        alpha=fit.params["alpha"], beta=fit.params["beta"],
+        alpha_se=fit.std_errors["alpha"], beta_se=fit.std_errors["beta"],
+        loglik=fit.loglik, customers=float(counts.sum()), churn_events=events,
+    )  # fmt: skip
+
+
+def fit_survivors(survivors) -> SBGFit:
+    """Fit a single cohort's survivor counts [n_0, n_1, ..., n_T]."""
+    return fit_sbg(*lifetimes_from_survivors(survivors))
