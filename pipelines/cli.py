@@ -62,6 +62,35 @@ def build_parser() -> argparse.ArgumentParser:
                       help="file formats to write (default: a mix of csv, csv.gz, parquet)")  # fmt: skip
     demo.add_argument("--bad-row-rate", type=float, default=0.002,
                       help="share of rows broken on purpose, to exercise the quarantine")  # fmt: skip
+    clv = sub.add_parser(
+        "clv",
+        help="fit CLV models on a file (BG/NBD + Gamma-Gamma) or on cohort survivors (sBG)",
+        description=(
+            "Either --transactions FILE --calibration-end DATE (a CSV with columns customer_id, "
+            "date, amount): BG/NBD and Gamma-Gamma; or --survival N0,N1,...: the sBG on one "
+            "cohort's survivor counts. --json prints the estimates."
+        ),
+    )
+    source = clv.add_mutually_exclusive_group(required=True)
+    source.add_argument("--transactions", type=Path, help="CSV with customer_id, date, amount")
+    source.add_argument("--survival", help="survivor counts of one cohort, e.g. 1000,631,468")
+    clv.add_argument("--calibration-end", type=_date, help="last day of the calibration period")
+    clv.add_argument("--horizon-weeks", type=_positive, default=52,
+                     help="prediction horizon for --transactions (default 52)")  # fmt: skip
+    clv.add_argument(
+        "--discount", type=float, default=None,
+        help="discount rate per period of the data: per week for --transactions (default: 10%% "
+        "a year, 0.00183), per period for --survival (default 0.10)",
+    )  # fmt: skip
+    clv.add_argument("--renewals", type=int, default=0,
+                     help="--survival: DERL for a customer with this many renewals (default 0)")  # fmt: skip
+    clv.add_argument("--margin", type=float, default=1.0,
+                     help="--transactions: margin on spend for the CLV column (default 1: revenue)")  # fmt: skip
+    clv.add_argument(
+        "--predictions", type=Path, help="--transactions: write per-customer predictions (CSV)"
+    )
+    clv.add_argument("--json", action="store_true", help="print the estimates as JSON")
+
     dd = sub.add_parser(
         "data-dictionary", help="regenerate docs/data_dictionary.md from the contracts"
     )
@@ -75,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo-data":
         return _demo_data(args)
+    if args.command == "clv":
+        from pipelines.clv_command import run_clv
+
+        return run_clv(args)
     if args.command == "data-dictionary":
         from pipelines.docs import DICTIONARY, write_data_dictionary
 

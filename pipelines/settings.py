@@ -20,6 +20,7 @@ SOURCES = (
     "revenue",
     "churn_events",
     "support_costs",
+    "transactions",
 )
 
 
@@ -59,6 +60,22 @@ class WarehouseSettings(_Strict):
     notice_lag_months: int = Field(1, ge=1, le=12)
 
 
+class CLVSettings(_Strict):
+    # Gross margin applied to revenue to get value.
+    margin: float = Field(0.8, gt=0.0, le=1.0)
+    # Annual discount rate; converted to the models' period (month, week).
+    annual_discount_rate: float = Field(0.10, gt=0.0, lt=1.0)
+    # An sBG per segment within a unit only where the segment has this much data;
+    # otherwise its accounts use the unit's fit.
+    min_segment_accounts: int = Field(300, ge=10)
+    min_segment_churn_events: int = Field(50, ge=5)
+    # Expected remaining months are counted within this horizon (the sBG mean
+    # lifetime is infinite when alpha <= 1).
+    remaining_months_horizon: int = Field(120, ge=12)
+    # Transactions (BG/NBD + Gamma-Gamma): the value horizon.
+    horizon_weeks: int = Field(52, ge=1)
+
+
 class ScheduleSettings(_Strict):
     cron: str = "0 2 * * *"
     timezone: str = "UTC"
@@ -83,6 +100,7 @@ class Settings(_Strict):
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
     ingest: IngestSettings = IngestSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
+    clv: CLVSettings = CLVSettings()
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = ScheduleSettings()
     duckdb: DuckDBSettings = DuckDBSettings()

@@ -14,6 +14,14 @@ LOG_BOUND = 12.0  # parameters are fitted on the log scale within exp(+-12)
 class FitError(RuntimeError):
     """The optimiser did not converge, or an estimate sits on a bound."""
 
+    def __init__(
+        self, message: str, on_bound: tuple[str, ...] = (), estimate: dict[str, float] | None = None
+    ):
+        super().__init__(message)
+        self.on_bound = on_bound
+        # Where the optimiser stopped, for callers that can recognise a limiting case.
+        self.estimate = estimate or {}
+
 
 @dataclass(frozen=True)
 class Fit:
@@ -64,12 +72,27 @@ def fit_mle(
         options={"maxiter": 10_000, "ftol": 1e-14, "gtol": 1e-9},
     )
     if not res.success:
-        raise FitError(f"{model}: the optimiser did not converge ({res.message})")
-    on_bound = [n for n, t in zip(names, res.x, strict=True) if abs(abs(t) - LOG_BOUND) < 1e-6]
+        # A flat ridge can stop the line search; polish with a derivative-free method.
+        polished = minimize(
+            on_log_scale,
+            res.x,
+            method="Nelder-Mead",
+            bounds=[(-LOG_BOUND, LOG_BOUND)] * len(names),
+            options={"maxiter": 20_000, "xatol": 1e-8, "fatol": 1e-10},
+        )
+        if not polished.success:
+            raise FitError(
+                f"{model}: the optimiser did not converge ({res.message}; then {polished.message})",
+                estimate=dict(zip(names, map(float, np.exp(polished.x)), strict=True)),
+            )
+        res = polished
+    on_bound = [n for n, t in zip(names, res.x, strict=True) if LOG_BOUND - abs(t) < 1e-3]
     if on_bound:
         raise FitError(
             f"{model}: estimate of {', '.join(on_bound)} sits on its bound "
-            f"(exp(+-{LOG_BOUND:g})): the data do not identify the model"
+            f"(exp(+-{LOG_BOUND:g})): the data do not identify the model",
+            on_bound=tuple(on_bound),
+            estimate=dict(zip(names, map(float, np.exp(res.x)), strict=True)),
         )
     estimate = np.exp(res.x)
     hess = numerical_hessian(neg_loglik, estimate)

@@ -13,12 +13,17 @@ fitted on repeat buyers' mean repeat spend.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 from scipy.special import betaln, gammaln, hyp2f1
 
 from models.clv._optim import fit_mle
+
+# The warehouse's SQL is the one definition of the purchase summary.
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 
 class TransactionInputError(ValueError):
@@ -31,56 +36,42 @@ def rfm_summary(
     customer_col: str = "customer_id",
     date_col: str = "date",
     amount_col: str = "amount",
-    period_days: float = 7.0,
 ) -> pl.DataFrame:
-    """Raw transactions -> one row per customer: x, t_x, T (in periods) and mean repeat spend.
+    """Raw transactions -> one row per customer: x, t_x, T (weeks) and mean repeat spend.
 
-    Purchases on the same day are one purchase (amounts added). Only transactions up to and
-    including `calibration_end` count; a customer's first purchase day starts her clock and
-    is not a repeat. Customers whose first purchase is after calibration_end are left out.
+    Runs the warehouse's own definition (sql/intermediate/int_transaction_rfm.sql) in an
+    in-memory DuckDB: purchases on the same day are one purchase, only purchases up to and
+    including `calibration_end` count, and the first purchase day is not a repeat.
     """
     missing = {customer_col, date_col, amount_col} - set(transactions.columns)
     if missing:
         raise TransactionInputError(f"transactions lack column(s) {', '.join(sorted(missing))}")
     tx = transactions.select(
-        pl.col(customer_col).cast(pl.Utf8).alias("customer_id"),
-        pl.col(date_col).cast(pl.Date).alias("day"),
-        pl.col(amount_col).cast(pl.Float64).alias("amount"),
+        pl.col(customer_col).cast(pl.Utf8).alias("account_id"),
+        pl.col(date_col).cast(pl.Date, strict=False).alias("purchase_day"),
+        pl.col(amount_col).cast(pl.Float64, strict=False).alias("amount"),
     )
     bad = tx.with_row_index("row").filter(
-        pl.col("customer_id").is_null() | pl.col("day").is_null() | pl.col("amount").is_null()
-        | (pl.col("amount") < 0)
+        pl.col("account_id").is_null() | pl.col("purchase_day").is_null()
+        | pl.col("amount").is_null() | (pl.col("amount") < 0)
     )  # fmt: skip
     if bad.height:
         r = bad.row(0, named=True)
         raise TransactionInputError(
-            f"{bad.height} transaction(s) with a missing customer, date or amount, or a negative "
-            f"amount; first at data row {r['row'] + 1}: {r}"
+            f"{bad.height} transaction(s) with a missing or unreadable customer, date or amount, "
+            f"or a negative amount; first at data row {r['row'] + 1}: {r}"
         )
-    end = pl.lit(calibration_end).cast(pl.Date)
-    days = (
-        tx.filter(pl.col("day") <= end)
-        .group_by("customer_id", "day")
-        .agg(pl.col("amount").sum())
-        .sort("customer_id", "day")
-    )
-    summary = (
-        days.group_by("customer_id")
-        .agg(
-            (pl.len() - 1).alias("x"),
-            pl.col("day").min().alias("first"),
-            pl.col("day").max().alias("last"),
-            pl.col("amount").slice(1).mean().alias("mean_repeat_spend"),
-            pl.col("amount").first().alias("first_spend"),
-        )
-        .with_columns(
-            ((pl.col("last") - pl.col("first")).dt.total_days() / period_days).alias("t_x"),
-            ((end - pl.col("first")).dt.total_days() / period_days).alias("T"),
-            pl.col("mean_repeat_spend").fill_null(0.0),
-        )
-        .sort("customer_id")
-    )
-    return summary.select("customer_id", "x", "t_x", "T", "mean_repeat_spend", "first_spend")
+    sql = (SQL_DIR / "intermediate" / "int_transaction_rfm.sql").read_text(encoding="utf-8")
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute("create schema staging")
+        con.register("transactions_frame", tx)
+        con.execute("create view staging.stg_transactions as select * from transactions_frame")
+        summary = con.execute(sql, {"as_of": calibration_end}).pl()
+    finally:
+        con.close()
+    return summary.rename({"account_id": "customer_id"}).sort("customer_id")
 
 
 def _check_summary(x, t_x, T) -> None:

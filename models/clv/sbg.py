@@ -151,6 +151,56 @@ def fit_sbg(periods, churned, counts=None, entry=None) -> SBGFit:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class GeometricFit:
+    """Constant retention: the sBG's limit when alpha and beta run to infinity together.
+
+    Used where the data show no heterogeneity in retention (the sBG estimate has no finite
+    maximum). Same interface as SBGFit.
+    """
+
+    churn_rate: float
+    churn_rate_se: float
+    loglik: float
+    customers: float
+    churn_events: float
+
+    def survival(self, t) -> np.ndarray:
+        return (1 - self.churn_rate) ** np.asarray(t, dtype=float)
+
+    def retention_rate(self, t) -> np.ndarray:
+        return np.full(np.shape(t), 1 - self.churn_rate)
+
+    def derl(self, discount: float, renewals=0) -> np.ndarray:
+        if discount <= 0:
+            raise SBGInputError("the discount rate per period must be positive")
+        keep = 1 - self.churn_rate
+        return np.full(np.shape(renewals), keep / (1 - keep / (1 + discount)))
+
+    def summary(self) -> dict:
+        return {"churn_rate": self.churn_rate, "churn_rate_se": self.churn_rate_se,
+                "loglik": self.loglik, "customers": self.customers,
+                "churn_events": self.churn_events}  # fmt: skip
+
+
+def fit_geometric(periods, churned, counts=None, entry=None) -> GeometricFit:
+    """Maximum likelihood for constant retention, on the same data as fit_sbg."""
+    periods = np.asarray(periods, dtype=float)
+    churned = np.asarray(churned, dtype=bool)
+    counts = np.ones_like(periods) if counts is None else np.asarray(counts, dtype=float)
+    entry = np.ones_like(periods) if entry is None else np.asarray(entry, dtype=float)
+    # Each customer is at risk in periods entry .. periods (churned) or entry .. periods (alive:
+    # completed periods); the churn probability per period at risk is events / exposure.
+    exposure = float(np.sum(counts * (periods - entry + 1)))
+    events = float(counts[churned].sum())
+    if exposure <= 0 or events == 0:
+        raise SBGInputError("no churn events or no exposure: retention cannot be estimated")
+    c = events / exposure
+    loglik = events * np.log(c) + (exposure - events) * np.log(1 - c)
+    return GeometricFit(c, float(np.sqrt(c * (1 - c) / exposure)), float(loglik),
+                        float(counts.sum()), events)  # fmt: skip
+
+
 def fit_survivors(survivors) -> SBGFit:
     """Fit a single cohort's survivor counts [n_0, n_1, ..., n_T]."""
     return fit_sbg(*lifetimes_from_survivors(survivors))

@@ -59,6 +59,7 @@ def test_bad_input_corpus_lands_in_quarantine_exactly(tmp_path):
         "revenue": (10, 1, 8, 1),
         "churn_events": (4, 1, 3, 0),
         "support_costs": (4, 1, 3, 0),
+        "transactions": (0, 0, 0, 0),  # optional and absent
     }
     # What survived is typed and normalised: UTC, lower-case enums, months as first day.
     assert con.execute(

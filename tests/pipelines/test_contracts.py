@@ -10,6 +10,7 @@ def test_source_contracts_load_in_reference_order():
     assert names[0] == "accounts"
     assert set(names) == {
         "accounts", "survey_responses", "support_tickets", "revenue", "churn_events", "support_costs",
+        "transactions",
     }  # fmt: skip
     assert source_contracts()["support_costs"].optional
     assert not source_contracts()["revenue"].optional

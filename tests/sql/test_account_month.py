@@ -8,7 +8,6 @@ from datetime import date
 import duckdb
 import pytest
 
-from pipelines.contracts import source_contracts
 from pipelines.sqlrunner import WarehouseParams, build_all
 from tests.sql.conftest import build_warehouse, make_staging, months_between
 
@@ -186,11 +185,11 @@ def test_no_cx_feature_uses_the_outcome_month_or_later(small_demo, tmp_path, cut
     assert cut_later != original_later
 
 
-def test_contract_sources_cover_the_truncation():
-    # The truncation above must cover every dated CX source the panel reads.
-    dated = {
-        n
-        for n, c in source_contracts().items()
-        if any(col.type == "timestamp" for col in c.columns)
+def test_truncation_covers_every_source_of_cx_features():
+    # The truncation above must cover every table the CX events are built from.
+    from pipelines.sqlrunner import models
+
+    assert models()["intermediate.int_cx_events"].refs == {
+        "staging.stg_support_tickets",
+        "staging.stg_survey_responses",
     }
-    assert dated == {"support_tickets", "survey_responses"}

@@ -19,8 +19,12 @@ LOG_TABLES = ("quarantine", "ingest_runs")
 
 
 def _upstream() -> list[dg.AssetKey]:
+    """Everything that writes an analytics table: the SQL marts and the models."""
+    from pipelines.defs.models.clv import ACCOUNT_CLV, UNIT_CLV
+
     marts = [dg.AssetKey(m.relation.split(".")) for m in build_order() if m.schema == "analytics"]
-    return [dg.AssetKey(["staging", s]) for s in source_contracts()] + marts
+    staged = [dg.AssetKey(["staging", s]) for s in source_contracts()]
+    return staged + marts + [ACCOUNT_CLV, UNIT_CLV]
 
 
 @dg.asset(
