@@ -101,6 +101,9 @@ class Settings(_Strict):
     ingest: IngestSettings = IngestSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
     clv: CLVSettings = CLVSettings()
+    # The Support Contribution Index: weights and targets over sci-v1's defaults
+    # (models/sci.py DEFAULTS); checked when the file is loaded.
+    sci: dict = Field(default_factory=dict)
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = ScheduleSettings()
     duckdb: DuckDBSettings = DuckDBSettings()
@@ -111,6 +114,14 @@ class Settings(_Strict):
         unknown = sorted(set(v) - set(SOURCES))
         if unknown:
             raise ValueError(f"unknown source {unknown[0]!r}; sources are {', '.join(SOURCES)}")
+        return v
+
+    @field_validator("sci")
+    @classmethod
+    def _valid_sci(cls, v: dict) -> dict:
+        from models.sci import parse_config
+
+        parse_config(v)  # raises SCIConfigError (a ValueError) naming the setting
         return v
 
     def source(self, name: str) -> SourceSettings:

@@ -41,3 +41,23 @@ def test_every_active_account_is_valued_once(demo_warehouse):
     for _, total, expected, at_risk, expected_at_risk in rows:
         assert total == pytest.approx(expected)
         assert at_risk == pytest.approx(expected_at_risk or 0)
+
+
+def test_units_planted_with_better_support_score_higher(demo_warehouse, small_demo):
+    import json
+
+    truth = {
+        u["name"]: u for u in json.loads((small_demo / "planted_truth.json").read_text())["units"]
+    }
+    rows = demo_warehouse.execute(
+        "select business_unit, avg(efficiency_score), avg(quality_score), avg(sci), "
+        "bool_and(sci_version = 'sci-v1'), bool_and(sci between sci_ci_low and sci_ci_high) "
+        "from analytics.unit_month_sci where sci is not null group by 1"
+    ).fetchall()
+    assert len(rows) == 5 and all(r[4] and r[5] for r in rows)
+    # Planted support quality: faster first response and resolution in the high-execution units.
+    good = {u for u, t in truth.items() if t["execution_level"] == "high"}
+    for column in (1, 2, 3):
+        best_poor = max(r[column] for r in rows if r[0] not in good)
+        worst_good = min(r[column] for r in rows if r[0] in good)
+        assert worst_good > best_poor, (column, rows)

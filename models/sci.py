@@ -1,0 +1,492 @@
+"""Support Contribution Index, version sci-v1.
+
+No public formula exists, so this one is ours: transparent (every component, target and
+weight is in the config and on every row) and reproducible (the version string is on every
+row; change the formula, change the version).
+
+    component score  0-100 against [floor, target]; durations on a log scale
+    pillar           weighted mean of its components' scores
+    index            weighted mean of the pillars (outcome weighted most by default)
+
+Pillars: efficiency (first response median and p90, resolution median, first-contact
+resolution, reopen rate), quality (CSAT mean and top-2-box, CES mean) and outcome
+contribution (next-month retention of supported accounts whose tickets were resolved well,
+against those resolved poorly, adjusted for segment, size, tenure and month). Effort
+(volume, handle hours, cost) is context and is not scored. Where a component cannot be
+measured in a month its weight is shared among its pillar's others; a pillar with no
+component is left out likewise, and the row says so.
+
+Pure numpy/polars; the pipeline wires it (pipelines/defs/models/sci.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+SCI_VERSION = "sci-v1"
+
+
+class SCIConfigError(ValueError):
+    """The SCI configuration breaks a rule; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class ComponentDef:
+    pillar: str
+    direction: str  # higher | lower (is better)
+    scale: str  # linear | log
+    label: str
+    unit: str
+
+
+# The components sci-v1 knows. Their direction and scale are part of the formula (and
+# of its version); weights and targets are configuration.
+CATALOG: dict[str, ComponentDef] = {
+    "first_response_median": ComponentDef("efficiency", "lower", "log", "Median first response", "minutes"),
+    "first_response_p90": ComponentDef("efficiency", "lower", "log", "90th percentile first response", "minutes"),
+    "resolution_median": ComponentDef("efficiency", "lower", "log", "Median resolution time", "minutes"),
+    "fcr_rate": ComponentDef("efficiency", "higher", "linear", "First-contact resolution", "share"),
+    "reopen_rate": ComponentDef("efficiency", "lower", "linear", "Reopen rate", "share"),
+    "csat_mean": ComponentDef("quality", "higher", "linear", "Mean CSAT (1-5)", "score"),
+    "csat_top2": ComponentDef("quality", "higher", "linear", "CSAT top-2-box", "share"),
+    "ces_mean": ComponentDef("quality", "higher", "linear", "Mean CES (1-7)", "score"),
+    "retention_lift": ComponentDef(
+        "outcome", "higher", "linear",
+        "Next-month retention, well- vs poorly-resolved supported accounts (adjusted)",
+        "percentage points",
+    ),
+}  # fmt: skip
+PILLARS = ("efficiency", "quality", "outcome")
+
+DEFAULTS: dict = {
+    "pillars": {
+        "efficiency": {
+            "weight": 0.3,
+            "components": {
+                "first_response_median": {"weight": 0.25, "floor": 1440, "target": 30},
+                "first_response_p90": {"weight": 0.15, "floor": 4320, "target": 240},
+                "resolution_median": {"weight": 0.25, "floor": 4320, "target": 240},
+                "fcr_rate": {"weight": 0.25, "floor": 0.3, "target": 0.8},
+                "reopen_rate": {"weight": 0.10, "floor": 0.25, "target": 0.03},
+            },
+        },
+        "quality": {
+            "weight": 0.3,
+            "components": {
+                "csat_mean": {"weight": 0.4, "floor": 3.0, "target": 4.6},
+                "csat_top2": {"weight": 0.3, "floor": 0.5, "target": 0.9},
+                "ces_mean": {"weight": 0.3, "floor": 3.5, "target": 6.0},
+            },
+        },
+        "outcome": {
+            "weight": 0.4,
+            "components": {"retention_lift": {"weight": 1.0, "floor": 0.0, "target": 2.0}},
+        },
+    },
+    # An account-month counts as "resolved well" when all of these hold over its window.
+    "resolved_well": {"min_fcr_rate": 0.5, "min_csat_mean": 3.5, "max_first_response_minutes": 240},
+    "outcome_window_months": 12,
+    "min_outcome_accounts": 200,
+    "bootstrap_replicates": 200,
+    "seed": 20261122,
+}
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    name: str
+    weight: float
+    floor: float
+    target: float
+
+    @property
+    def definition(self) -> ComponentDef:
+        return CATALOG[self.name]
+
+
+@dataclass(frozen=True)
+class SCIConfig:
+    pillar_weights: dict[str, float]
+    components: dict[str, ComponentSpec]
+    min_fcr_rate: float
+    min_csat_mean: float
+    max_first_response_minutes: float
+    outcome_window_months: int
+    min_outcome_accounts: int
+    bootstrap_replicates: int
+    seed: int
+    version: str = SCI_VERSION
+    _raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def pillar_components(self, pillar: str) -> list[ComponentSpec]:
+        return [c for c in self.components.values() if c.definition.pillar == pillar]
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+def parse_config(raw: dict | None = None) -> SCIConfig:
+    """Defaults merged with the config file's `sci:` section, checked."""
+    raw = raw or {}
+    unknown = set(raw) - set(DEFAULTS)
+    if unknown:
+        raise SCIConfigError(f"sci.{sorted(unknown)[0]}: unknown setting")
+    for pillar, body in (raw.get("pillars") or {}).items():
+        if pillar not in PILLARS:
+            raise SCIConfigError(
+                f"sci.pillars.{pillar}: unknown pillar (one of {', '.join(PILLARS)})"
+            )
+        for name in (body or {}).get("components") or {}:
+            if name not in CATALOG:
+                raise SCIConfigError(
+                    f"sci.pillars.{pillar}.components.{name}: unknown component "
+                    f"(sci-v1 has {', '.join(CATALOG)})"
+                )
+            if CATALOG[name].pillar != pillar:
+                raise SCIConfigError(
+                    f"sci.pillars.{pillar}.components.{name}: belongs to pillar {CATALOG[name].pillar}"
+                )
+    cfg = _merge(DEFAULTS, raw)
+    pillar_weights = {p: float(cfg["pillars"][p]["weight"]) for p in PILLARS}
+    _check_weights("sci.pillars.*.weight", pillar_weights)
+    components: dict[str, ComponentSpec] = {}
+    for pillar in PILLARS:
+        comps = cfg["pillars"][pillar]["components"]
+        weights = {n: float(c.get("weight", 0)) for n, c in comps.items()}
+        _check_weights(f"sci.pillars.{pillar}.components.*.weight", weights)
+        for name, c in comps.items():
+            spec = ComponentSpec(name, weights[name], float(c["floor"]), float(c["target"]))
+            _check_range(pillar, spec)
+            components[name] = spec
+    rw = cfg["resolved_well"]
+    if cfg["bootstrap_replicates"] < 20:
+        raise SCIConfigError("sci.bootstrap_replicates: at least 20")
+    return SCIConfig(
+        pillar_weights=pillar_weights,
+        components=components,
+        min_fcr_rate=float(rw["min_fcr_rate"]),
+        min_csat_mean=float(rw["min_csat_mean"]),
+        max_first_response_minutes=float(rw["max_first_response_minutes"]),
+        outcome_window_months=int(cfg["outcome_window_months"]),
+        min_outcome_accounts=int(cfg["min_outcome_accounts"]),
+        bootstrap_replicates=int(cfg["bootstrap_replicates"]),
+        seed=int(cfg["seed"]),
+        _raw=cfg,
+    )
+
+
+def _check_weights(where: str, weights: dict[str, float]) -> None:
+    if any(w < 0 for w in weights.values()):
+        raise SCIConfigError(f"{where}: weights must not be negative")
+    total = sum(weights.values())
+    if not math.isclose(total, 1.0, abs_tol=1e-9):
+        shown = ", ".join(f"{k} {v:g}" for k, v in weights.items())
+        raise SCIConfigError(f"{where}: weights must sum to 1, they sum to {total:g} ({shown})")
+
+
+def _check_range(pillar: str, spec: ComponentSpec) -> None:
+    d = spec.definition
+    where = f"sci.pillars.{pillar}.components.{spec.name}"
+    if d.direction == "higher" and not spec.target > spec.floor:
+        raise SCIConfigError(
+            f"{where}: target {spec.target:g} must be above floor {spec.floor:g} "
+            "(higher is better): the range is the wrong way round"
+        )
+    if d.direction == "lower" and not spec.target < spec.floor:
+        raise SCIConfigError(
+            f"{where}: target {spec.target:g} must be below floor {spec.floor:g} "
+            "(lower is better): the range is the wrong way round"
+        )
+    if d.scale == "log" and min(spec.floor, spec.target) <= 0:
+        raise SCIConfigError(f"{where}: a log-scale range needs positive floor and target")
+
+
+def score(value, spec: ComponentSpec) -> np.ndarray:
+    """0 at the floor (or worse), 100 at the target (or better), in between linearly on the
+    component's scale (log for durations, so halving a wait scores the same anywhere)."""
+    v = np.asarray(value, dtype=float)
+    lo, hi = spec.floor, spec.target
+    if spec.definition.scale == "log":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v, lo, hi = np.log(np.maximum(v, 1e-9)), math.log(lo), math.log(hi)
+    frac = (v - lo) / (hi - lo)  # the sign of (hi - lo) makes "lower is better" work
+    return np.where(np.isnan(v), np.nan, 100 * np.clip(frac, 0, 1))
+
+
+def combine(scores: dict[str, np.ndarray], config: SCIConfig) -> dict[str, np.ndarray]:
+    """Pillar scores and the index from component scores (NaN = not measured)."""
+    out: dict[str, np.ndarray] = {}
+    pillar_values = {}
+    for pillar in PILLARS:
+        specs = config.pillar_components(pillar)
+        vals = np.array([scores[s.name] for s in specs], dtype=float)
+        w = np.array([s.weight for s in specs])[:, None] * ~np.isnan(vals)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pillar_values[pillar] = np.where(
+                w.sum(axis=0) > 0, np.nansum(vals * w, axis=0) / w.sum(axis=0), np.nan
+            )
+        out[f"{pillar}_score"] = pillar_values[pillar]
+    vals = np.array([pillar_values[p] for p in PILLARS])
+    w = np.array([config.pillar_weights[p] for p in PILLARS])[:, None] * ~np.isnan(vals)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["sci"] = np.where(
+            w.sum(axis=0) > 0, np.nansum(vals * w, axis=0) / w.sum(axis=0), np.nan
+        )
+    out["pillars_measured"] = (~np.isnan(vals)).sum(axis=0)
+    return out
+
+
+# --- outcome contribution ----------------------------------------------------------------
+
+
+def ols_cluster(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OLS coefficients with CR1 cluster-robust standard errors (as statsmodels' cluster)."""
+    XtX_inv = np.linalg.pinv(X.T @ X)
+    beta = XtX_inv @ (X.T @ y)
+    resid = y - X @ beta
+    # Sum the score contributions within each cluster, vectorised.
+    _, inverse = np.unique(groups, return_inverse=True)
+    G = inverse.max() + 1
+    scores = np.zeros((G, X.shape[1]))
+    np.add.at(scores, inverse, X * resid[:, None])
+    n, k = X.shape
+    correction = G / (G - 1) * (n - 1) / (n - k)
+    cov = correction * XtX_inv @ (scores.T @ scores) @ XtX_inv
+    return beta, np.sqrt(np.diag(cov))
+
+
+@dataclass(frozen=True)
+class OutcomeEstimate:
+    lift_pp: float  # percentage points of next-month retention, well vs poorly resolved
+    se_pp: float
+    n_account_months: int
+    n_accounts: int
+    well_share: float
+    mrr_well: float  # monthly MRR of the well-resolved supported account-months (mean per month)
+
+    @property
+    def retained_mrr(self) -> float:
+        """Monthly MRR retained in association with good resolution: lift x MRR resolved well."""
+        return self.lift_pp / 100 * self.mrr_well
+
+    @property
+    def retained_mrr_se(self) -> float:
+        return self.se_pp / 100 * self.mrr_well
+
+
+def resolved_well(frame: pl.DataFrame, config: SCIConfig) -> pl.Expr:
+    return (
+        (pl.col("fcr_rate") >= config.min_fcr_rate)
+        & (pl.col("csat_mean").is_null() | (pl.col("csat_mean") >= config.min_csat_mean))
+        & (
+            pl.col("first_response_minutes_median").is_null()
+            | (pl.col("first_response_minutes_median") <= config.max_first_response_minutes)
+        )
+    )
+
+
+def outcome_estimate(panel: pl.DataFrame, config: SCIConfig) -> OutcomeEstimate | None:
+    """Adjusted difference in next-month retention, well- vs poorly-resolved supported accounts.
+
+    panel: one unit's account-months at risk with tickets solved in their window (fcr_rate not
+    NULL): account_id, month, segment, log_mrr, tenure_months, mrr, fcr_rate, csat_mean,
+    first_response_minutes_median, churned_next_month. A linear probability model of
+    retention on the resolved-well flag, segment, log MRR, tenure band and month, with
+    standard errors clustered by account. Association, not cause.
+    """
+    df = panel.filter(pl.col("log_mrr").is_not_null()).with_columns(
+        resolved_well(panel, config).alias("well"),
+        (1.0 - pl.col("churned_next_month").cast(pl.Float64)).alias("retained"),
+        pl.when(pl.col("tenure_months") < 6).then(pl.lit("0-5"))
+        .when(pl.col("tenure_months") < 12).then(pl.lit("6-11"))
+        .when(pl.col("tenure_months") < 24).then(pl.lit("12-23"))
+        .otherwise(pl.lit("24+")).alias("tenure_band"),
+    )  # fmt: skip
+    if df["account_id"].n_unique() < config.min_outcome_accounts:
+        return None
+    well = df["well"].cast(pl.Float64).to_numpy()
+    if well.min() == well.max():
+        return None  # everyone resolved well (or poorly): no contrast
+    dummies = df.select(
+        pl.col("segment").cast(pl.Utf8), pl.col("tenure_band"), pl.col("month").cast(pl.Utf8)
+    ).to_dummies(drop_first=True)
+    X = np.column_stack(
+        [np.ones(df.height), well, df["log_mrr"].to_numpy(), dummies.to_numpy().astype(float)]
+    )
+    beta, se = ols_cluster(df["retained"].to_numpy(), X, df["account_id"].to_numpy())
+    months = df["month"].n_unique()
+    mrr_well = float(df.filter(pl.col("well"))["mrr"].cast(pl.Float64).sum()) / months
+    return OutcomeEstimate(
+        lift_pp=float(beta[1] * 100), se_pp=float(se[1] * 100), n_account_months=df.height,
+        n_accounts=df["account_id"].n_unique(), well_share=float(well.mean()), mrr_well=mrr_well,
+    )  # fmt: skip
+
+
+# --- bootstrap over accounts -------------------------------------------------------------
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> np.ndarray:
+    """Quantile of `values` under each row of `weights` (replicates x observations)."""
+    order = np.argsort(values)
+    v, w = values[order], weights[:, order]
+    cum = np.cumsum(w, axis=1)
+    total = cum[:, -1:]
+    idx = (cum < q * total).sum(axis=1)
+    idx = np.minimum(idx, len(v) - 1)
+    out = v[idx]
+    return np.where(total[:, 0] > 0, out, np.nan)
+
+
+def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    total = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (weights * values).sum(axis=1) / total, np.nan)
+
+
+# --- the index per unit and month --------------------------------------------------------
+
+# Component values as the warehouse's unit marts have them (the point estimates).
+MART_COLUMNS = {
+    "first_response_median": "first_response_minutes_median",
+    "first_response_p90": "first_response_minutes_p90",
+    "resolution_median": "resolution_minutes_median",
+    "fcr_rate": "fcr_rate",
+    "reopen_rate": "reopen_rate",
+    "csat_mean": "csat_mean",
+    "csat_top2": "csat_top2_share",
+    "ces_mean": "ces_mean",
+}
+
+
+def _replicate_components(
+    tickets: pl.DataFrame, responses: pl.DataFrame, rng: np.random.Generator, replicates: int
+) -> dict[str, np.ndarray]:
+    """Each component under Poisson(1) resampling weights per account (the account bootstrap)."""
+    accounts = pl.concat([tickets.select("account_id"), responses.select("account_id")]).unique()
+    code = {a: i for i, a in enumerate(accounts["account_id"].to_list())}
+    weights = rng.poisson(1.0, size=(replicates, len(code))).astype(float)
+
+    def w_for(frame: pl.DataFrame, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        idx = frame["account_id"].replace_strict(code, return_dtype=pl.Int64).to_numpy()
+        keep = np.ones(len(idx), bool) if mask is None else mask
+        return idx[keep], weights[:, idx[keep]]
+
+    out: dict[str, np.ndarray] = {}
+    for name, col, q in (
+        ("first_response_median", "first_response_minutes", 0.5),
+        ("first_response_p90", "first_response_minutes", 0.9),
+        ("resolution_median", "resolution_minutes", 0.5),
+    ):
+        values = tickets[col].to_numpy().astype(float)
+        have = ~np.isnan(values)
+        if have.any():
+            _, w = w_for(tickets, have)
+            out[name] = weighted_quantile(values[have], w, q)
+        else:
+            out[name] = np.full(replicates, np.nan)
+    for name, col, frame, kind in (
+        ("fcr_rate", "fcr", tickets, None),
+        ("reopen_rate", "reopened", tickets, None),
+        ("csat_mean", "score", responses, "csat"),
+        ("csat_top2", "top2", responses, "csat"),
+        ("ces_mean", "score", responses, "ces"),
+    ):
+        sub = frame if kind is None else frame.filter(pl.col("survey_type") == kind)
+        values = sub[col].cast(pl.Float64).to_numpy() if sub.height else np.array([])
+        have = ~np.isnan(values) if len(values) else np.array([], bool)
+        if have.any():
+            _, w = w_for(sub, have)
+            out[name] = weighted_mean(values[have], w)
+        else:
+            out[name] = np.full(replicates, np.nan)
+    return out
+
+
+def unit_month_sci(
+    marts: pl.DataFrame,
+    tickets: pl.DataFrame,
+    responses: pl.DataFrame,
+    panel: pl.DataFrame,
+    config: SCIConfig,
+) -> pl.DataFrame:
+    """The index for every business unit and month in `marts`.
+
+    marts: business_unit, month and the MART_COLUMNS values plus effort context
+      (tickets_per_100_accounts, handle_hours, cost_per_ticket), from the unit marts.
+    tickets: business_unit, month (created), account_id, first_response_minutes,
+      resolution_minutes, fcr, reopened. responses: business_unit, month, account_id,
+      survey_type, score, top2. panel: supported account-months at risk (see outcome_estimate)
+      with business_unit.
+    """
+    rng = np.random.default_rng(config.seed)
+    rows = []
+    B = config.bootstrap_replicates
+    for row in marts.sort("business_unit", "month").iter_rows(named=True):
+        unit, month = row["business_unit"], row["month"]
+        # Outcome: the unit's supported account-months in the window before this month.
+        window = panel.filter(
+            (pl.col("business_unit") == unit)
+            & (pl.col("month") < month)
+            & (pl.col("month") >= pl.lit(month).dt.offset_by(f"-{config.outcome_window_months}mo"))
+        )
+        est = outcome_estimate(window, config)
+        values = {name: row[col] for name, col in MART_COLUMNS.items()}
+        values["retention_lift"] = est.lift_pp if est else None
+        point_scores = {
+            n: score(np.nan if values[n] is None else values[n], s)
+            for n, s in config.components.items()
+        }
+        point = combine({n: np.atleast_1d(v) for n, v in point_scores.items()}, config)
+
+        reps = _replicate_components(
+            tickets.filter((pl.col("business_unit") == unit) & (pl.col("month") == month)),
+            responses.filter((pl.col("business_unit") == unit) & (pl.col("month") == month)),
+            rng,
+            B,
+        )
+        reps["retention_lift"] = (
+            rng.normal(est.lift_pp, est.se_pp, B) if est else np.full(B, np.nan)
+        )
+        rep_index = combine({n: score(reps[n], s) for n, s in config.components.items()}, config)[
+            "sci"
+        ]
+        rep_index = rep_index[~np.isnan(rep_index)]
+        sci = float(point["sci"][0])
+        out = {
+            "business_unit": unit,
+            "month": month,
+            "sci_version": config.version,
+            "sci": sci if not np.isnan(sci) else None,
+            "sci_ci_low": float(np.percentile(rep_index, 2.5)) if len(rep_index) else None,
+            "sci_ci_high": float(np.percentile(rep_index, 97.5)) if len(rep_index) else None,
+            "pillars_measured": int(point["pillars_measured"][0]),
+        }
+        for pillar in PILLARS:
+            v = float(point[f"{pillar}_score"][0])
+            out[f"{pillar}_score"] = None if np.isnan(v) else v
+        for name in config.components:
+            out[f"{name}_value"] = values[name]
+            s = float(point_scores[name])
+            out[f"{name}_score"] = None if np.isnan(s) else s
+        out.update(
+            retention_lift_se=est.se_pp if est else None,
+            retained_mrr=est.retained_mrr if est else None,
+            retained_mrr_ci_low=est.retained_mrr - 1.959964 * est.retained_mrr_se if est else None,
+            retained_mrr_ci_high=est.retained_mrr + 1.959964 * est.retained_mrr_se if est else None,
+            outcome_accounts=est.n_accounts if est else None,
+            outcome_account_months=est.n_account_months if est else None,
+            resolved_well_share=est.well_share if est else None,
+            tickets_per_100_accounts=row["tickets_per_100_accounts"],
+            handle_hours=row["handle_hours"],
+            cost_per_ticket=row["cost_per_ticket"],
+        )
+        rows.append(out)
+    return pl.DataFrame(rows, infer_schema_length=None)

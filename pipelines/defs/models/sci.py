@@ -1,0 +1,158 @@
+"""Models: the Support Contribution Index per business unit and month, and its five benefits.
+
+The index is `models/sci.py` (sci-v1); this asset reads the unit marts, tickets, survey
+answers and the account-month panel from the warehouse and writes
+analytics.unit_month_sci and analytics.sci_benefits.
+"""
+
+import json
+import time
+
+import dagster as dg
+import polars as pl
+
+from models.sci import parse_config, unit_month_sci
+from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
+from pipelines.progress import report
+from pipelines.tables import write_table
+
+UNIT_MONTH_SCI = dg.AssetKey(["analytics", "unit_month_sci"])
+SCI_BENEFITS = dg.AssetKey(["analytics", "sci_benefits"])
+
+MARTS_SQL = """
+select s.business_unit, s.month,
+       s.first_response_minutes_median, s.first_response_minutes_p90,
+       s.resolution_minutes_median, s.fcr_rate, s.reopen_rate,
+       c.csat_mean, c.csat_top2_share, c.ces_mean,
+       s.tickets_per_100_accounts, s.handle_hours, s.cost_per_ticket
+from analytics.unit_month_support as s
+join analytics.unit_month_cx as c using (level, business_unit, month)
+where s.level = 'unit'
+"""
+TICKETS_SQL = """
+select a.business_unit, t.created_month as month, t.account_id,
+       t.first_response_minutes, t.resolution_minutes,
+       t.first_contact_resolution::int as fcr, t.is_reopened::int as reopened
+from staging.stg_support_tickets as t join staging.stg_accounts as a using (account_id)
+"""
+RESPONSES_SQL = """
+select a.business_unit, r.response_month as month, r.account_id, r.survey_type, r.score,
+       r.is_csat_top2::int as top2
+from staging.stg_survey_responses as r join staging.stg_accounts as a using (account_id)
+where r.survey_type in ('csat', 'ces')
+"""
+PANEL_SQL = """
+select account_id, business_unit, month, segment, log_mrr, tenure_months, mrr,
+       fcr_rate, csat_mean, first_response_minutes_median, churned_next_month
+from analytics.account_month
+where is_at_risk_next_month and fcr_rate is not null
+"""
+
+
+def benefits(sci: pl.DataFrame) -> pl.DataFrame:
+    """The five benefits of the SCI framing, each with its proxy or 'not measured'."""
+    latest = sci.sort("month").group_by("business_unit").last()
+    rows = []
+    for r in latest.iter_rows(named=True):
+        base = {"business_unit": r["business_unit"], "month": r["month"]}
+        rows += [
+            {**base, "benefit": "obstacles removed", "status": "measured",
+             "proxy": "first-contact resolution rate of the month's tickets",
+             "value": r["fcr_rate_value"], "ci_low": None, "ci_high": None, "unit": "share"},
+            {**base, "benefit": "risk mitigated", "status": "measured" if r["retained_mrr"] is not None else "not estimated",
+             "proxy": "monthly MRR retained in association with well-resolved tickets "
+                      "(adjusted next-month retention lift x MRR resolved well)",
+             "value": r["retained_mrr"], "ci_low": r["retained_mrr_ci_low"],
+             "ci_high": r["retained_mrr_ci_high"], "unit": "currency per month"},
+            {**base, "benefit": "relationship health improved", "status": "measured",
+             "proxy": "CSAT top-2-box share after tickets", "value": r["csat_top2_value"],
+             "ci_low": None, "ci_high": None, "unit": "share"},
+            {**base, "benefit": "adoption accelerated", "status": "not measured",
+             "proxy": "needs product-usage data (feature adoption after support contact), "
+                      "which cxalign does not ingest",
+             "value": None, "ci_low": None, "ci_high": None, "unit": None},
+            {**base, "benefit": "insights applied", "status": "not measured",
+             "proxy": "needs a record of product or process changes traced to support "
+                      "feedback, which cxalign does not ingest",
+             "value": None, "ci_low": None, "ci_high": None, "unit": None},
+        ]  # fmt: skip
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            UNIT_MONTH_SCI,
+            deps=[
+                ["analytics", "unit_month_support"],
+                ["analytics", "unit_month_cx"],
+                ["analytics", "account_month"],
+                ["staging", "stg_support_tickets"],
+                ["staging", "stg_survey_responses"],
+            ],
+            group_name="models",
+            kinds={"duckdb", "numpy"},
+            description="Support Contribution Index (sci-v1) per business unit and month, with "
+            "its bootstrap interval, pillar and component scores.",
+        ),  # fmt: skip
+        dg.AssetSpec(
+            SCI_BENEFITS,
+            deps=[UNIT_MONTH_SCI],
+            group_name="models",
+            kinds={"duckdb"},
+            description="The five benefits of support, each with its proxy or 'not measured'.",
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec("contract", asset=UNIT_MONTH_SCI, blocking=True),
+        dg.AssetCheckSpec("contract", asset=SCI_BENEFITS, blocking=True),
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
+    config = parse_config(cxalign.settings.sci)
+    as_of = run_as_of(context)
+    started = time.perf_counter()
+    with cxalign.connect() as con:
+        frame = unit_month_sci(
+            con.sql(MARTS_SQL).pl(),
+            con.sql(TICKETS_SQL).pl(),
+            con.sql(RESPONSES_SQL).pl(),
+            con.sql(PANEL_SQL).pl(),
+            config,
+        ).with_columns(
+            pl.lit(as_of).alias("as_of"),
+            pl.lit(json.dumps(config._raw, sort_keys=True)).alias("sci_config"),
+        )
+        benefit_frame = benefits(frame).with_columns(pl.lit(as_of).alias("as_of"))
+        contracts = analyst_contracts()
+        results = []
+        for key, data, name in ((UNIT_MONTH_SCI, frame, "unit_month_sci"),
+                                (SCI_BENEFITS, benefit_frame, "sci_benefits")):  # fmt: skip
+            write_table(con, contracts[name], data)
+            apply_comments(con, contracts[name])
+            problems = conformance_problems(con, contracts[name])
+            results.append(
+                dg.AssetCheckResult(
+                    asset_key=key,
+                    check_name="contract",
+                    passed=not problems,
+                    description="; ".join(problems[:5]) or None,
+                )  # fmt: skip
+            )
+    seconds = time.perf_counter() - started
+    report(context, f"models   SCI: {frame.height} unit-months ({config.version})  {seconds:5.1f}s")
+    yield dg.MaterializeResult(
+        asset_key=UNIT_MONTH_SCI,
+        metadata={"dagster/row_count": frame.height, "seconds": round(seconds, 2)},
+    )
+    yield dg.MaterializeResult(
+        asset_key=SCI_BENEFITS, metadata={"dagster/row_count": benefit_frame.height}
+    )
+    yield from results
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[sci])
