@@ -76,6 +76,24 @@ class CLVSettings(_Strict):
     horizon_weeks: int = Field(52, ge=1)
 
 
+class AlignmentSettings(_Strict):
+    # The main CX measure: cx_composite (standardised mean of NPS, CSAT, CES, first
+    # response (inverted) and FCR) or one of nps, csat, ces, first_response, fcr.
+    main_measure: str = "cx_composite"
+    # A hazard ratio per SD of the main measure at or below this is material.
+    materiality_hr: float = Field(0.85, gt=0.0, lt=1.0)
+    fdr_q: float = Field(0.10, gt=0.0, lt=1.0)
+    permutations: int = Field(200, ge=20)
+    min_negative_control_events: int = Field(20, ge=5)
+    # Execution is measured on the most recent months.
+    execution_months: int = Field(12, ge=1)
+    # Optional targets (metric -> level) instead of the company benchmark.
+    execution_targets: dict[str, float] | None = None
+    bootstrap_replicates: int = Field(400, ge=50)
+    established_probability: float = Field(0.8, gt=0.5, lt=1.0)
+    seed: int = 20261122
+
+
 class ScheduleSettings(_Strict):
     cron: str = "0 2 * * *"
     timezone: str = "UTC"
@@ -101,6 +119,7 @@ class Settings(_Strict):
     ingest: IngestSettings = IngestSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
     clv: CLVSettings = CLVSettings()
+    alignment: AlignmentSettings = AlignmentSettings()
     # The Support Contribution Index: weights and targets over sci-v1's defaults
     # (models/sci.py DEFAULTS); checked when the file is loaded.
     sci: dict = Field(default_factory=dict)

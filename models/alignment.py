@@ -1,0 +1,585 @@
+"""The alignment test: does CX predict the outcome in each business unit, and how well is
+CX delivered there? Method: docs/methods/alignment.md (and DOMAIN §3).
+
+Link      discrete-time hazard (cloglog) of next-month voluntary churn on the lagged CX
+          measure with controls, standard errors clustered by account; Benjamini-Hochberg
+          across units; random-effects shrinkage; block-permutation and negative-control
+          falsification; minimum detectable effect at 80% power.
+Execution the unit's mean standardised CX against the company, account-bootstrap interval.
+Verdict   quadrant (Innovative / Inflicted / Ineffective / Inactive, or Inconclusive) with
+          its bootstrap probability and a confidence label.
+
+Pure numpy/polars/statsmodels; no Dagster.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+METHOD_VERSION = "alignment-v1"
+
+# Features measured over a window that ends before the row's month (analytics.account_month).
+# Only these can enter a link model; anything else is refused.
+LAGGED_FEATURES = {
+    "nps_category_latest", "nps_responses", "csat_mean", "csat_responses", "ces_mean",
+    "ces_responses", "tickets", "first_response_minutes_median", "resolution_minutes_median",
+    "fcr_rate", "reopen_rate", "handle_hours",
+}  # fmt: skip
+# The CX metrics and how each becomes a number where higher is better.
+METRICS = {
+    "nps": "NPS category (promoter 1, passive 0, detractor -1)",
+    "csat": "mean CSAT",
+    "ces": "mean CES",
+    "first_response": "median first response (log minutes, inverted)",
+    "fcr": "first-contact resolution rate",
+}
+COMPOSITE = "cx_composite"
+
+ACTIONS = {
+    "Innovative": "Double down: keep measuring impact, reward innovation, keep CX tied to the "
+    "unit's changing priorities.",
+    "Inflicted": "Act decisively: CX drives retention here and the unit is failing it; get "
+    "executive sponsorship and invest in fixing the experience.",
+    "Ineffective": "Recalibrate: good scores, outcomes unmoved; audit CX activities and tie them "
+    "to the outcomes this unit needs.",
+    "Inactive": "Start now: minimal, reactive service with no measurable link; build a "
+    "proactive post-sale strategy and measure it.",
+    "Inconclusive": "Keep measuring: the evidence cannot yet tell a real link from noise; see "
+    "what would settle it.",
+}
+
+
+class FeatureLeakError(ValueError):
+    """A feature not known to be measured before the outcome month was offered to a model."""
+
+
+@dataclass(frozen=True)
+class AlignmentConfig:
+    main_measure: str = COMPOSITE  # or one of METRICS
+    materiality_hr: float = 0.85  # a hazard ratio per SD at or below this is material
+    fdr_q: float = 0.10
+    permutations: int = 200
+    falsification_alpha: float = 0.05
+    min_negative_control_events: int = 20
+    execution_months: int = 12  # recent months that measure execution
+    execution_targets: dict | None = None  # metric -> target level; None = company benchmark
+    bootstrap_replicates: int = 400
+    established_probability: float = 0.8
+    seed: int = 20261122
+    extra_features: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        if self.main_measure != COMPOSITE and self.main_measure not in METRICS:
+            raise ValueError(
+                f"alignment.main_measure {self.main_measure!r}: one of {COMPOSITE}, "
+                + ", ".join(METRICS)
+            )
+        if not 0 < self.materiality_hr < 1:
+            raise ValueError("alignment.materiality_hr must be between 0 and 1")
+        leaked = [f for f in self.extra_features if f not in LAGGED_FEATURES]
+        if leaked:
+            raise FeatureLeakError(
+                f"feature(s) {', '.join(leaked)} are not measured before the outcome month "
+                f"(allowed: {', '.join(sorted(LAGGED_FEATURES))}); a feature from the outcome "
+                "month or later would manufacture a link"
+            )
+
+    @property
+    def materiality_log(self) -> float:
+        return math.log(self.materiality_hr)
+
+
+# --- features ----------------------------------------------------------------------------
+
+
+def metric_columns(panel: pl.DataFrame) -> pl.DataFrame:
+    """The five CX metrics as numbers where higher is better (NULL where not measured)."""
+    return panel.with_columns(
+        pl.col("nps_category_latest")
+        .replace_strict({"promoter": 1.0, "passive": 0.0, "detractor": -1.0}, default=None,
+                        return_dtype=pl.Float64)
+        .alias("nps"),
+        pl.col("csat_mean").alias("csat"),
+        pl.col("ces_mean").alias("ces"),
+        (-pl.col("first_response_minutes_median").clip(lower_bound=1).log()).alias("first_response"),
+        pl.col("fcr_rate").alias("fcr"),
+    )  # fmt: skip
+
+
+def standardise(panel: pl.DataFrame, reference: pl.DataFrame | None = None) -> pl.DataFrame:
+    """z-scores of each metric and the composite (mean of available z's, re-standardised).
+
+    The means and SDs come from `reference` (default: the panel itself, i.e. the company),
+    so every unit is measured on the same scale.
+    """
+    ref = metric_columns(reference if reference is not None else panel)
+    df = metric_columns(panel)
+    stats_ = {m: (ref[m].mean(), ref[m].std()) for m in METRICS}
+    df = df.with_columns(
+        [((pl.col(m) - mu) / sd).alias(f"z_{m}") for m, (mu, sd) in stats_.items() if sd]
+    )
+    zcols = [f"z_{m}" for m in METRICS if f"z_{m}" in df.columns]
+    df = df.with_columns(pl.mean_horizontal(zcols).alias("_raw_composite"))
+    ref_z = ref.with_columns(
+        [((pl.col(m) - mu) / sd).alias(f"z_{m}") for m, (mu, sd) in stats_.items() if sd]
+    ).select(pl.mean_horizontal(zcols).alias("c"))["c"]
+    mu, sd = ref_z.mean(), ref_z.std()
+    return df.with_columns(((pl.col("_raw_composite") - mu) / sd).alias(COMPOSITE)).drop(
+        "_raw_composite"
+    )
+
+
+# --- the link model ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkFit:
+    effect: float  # log hazard ratio (cloglog coefficient) per SD of the measure
+    se: float
+    p_two_sided: float
+    p_expected_direction: float  # one-sided: better CX, lower hazard
+    n_rows: int
+    n_accounts: int
+    n_events: int
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (self.effect - 1.959964 * self.se, self.effect + 1.959964 * self.se)
+
+    @property
+    def mde(self) -> float:
+        """Smallest |log HR| per SD detectable with 80% power at two-sided 5%."""
+        return (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * self.se
+
+
+def design(
+    df: pl.DataFrame, measure: str, extra: tuple[str, ...] = ()
+) -> tuple[np.ndarray, list[str]]:
+    """Design matrix: the measure (0 where missing, with a missing flag), log MRR, segment,
+    tenure band, calendar quarter, prior MRR change (0 where missing, with a flag)."""
+    x = df[measure].to_numpy().astype(float)
+    missing = np.isnan(x)
+    cols = [np.nan_to_num(x, nan=0.0)]
+    names = [measure]
+    if missing.any() and not missing.all():
+        cols.append(missing.astype(float))
+        names.append(f"{measure}_missing")
+    cols.append(df["log_mrr"].to_numpy().astype(float))
+    names.append("log_mrr")
+    prior = df["log_mrr_change_prior_3m"].to_numpy().astype(float)
+    prior_missing = np.isnan(prior)
+    cols.append(np.nan_to_num(prior, nan=0.0))
+    names.append("log_mrr_change_prior_3m")
+    if prior_missing.any() and not prior_missing.all():
+        cols.append(prior_missing.astype(float))
+        names.append("prior_change_missing")
+    for f in extra:
+        v = df[f].cast(pl.Float64).to_numpy()
+        cols.append(np.nan_to_num(v, nan=0.0))
+        names.append(f)
+    cats = df.select(
+        pl.col("segment").cast(pl.Utf8),
+        pl.when(pl.col("tenure_months") < 6).then(pl.lit("t0-5"))
+        .when(pl.col("tenure_months") < 12).then(pl.lit("t6-11"))
+        .when(pl.col("tenure_months") < 24).then(pl.lit("t12-23")).otherwise(pl.lit("t24+"))
+        .alias("tenure_band"),
+        (pl.col("month").dt.year().cast(pl.Utf8) + "Q" + pl.col("month").dt.quarter().cast(pl.Utf8))
+        .alias("quarter"),
+    ).to_dummies(drop_first=True)  # fmt: skip
+    X = np.column_stack([np.ones(df.height), *cols, cats.to_numpy().astype(float)])
+    names = ["const", *names, *cats.columns]
+    keep = X.std(axis=0) > 0
+    keep[0] = True
+    return X[:, keep], [n for n, k in zip(names, keep, strict=True) if k]
+
+
+def fit_hazard(
+    df: pl.DataFrame, outcome: str, measure: str, extra: tuple[str, ...] = ()
+) -> LinkFit | None:
+    """cloglog discrete-time hazard; None when there are too few events to fit."""
+    import statsmodels.api as sm
+
+    y = df[outcome].cast(pl.Float64).to_numpy()
+    events = int(y.sum())
+    if events < 5 or df[measure].drop_nulls().n_unique() < 2:
+        return None
+    X, names = design(df, measure, extra)
+    groups = df["account_code"].to_numpy()
+    model = sm.GLM(y, X, family=sm.families.Binomial(link=sm.families.links.CLogLog()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            res = model.fit(cov_type="cluster", cov_kwds={"groups": groups}, maxiter=100)
+        except (np.linalg.LinAlgError, ValueError):
+            return None
+    b, se = float(res.params[1]), float(res.bse[1])
+    if not (np.isfinite(b) and np.isfinite(se) and se > 0):
+        return None
+    z = b / se
+    return LinkFit(
+        effect=b, se=se, p_two_sided=float(2 * stats.norm.sf(abs(z))),
+        p_expected_direction=float(stats.norm.cdf(z)), n_rows=df.height,
+        n_accounts=int(df["account_code"].n_unique()), n_events=events,
+    )  # fmt: skip
+
+
+def fit_revenue(df: pl.DataFrame, measure: str) -> LinkFit | None:
+    """Retained accounts' next-month log MRR change on the same features (OLS, clustered)."""
+    import statsmodels.api as sm
+
+    sub = df.filter(pl.col("log_mrr_change_next").is_not_null())
+    if sub.height < 50 or sub[measure].drop_nulls().n_unique() < 2:
+        return None
+    X, _ = design(sub, measure)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sm.OLS(sub["log_mrr_change_next"].to_numpy(), X).fit(
+            cov_type="cluster", cov_kwds={"groups": sub["account_code"].to_numpy()}
+        )
+    b, se = float(res.params[1]), float(res.bse[1])
+    z = b / se if se > 0 else 0.0
+    return LinkFit(b, se, float(2 * stats.norm.sf(abs(z))), float(stats.norm.sf(z)), sub.height,
+                   int(sub["account_code"].n_unique()), 0)  # fmt: skip
+
+
+# --- falsification: block permutation of CX histories -------------------------------------
+
+
+def permutation_p(df: pl.DataFrame, outcome: str, measure: str, permutations: int,
+                  rng: np.random.Generator) -> float | None:  # fmt: skip
+    """p-value of the CX-outcome association when whole CX histories are shuffled among the
+    unit's accounts.
+
+    Score statistic of the null model (controls only): T = sum over accounts of the account's
+    mean residualised CX times its summed score residual. Shuffling which account a history
+    belongs to keeps each history intact (the block) and breaks only its tie to the outcome.
+    One null fit, then a vectorised gather per permutation: fast at a million accounts.
+    """
+    import statsmodels.api as sm
+
+    y = df[outcome].cast(pl.Float64).to_numpy()
+    if y.sum() < 5:
+        return None
+    X, names = design(df, measure)
+    x = X[:, 1]
+    Z = np.delete(X, [i for i, n in enumerate(names) if n.startswith(measure)], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            null = sm.GLM(y, Z, family=sm.families.Binomial(link=sm.families.links.CLogLog())).fit(
+                maxiter=100
+            )
+        except (np.linalg.LinAlgError, ValueError):
+            return None
+    mu = np.clip(null.fittedvalues, 1e-12, 1 - 1e-12)
+    score_resid = (y - mu) * (-np.log1p(-mu) / mu)  # cloglog score weight
+    # Residualise the measure on the controls (ter Braak) so shuffling it does not also
+    # shuffle its correlation with size, segment or tenure.
+    coef, *_ = np.linalg.lstsq(Z, x, rcond=None)
+    x_res = x - Z @ coef
+    codes = df["account_code"].to_numpy()
+    _, inv = np.unique(codes, return_inverse=True)
+    n_acc = inv.max() + 1
+    count = np.bincount(inv, minlength=n_acc).astype(float)
+    x_bar = np.bincount(inv, weights=x_res, minlength=n_acc) / count
+    s_sum = np.bincount(inv, weights=score_resid, minlength=n_acc)
+    observed = float(x_bar @ s_sum)
+    perms = np.argsort(rng.random((permutations, n_acc)), axis=1)
+    null_t = x_bar[perms] @ s_sum
+    # One-sided in the expected direction: better CX (higher x), fewer events (negative T).
+    return float((1 + np.sum(null_t <= observed)) / (permutations + 1))
+
+
+# --- across units ------------------------------------------------------------------------
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    p = np.asarray(p, dtype=float)
+    q = np.full(len(p), np.nan)
+    ok = ~np.isnan(p)
+    if not ok.any():
+        return q
+    pv = p[ok]
+    order = np.argsort(pv)
+    ranked = pv[order] * len(pv) / (np.arange(len(pv)) + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(len(pv))
+    out[order] = np.minimum(ranked, 1.0)
+    q[ok] = out
+    return q
+
+
+@dataclass(frozen=True)
+class Pooled:
+    mean: float
+    se: float
+    tau2: float
+    shrunk: np.ndarray
+    shrunk_se: np.ndarray
+
+
+def random_effects(effects: np.ndarray, ses: np.ndarray) -> Pooled:
+    """DerSimonian-Laird pooling and each unit's shrunk (empirical Bayes) estimate."""
+    b, s2 = np.asarray(effects, float), np.asarray(ses, float) ** 2
+    w = 1 / s2
+    fixed = np.sum(w * b) / np.sum(w)
+    k = len(b)
+    Q = np.sum(w * (b - fixed) ** 2)
+    c = np.sum(w) - np.sum(w**2) / np.sum(w)
+    tau2 = max(0.0, (Q - (k - 1)) / c) if k > 1 and c > 0 else 0.0
+    w_star = 1 / (s2 + tau2)
+    mean = np.sum(w_star * b) / np.sum(w_star)
+    se = math.sqrt(1 / np.sum(w_star))
+    if tau2 > 0:
+        shrink = tau2 / (tau2 + s2)
+        shrunk = shrink * b + (1 - shrink) * mean
+        shrunk_se = np.sqrt(1 / (1 / s2 + 1 / tau2) + ((1 - shrink) * se) ** 2)
+    else:
+        shrunk = np.full(k, mean)
+        shrunk_se = np.full(k, se)
+    return Pooled(mean, se, tau2, shrunk, shrunk_se)
+
+
+# --- execution ---------------------------------------------------------------------------
+
+
+def execution_scores(
+    recent: pl.DataFrame, company: pl.DataFrame, config: AlignmentConfig,
+    rng: np.random.Generator,
+) -> tuple[float, np.ndarray]:  # fmt: skip
+    """The unit's execution score and its account-bootstrap replicates.
+
+    Against the company benchmark: the mean standardised composite CX of the unit's recent
+    account-months (0 = the company's level, in company SDs). Against targets: the mean over
+    the targeted metrics of (unit level - target) / company SD.
+    """
+    if config.execution_targets:
+        cols, offsets = [], []
+        for metric, target in config.execution_targets.items():
+            ref = metric_columns(company)[metric]
+            cols.append(metric)
+            offsets.append((target, ref.std()))
+        frame = metric_columns(recent).with_columns(
+            pl.mean_horizontal([((pl.col(m) - t) / sd) for m, (t, sd) in zip(cols, offsets, strict=True)])
+            .alias("_exec")
+        )  # fmt: skip
+    else:
+        frame = recent.with_columns(pl.col(COMPOSITE).alias("_exec"))
+    per_account = (
+        frame.filter(pl.col("_exec").is_not_null())
+        .group_by("account_code")
+        .agg(pl.col("_exec").sum().alias("s"), pl.len().alias("n"))
+    )
+    if per_account.height == 0:
+        return math.nan, np.full(config.bootstrap_replicates, np.nan)
+    s, n = per_account["s"].to_numpy(), per_account["n"].to_numpy().astype(float)
+    point = s.sum() / n.sum()
+    w = rng.poisson(1.0, size=(config.bootstrap_replicates, len(s)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps = (w @ s) / (w @ n)
+    return float(point), reps
+
+
+# --- putting it together -----------------------------------------------------------------
+
+
+def prepare(panel: pl.DataFrame) -> pl.DataFrame:
+    """Standardise on the company's at-risk rows and code accounts as integers."""
+    at_risk = panel.filter(pl.col("is_at_risk_next_month") & pl.col("log_mrr").is_not_null())
+    out = standardise(at_risk)
+    codes = out.select("account_id").unique().sort("account_id").with_row_index("account_code")
+    return out.join(codes, on="account_id")
+
+
+def _link_verdict(fit: LinkFit | None, q: float, shrunk: float, falsified: bool,
+                  config: AlignmentConfig) -> tuple[str, str]:  # fmt: skip
+    if fit is None:
+        return "inconclusive", "too few events to fit the model"
+    material = shrunk <= config.materiality_log
+    if q <= config.fdr_q and fit.effect < 0 and material:
+        if falsified:
+            return "inconclusive", "significant and material, but a falsification check failed"
+        return "strong", "significant (BH), material after shrinkage, falsification checks passed"
+    if fit.mde <= abs(config.materiality_log):
+        return "weak", "powered to detect a material effect and none was found"
+    return "inconclusive", "not enough data to detect a material effect (MDE above threshold)"
+
+
+def align_units(
+    panel: pl.DataFrame, config: AlignmentConfig
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The alignment verdict per business unit.
+
+    panel: analytics.account_month columns (plus log_mrr_change_next: next month's log MRR
+    change for accounts still billed). Returns (units, company, metrics).
+    """
+    rng = np.random.default_rng(config.seed)
+    data = prepare(panel)
+    measure = COMPOSITE if config.main_measure == COMPOSITE else f"z_{config.main_measure}"
+    last_month = data["month"].max()
+    recent_start = pl.select(
+        pl.lit(last_month).dt.offset_by(f"-{config.execution_months - 1}mo")
+    ).item()
+    company_recent = data.filter(pl.col("month") >= recent_start)
+
+    units, metric_rows = [], []
+    for (unit,), rows in data.sort("account_code", "month").group_by(
+        "business_unit", maintain_order=True
+    ):
+        voluntary = rows.filter(~pl.col("churned_next_month_involuntary"))  # involuntary censors
+        fit = fit_hazard(voluntary, "churned_next_month_voluntary", measure, config.extra_features)
+        perm = permutation_p(
+            voluntary, "churned_next_month_voluntary", measure, config.permutations, rng
+        )
+        involuntary = rows.filter(~pl.col("churned_next_month_voluntary"))
+        nc_events = int(involuntary["churned_next_month_involuntary"].sum())
+        nc = (
+            fit_hazard(involuntary, "churned_next_month_involuntary", measure)
+            if nc_events >= config.min_negative_control_events
+            else None
+        )
+        revenue = fit_revenue(rows.filter(~pl.col("churned_next_month")), measure)
+        exec_score, exec_reps = execution_scores(
+            rows.filter(pl.col("month") >= recent_start), company_recent, config, rng
+        )
+        units.append({
+            "business_unit": unit, "fit": fit, "perm": perm, "nc": nc, "nc_events": nc_events,
+            "revenue": revenue, "exec": exec_score, "exec_reps": exec_reps,
+            "n_accounts": rows["account_code"].n_unique(), "n_rows": rows.height,
+            "n_events": int(voluntary["churned_next_month_voluntary"].sum()),
+        })  # fmt: skip
+        for metric in METRICS:
+            m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", f"z_{metric}")
+            metric_rows.append({
+                "business_unit": unit, "metric": metric, "description": METRICS[metric],
+                "effect": m_fit.effect if m_fit else None, "se": m_fit.se if m_fit else None,
+                "p_value": m_fit.p_two_sided if m_fit else None,
+                "n_rows": m_fit.n_rows if m_fit else rows.height,
+                "accounts_measured": int(rows.filter(pl.col(f"z_{metric}").is_not_null())["account_code"].n_unique()),
+            })  # fmt: skip
+
+    fitted = [u for u in units if u["fit"] is not None]
+    q = benjamini_hochberg(np.array([u["fit"].p_expected_direction for u in fitted]))
+    pooled = (
+        random_effects(np.array([u["fit"].effect for u in fitted]), np.array([u["fit"].se for u in fitted]))
+        if fitted else None
+    )  # fmt: skip
+    for i, u in enumerate(fitted):
+        u["q"], u["shrunk"], u["shrunk_se"] = q[i], pooled.shrunk[i], pooled.shrunk_se[i]
+
+    rows_out = []
+    alpha = config.falsification_alpha
+    for u in units:
+        fit = u["fit"]
+        perm_failed = u["perm"] is not None and u["perm"] > alpha
+        nc_failed = u["nc"] is not None and u["nc"].p_two_sided <= alpha and u["nc"].effect < 0
+        verdict, reason = _link_verdict(fit, u.get("q", 1.0), u.get("shrunk", 0.0),
+                                        perm_failed or nc_failed, config)  # fmt: skip
+        exec_reps = u["exec_reps"]
+        lo, hi = (np.nanpercentile(exec_reps, [2.5, 97.5]) if np.isfinite(exec_reps).any()
+                  else (math.nan, math.nan))  # fmt: skip
+        level = "high" if lo > 0 else "low" if hi < 0 else "indeterminate"
+        side = "high" if u["exec"] > 0 else "low"
+        if verdict == "inconclusive":
+            quadrant, probability = "Inconclusive", None
+        else:
+            quadrant = _quadrant(side, verdict)
+            link_draws = rng.normal(u["shrunk"], u["shrunk_se"], len(exec_reps))
+            rep_q = [
+                _quadrant(
+                    "high" if e > 0 else "low", "strong" if d <= config.materiality_log else "weak"
+                )
+                for e, d in zip(exec_reps, link_draws, strict=True)
+            ]
+            probability = float(np.mean([r == quadrant for r in rep_q]))
+        confidence = (
+            "established"
+            if probability is not None
+            and probability >= config.established_probability
+            and level != "indeterminate"
+            else "provisional"
+        )
+        needed = (
+            int(math.ceil(u["n_accounts"] * (fit.mde / abs(config.materiality_log)) ** 2))
+            if fit is not None
+            and verdict == "inconclusive"
+            and fit.mde > abs(config.materiality_log)
+            else None
+        )
+        ci = fit.ci if fit else (None, None)
+        rev = u["revenue"]
+        rows_out.append(
+            {
+                "business_unit": u["business_unit"],
+                "main_measure": config.main_measure,
+                "n_accounts": u["n_accounts"],
+                "n_account_months": u["n_rows"],
+                "n_events": u["n_events"],
+                "execution_score": u["exec"],
+                "execution_ci_low": float(lo),
+                "execution_ci_high": float(hi),
+                "execution_level": level,
+                "link_effect": fit.effect if fit else None,
+                "link_se": fit.se if fit else None,
+                "link_ci_low": ci[0],
+                "link_ci_high": ci[1],
+                "link_hazard_ratio": math.exp(fit.effect) if fit else None,
+                "link_effect_shrunk": u.get("shrunk"),
+                "link_shrunk_ci_low": u["shrunk"] - 1.959964 * u["shrunk_se"] if fit else None,
+                "link_shrunk_ci_high": u["shrunk"] + 1.959964 * u["shrunk_se"] if fit else None,
+                "p_value": fit.p_expected_direction if fit else None,
+                "q_value": u.get("q"),
+                "mde": fit.mde if fit else None,
+                "materiality_threshold": config.materiality_log,
+                "link_verdict": verdict,
+                "link_reason": reason,
+                "permutation_p": u["perm"],
+                "negative_control_effect": u["nc"].effect if u["nc"] else None,
+                "negative_control_p": u["nc"].p_two_sided if u["nc"] else None,
+                "negative_control_events": u["nc_events"],
+                "falsification_passed": not (perm_failed or nc_failed) if fit else None,
+                "revenue_effect": rev.effect if rev else None,
+                "revenue_ci_low": rev.ci[0] if rev else None,
+                "revenue_ci_high": rev.ci[1] if rev else None,
+                "quadrant": quadrant,
+                "quadrant_probability": probability,
+                "confidence": confidence,
+                "recommended_action": ACTIONS[quadrant],
+                "accounts_needed": needed,
+                "method_version": METHOD_VERSION,
+            }
+        )
+    units_frame = pl.DataFrame(rows_out, infer_schema_length=None)
+    company = pl.DataFrame([{
+        "units": len(units),
+        "units_fitted": len(fitted),
+        "pooled_effect": pooled.mean if pooled else None,
+        "pooled_ci_low": pooled.mean - 1.959964 * pooled.se if pooled else None,
+        "pooled_ci_high": pooled.mean + 1.959964 * pooled.se if pooled else None,
+        "pooled_hazard_ratio": math.exp(pooled.mean) if pooled else None,
+        "between_unit_sd": math.sqrt(pooled.tau2) if pooled else None,
+        "units_strong": int((units_frame["link_verdict"] == "strong").sum()),
+        "units_weak": int((units_frame["link_verdict"] == "weak").sum()),
+        "units_inconclusive": int((units_frame["link_verdict"] == "inconclusive").sum()),
+        **{f"units_{k.lower()}" + ("_type" if k == "Inconclusive" else ""): int((units_frame["quadrant"] == k).sum()) for k in ACTIONS},
+        "n_accounts": int(data["account_code"].n_unique()),
+        "n_events": int(sum(u["n_events"] for u in units)),
+        "main_measure": config.main_measure,
+        "method_version": METHOD_VERSION,
+    }])  # fmt: skip
+    return units_frame, company, pl.DataFrame(metric_rows, infer_schema_length=None)
+
+
+def _quadrant(execution_side: str, link: str) -> str:
+    return {
+        ("high", "strong"): "Innovative",
+        ("low", "strong"): "Inflicted",
+        ("high", "weak"): "Ineffective",
+        ("low", "weak"): "Inactive",
+    }[(execution_side, link)]

@@ -1,0 +1,120 @@
+"""Models: the alignment test per business unit (analytics.unit_alignment), the company
+summary (analytics.company_alignment) and each CX metric's exploratory link
+(analytics.unit_alignment_metrics). The statistics are `models/alignment.py`.
+"""
+
+import time
+
+import dagster as dg
+import polars as pl
+
+from models.alignment import AlignmentConfig, align_units
+from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
+from pipelines.progress import report
+from pipelines.tables import write_table
+
+UNIT_ALIGNMENT = dg.AssetKey(["analytics", "unit_alignment"])
+COMPANY_ALIGNMENT = dg.AssetKey(["analytics", "company_alignment"])
+ALIGNMENT_METRICS = dg.AssetKey(["analytics", "unit_alignment_metrics"])
+
+PANEL_SQL = """
+select am.*,
+       case when nx.mrr > 0 and am.log_mrr is not null then ln(nx.mrr) - am.log_mrr end
+           as log_mrr_change_next
+from analytics.account_month as am
+left join analytics.account_month as nx
+  on nx.account_id = am.account_id and nx.month = am.month + interval 1 month
+"""
+
+
+def alignment_config(cxalign: CxalignResource) -> AlignmentConfig:
+    a = cxalign.settings.alignment
+    return AlignmentConfig(
+        main_measure=a.main_measure,
+        materiality_hr=a.materiality_hr,
+        fdr_q=a.fdr_q,
+        permutations=a.permutations,
+        min_negative_control_events=a.min_negative_control_events,
+        execution_months=a.execution_months,
+        execution_targets=a.execution_targets,
+        bootstrap_replicates=a.bootstrap_replicates,
+        established_probability=a.established_probability,
+        seed=a.seed,
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            UNIT_ALIGNMENT,
+            deps=[["analytics", "account_month"]],
+            group_name="models",
+            kinds={"duckdb", "statsmodels"},
+            description="Per business unit: execution, link (cloglog hazard), falsification, "
+            "power, verdict, CX type with its probability and confidence, recommended action.",
+        ),
+        dg.AssetSpec(
+            COMPANY_ALIGNMENT,
+            deps=[UNIT_ALIGNMENT],
+            group_name="models",
+            kinds={"duckdb"},
+            description="Pooled link across units and counts by type.",
+        ),
+        dg.AssetSpec(
+            ALIGNMENT_METRICS,
+            deps=[UNIT_ALIGNMENT],
+            group_name="models",
+            kinds={"duckdb", "statsmodels"},
+            description="Each CX metric's link to churn per unit (exploratory).",
+        ),
+    ],  # fmt: skip
+    check_specs=[
+        dg.AssetCheckSpec("contract", asset=k, blocking=True)
+        for k in (UNIT_ALIGNMENT, COMPANY_ALIGNMENT, ALIGNMENT_METRICS)
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
+    config = alignment_config(cxalign)
+    as_of = run_as_of(context)
+    started = time.perf_counter()
+    with cxalign.connect() as con:
+        panel = con.sql(PANEL_SQL).pl()
+        units, company, metrics = align_units(panel, config)
+        stamp = pl.lit(as_of).alias("as_of")
+        frames = {
+            "unit_alignment": (UNIT_ALIGNMENT, units.with_columns(stamp)),
+            "company_alignment": (COMPANY_ALIGNMENT, company.with_columns(stamp)),
+            "unit_alignment_metrics": (ALIGNMENT_METRICS, metrics.with_columns(stamp)),
+        }
+        contracts = analyst_contracts()
+        results = []
+        for name, (key, frame) in frames.items():
+            write_table(con, contracts[name], frame)
+            apply_comments(con, contracts[name])
+            problems = conformance_problems(con, contracts[name])
+            results.append(
+                dg.AssetCheckResult(
+                    asset_key=key,
+                    check_name="contract",
+                    passed=not problems,
+                    description="; ".join(problems[:5]) or None,
+                )  # fmt: skip
+            )
+    seconds = time.perf_counter() - started
+    summary = ", ".join(
+        f"{r['business_unit']}: {r['quadrant']}" for r in units.iter_rows(named=True)
+    )
+    report(context, f"models   alignment: {summary}  {seconds:5.1f}s")
+    for name, (key, frame) in frames.items():
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata={"dagster/row_count": frame.height, "seconds": round(seconds, 2)},
+        )
+    yield from results
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[alignment])
