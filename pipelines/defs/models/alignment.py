@@ -107,7 +107,7 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
         f"{r['business_unit']}: {r['quadrant']}" for r in units.iter_rows(named=True)
     )
     report(context, f"models   alignment: {summary}  {seconds:5.1f}s")
-    for name, (key, frame) in frames.items():
+    for key, frame in frames.values():
         yield dg.MaterializeResult(
             asset_key=key,
             metadata={"dagster/row_count": frame.height, "seconds": round(seconds, 2)},
