@@ -73,6 +73,10 @@ class AlignmentConfig:
     established_probability: float = 0.8
     seed: int = 20261122
     extra_features: tuple[str, ...] = field(default_factory=tuple)
+    # The exploratory per-metric fits and the revenue model (the calibration harness,
+    # which only needs the verdicts, turns them off to run faster).
+    secondary_metrics: bool = True
+    revenue_model: bool = True
 
     def __post_init__(self):
         if self.main_measure != COMPOSITE and self.main_measure not in METRICS:
@@ -444,7 +448,11 @@ def align_units(
             if nc_events >= config.min_negative_control_events
             else None
         )
-        revenue = fit_revenue(rows.filter(~pl.col("churned_next_month")), measure)
+        revenue = (
+            fit_revenue(rows.filter(~pl.col("churned_next_month")), measure)
+            if config.revenue_model
+            else None
+        )
         exec_score, exec_reps = execution_scores(
             rows.filter(pl.col("month") >= recent_start), company_recent, config, rng
         )
@@ -454,7 +462,7 @@ def align_units(
             "n_accounts": rows["account_code"].n_unique(), "n_rows": rows.height,
             "n_events": int(voluntary["churned_next_month_voluntary"].sum()),
         })  # fmt: skip
-        for metric in METRICS:
+        for metric in METRICS if config.secondary_metrics else ():
             m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", f"z_{metric}")
             metric_rows.append({
                 "business_unit": unit, "metric": metric, "description": METRICS[metric],
