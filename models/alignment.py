@@ -55,6 +55,36 @@ ACTIONS = {
 }
 
 
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    column: str  # in the prepared panel
+    kind: str  # event (discrete-time cloglog hazard) | continuous (OLS)
+    expected_sign: int  # +1: better CX should raise it; -1: lower it
+    label: str
+
+
+# What a unit's strategy can declare as its primary outcome (strategy.yaml).
+OUTCOMES = {
+    "retention": Outcome("retention", "churned_next_month_voluntary", "event", -1,
+                         "voluntary churn next month"),
+    "expansion": Outcome("expansion", "expanded_next_month", "event", +1,
+                         "expansion (higher MRR) next month, among accounts that stay"),
+    "cost_to_serve": Outcome("cost_to_serve", "log_handle_hours_next", "continuous", -1,
+                             "log(1 + support hours next month), among accounts that stay"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UnitStrategy:
+    """A unit's declared strategy: the outcome its CX should move, and its CX targets."""
+
+    primary_outcome: str = "retention"
+    # metric -> (floor, target) in the metric's own units (NPS points, CSAT 1-5, CES 1-7,
+    # first response minutes, FCR share); execution is then measured against these.
+    targets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
 class FeatureLeakError(ValueError):
     """A feature not known to be measured before the outcome month was offered to a model."""
 
@@ -68,7 +98,8 @@ class AlignmentConfig:
     falsification_alpha: float = 0.05
     min_negative_control_events: int = 20
     execution_months: int = 12  # recent months that measure execution
-    execution_targets: dict | None = None  # metric -> target level; None = company benchmark
+    # metric -> (floor, target) for every unit without its own; None = company benchmark
+    execution_targets: dict | None = None
     bootstrap_replicates: int = 400
     established_probability: float = 0.8
     seed: int = 20261122
@@ -204,9 +235,15 @@ def design(
 
 
 def fit_hazard(
-    df: pl.DataFrame, outcome: str, measure: str, extra: tuple[str, ...] = ()
+    df: pl.DataFrame,
+    outcome: str,
+    measure: str,
+    extra: tuple[str, ...] = (),
+    expected_sign: int = -1,
 ) -> LinkFit | None:
-    """cloglog discrete-time hazard; None when there are too few events to fit."""
+    """cloglog discrete-time hazard; None when there are too few events to fit.
+
+    p_expected_direction is one-sided in `expected_sign` (-1: better CX, fewer events)."""
     import statsmodels.api as sm
 
     y = df[outcome].cast(pl.Float64).to_numpy()
@@ -228,34 +265,42 @@ def fit_hazard(
     z = b / se
     return LinkFit(
         effect=b, se=se, p_two_sided=float(2 * stats.norm.sf(abs(z))),
-        p_expected_direction=float(stats.norm.cdf(z)), n_rows=df.height,
+        p_expected_direction=float(stats.norm.sf(expected_sign * z)), n_rows=df.height,
         n_accounts=int(df["account_code"].n_unique()), n_events=events,
     )  # fmt: skip
 
 
-def fit_revenue(df: pl.DataFrame, measure: str) -> LinkFit | None:
-    """Retained accounts' next-month log MRR change on the same features (OLS, clustered)."""
+def fit_ols(df: pl.DataFrame, outcome: str, measure: str, expected_sign: int = 1) -> LinkFit | None:
+    """A continuous outcome on the same features (OLS, clustered by account)."""
     import statsmodels.api as sm
 
-    sub = df.filter(pl.col("log_mrr_change_next").is_not_null())
+    sub = df.filter(pl.col(outcome).is_not_null())
     if sub.height < 50 or sub[measure].drop_nulls().n_unique() < 2:
         return None
     X, _ = design(sub, measure)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = sm.OLS(sub["log_mrr_change_next"].to_numpy(), X).fit(
+        res = sm.OLS(sub[outcome].to_numpy(), X).fit(
             cov_type="cluster", cov_kwds={"groups": sub["account_code"].to_numpy()}
         )
     b, se = float(res.params[1]), float(res.bse[1])
     z = b / se if se > 0 else 0.0
-    return LinkFit(b, se, float(2 * stats.norm.sf(abs(z))), float(stats.norm.sf(z)), sub.height,
-                   int(sub["account_code"].n_unique()), 0)  # fmt: skip
+    return LinkFit(b, se, float(2 * stats.norm.sf(abs(z))), float(stats.norm.sf(expected_sign * z)),
+                   sub.height, int(sub["account_code"].n_unique()), 0)  # fmt: skip
+
+
+def fit_link(
+    df: pl.DataFrame, outcome: Outcome, measure: str, extra: tuple[str, ...] = ()
+) -> LinkFit | None:
+    if outcome.kind == "event":
+        return fit_hazard(df, outcome.column, measure, extra, outcome.expected_sign)
+    return fit_ols(df, outcome.column, measure, outcome.expected_sign)
 
 
 # --- falsification: block permutation of CX histories -------------------------------------
 
 
-def permutation_p(df: pl.DataFrame, outcome: str, measure: str, permutations: int,
+def permutation_p(df: pl.DataFrame, outcome: Outcome, measure: str, permutations: int,
                   rng: np.random.Generator) -> float | None:  # fmt: skip
     """p-value of the CX-outcome association when whole CX histories are shuffled among the
     unit's accounts.
@@ -267,8 +312,8 @@ def permutation_p(df: pl.DataFrame, outcome: str, measure: str, permutations: in
     """
     import statsmodels.api as sm
 
-    y = df[outcome].cast(pl.Float64).to_numpy()
-    if y.sum() < 5:
+    y = df[outcome.column].cast(pl.Float64).to_numpy()
+    if outcome.kind == "event" and y.sum() < 5:
         return None
     X, names = design(df, measure)
     x = X[:, 1]
@@ -276,28 +321,30 @@ def permutation_p(df: pl.DataFrame, outcome: str, measure: str, permutations: in
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            null = sm.GLM(y, Z, family=sm.families.Binomial(link=sm.families.links.CLogLog())).fit(
-                maxiter=100
-            )
+            if outcome.kind == "event":
+                null = sm.GLM(
+                    y, Z, family=sm.families.Binomial(link=sm.families.links.CLogLog())
+                ).fit(maxiter=100)
+                mu = np.clip(null.fittedvalues, 1e-12, 1 - 1e-12)
+                score_resid = (y - mu) * (-np.log1p(-mu) / mu)  # cloglog score weight
+            else:
+                score_resid = y - sm.OLS(y, Z).fit().fittedvalues
         except (np.linalg.LinAlgError, ValueError):
             return None
-    mu = np.clip(null.fittedvalues, 1e-12, 1 - 1e-12)
-    score_resid = (y - mu) * (-np.log1p(-mu) / mu)  # cloglog score weight
     # Residualise the measure on the controls (ter Braak) so shuffling it does not also
     # shuffle its correlation with size, segment or tenure.
     coef, *_ = np.linalg.lstsq(Z, x, rcond=None)
     x_res = x - Z @ coef
-    codes = df["account_code"].to_numpy()
-    _, inv = np.unique(codes, return_inverse=True)
+    _, inv = np.unique(df["account_code"].to_numpy(), return_inverse=True)
     n_acc = inv.max() + 1
     count = np.bincount(inv, minlength=n_acc).astype(float)
     x_bar = np.bincount(inv, weights=x_res, minlength=n_acc) / count
     s_sum = np.bincount(inv, weights=score_resid, minlength=n_acc)
-    observed = float(x_bar @ s_sum)
+    observed = outcome.expected_sign * float(x_bar @ s_sum)
     perms = np.argsort(rng.random((permutations, n_acc)), axis=1)
-    null_t = x_bar[perms] @ s_sum
-    # One-sided in the expected direction: better CX (higher x), fewer events (negative T).
-    return float((1 + np.sum(null_t <= observed)) / (permutations + 1))
+    null_t = outcome.expected_sign * (x_bar[perms] @ s_sum)
+    # One-sided: as large in the expected direction as observed, by chance.
+    return float((1 + np.sum(null_t >= observed)) / (permutations + 1))
 
 
 # --- across units ------------------------------------------------------------------------
@@ -353,44 +400,68 @@ def random_effects(effects: np.ndarray, ses: np.ndarray) -> Pooled:
 # --- execution ---------------------------------------------------------------------------
 
 
+def _target_position(metric: str, level: np.ndarray, floor: float, target: float) -> np.ndarray:
+    """Where a level sits between floor (0) and target (1), in the metric's own units."""
+    if metric == "first_response":  # stored as -log(minutes); targets are in minutes
+        return (math.log(floor) + level) / (math.log(floor) - math.log(target))
+    if metric == "nps":  # stored as promoter 1 / passive 0 / detractor -1; targets in NPS points
+        level = 100 * level
+    return (level - floor) / (target - floor)
+
+
 def execution_scores(
     recent: pl.DataFrame, company: pl.DataFrame, config: AlignmentConfig,
-    rng: np.random.Generator,
+    rng: np.random.Generator, targets: dict[str, tuple[float, float]] | None = None,
 ) -> tuple[float, np.ndarray]:  # fmt: skip
     """The unit's execution score and its account-bootstrap replicates.
 
     Against the company benchmark: the mean standardised composite CX of the unit's recent
-    account-months (0 = the company's level, in company SDs). Against targets: the mean over
-    the targeted metrics of (unit level - target) / company SD.
+    account-months (0 = the company's level, in company SDs). Against targets (the unit's
+    strategy, or alignment.execution_targets): the mean over the targeted metrics of the
+    level's position between floor and target, minus 1 (0 = on target, -1 = at the floor).
     """
-    if config.execution_targets:
-        cols, offsets = [], []
-        for metric, target in config.execution_targets.items():
-            ref = metric_columns(company)[metric]
-            cols.append(metric)
-            offsets.append((target, ref.std()))
-        frame = metric_columns(recent).with_columns(
-            pl.mean_horizontal([((pl.col(m) - t) / sd) for m, (t, sd) in zip(cols, offsets, strict=True)])
-            .alias("_exec")
-        )  # fmt: skip
-    else:
-        frame = recent.with_columns(pl.col(COMPOSITE).alias("_exec"))
-    per_account = (
-        frame.filter(pl.col("_exec").is_not_null())
-        .group_by("account_code")
-        .agg(pl.col("_exec").sum().alias("s"), pl.len().alias("n"))
+    targets = targets or config.execution_targets or {}
+    columns = list(targets) if targets else [COMPOSITE]
+    per_account = recent.group_by("account_code").agg(
+        *[pl.col(c).sum().alias(f"s_{c}") for c in columns],
+        *[pl.col(c).count().alias(f"n_{c}") for c in columns],
     )
     if per_account.height == 0:
         return math.nan, np.full(config.bootstrap_replicates, np.nan)
-    s, n = per_account["s"].to_numpy(), per_account["n"].to_numpy().astype(float)
-    point = s.sum() / n.sum()
-    w = rng.poisson(1.0, size=(config.bootstrap_replicates, len(s)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        reps = (w @ s) / (w @ n)
-    return float(point), reps
+    w = rng.poisson(1.0, size=(config.bootstrap_replicates, per_account.height)).astype(float)
+    ones = np.ones((1, per_account.height))
+    parts_point, parts_reps = [], []
+    for c in columns:
+        s_ = per_account[f"s_{c}"].to_numpy().astype(float)
+        n_ = per_account[f"n_{c}"].to_numpy().astype(float)
+        if n_.sum() == 0:
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level_point = (ones @ s_) / (ones @ n_)
+            level_reps = (w @ s_) / (w @ n_)
+        if targets:
+            floor, target = targets[c]
+            level_point = _target_position(c, level_point, floor, target) - 1
+            level_reps = _target_position(c, level_reps, floor, target) - 1
+        parts_point.append(level_point)
+        parts_reps.append(level_reps)
+    if not parts_point:
+        return math.nan, np.full(config.bootstrap_replicates, np.nan)
+    return float(np.mean(parts_point)), np.mean(parts_reps, axis=0)
 
 
 # --- putting it together -----------------------------------------------------------------
+
+
+def outcome_rows(rows: pl.DataFrame, outcome: Outcome) -> pl.DataFrame:
+    """The account-months at risk for an outcome, with its column not NULL."""
+    if outcome.name == "retention":
+        rows = rows.filter(~pl.col("churned_next_month_involuntary"))  # involuntary censors
+    else:
+        rows = rows.filter(~pl.col("churned_next_month"))
+    if outcome.column not in rows.columns:
+        return rows.head(0)
+    return rows.filter(pl.col(outcome.column).is_not_null())
 
 
 def prepare(panel: pl.DataFrame) -> pl.DataFrame:
@@ -402,11 +473,12 @@ def prepare(panel: pl.DataFrame) -> pl.DataFrame:
 
 
 def _link_verdict(fit: LinkFit | None, q: float, shrunk: float, falsified: bool,
-                  config: AlignmentConfig) -> tuple[str, str]:  # fmt: skip
+                  config: AlignmentConfig, sign: int = -1) -> tuple[str, str]:  # fmt: skip
     if fit is None:
         return "inconclusive", "too few events to fit the model"
-    material = shrunk <= config.materiality_log
-    if q <= config.fdr_q and fit.effect < 0 and material:
+    # Material: at least the threshold's size, in the direction the strategy expects.
+    material = sign * shrunk >= abs(config.materiality_log)
+    if q <= config.fdr_q and sign * fit.effect > 0 and material:
         if falsified:
             return "inconclusive", "significant and material, but a falsification check failed"
         return "strong", "significant (BH), material after shrinkage, falsification checks passed"
@@ -416,12 +488,16 @@ def _link_verdict(fit: LinkFit | None, q: float, shrunk: float, falsified: bool,
 
 
 def align_units(
-    panel: pl.DataFrame, config: AlignmentConfig
+    panel: pl.DataFrame,
+    config: AlignmentConfig,
+    strategies: dict[str, UnitStrategy] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The alignment verdict per business unit.
 
-    panel: analytics.account_month columns (plus log_mrr_change_next: next month's log MRR
-    change for accounts still billed). Returns (units, company, metrics).
+    panel: analytics.account_month columns, plus for the other outcomes and the revenue model
+    log_mrr_change_next, expanded_next_month and log_handle_hours_next (next month, for
+    accounts still billed). strategies: each unit's declared outcome and targets (default:
+    retention against the company benchmark). Returns (units, company, metrics).
     """
     rng = np.random.default_rng(config.seed)
     data = prepare(panel)
@@ -432,36 +508,41 @@ def align_units(
     ).item()
     company_recent = data.filter(pl.col("month") >= recent_start)
 
+    strategies = strategies or {}
     units, metric_rows = [], []
     for (unit,), rows in data.sort("account_code", "month").group_by(
         "business_unit", maintain_order=True
     ):
-        voluntary = rows.filter(~pl.col("churned_next_month_involuntary"))  # involuntary censors
-        fit = fit_hazard(voluntary, "churned_next_month_voluntary", measure, config.extra_features)
-        perm = permutation_p(
-            voluntary, "churned_next_month_voluntary", measure, config.permutations, rng
-        )
+        strategy = strategies.get(unit, UnitStrategy())
+        outcome = OUTCOMES[strategy.primary_outcome]
+        at_risk = outcome_rows(rows, outcome)
+        fit = fit_link(at_risk, outcome, measure, config.extra_features)
+        perm = permutation_p(at_risk, outcome, measure, config.permutations, rng)
+        # Negative control (retention): CX should not predict failed payments.
         involuntary = rows.filter(~pl.col("churned_next_month_voluntary"))
         nc_events = int(involuntary["churned_next_month_involuntary"].sum())
         nc = (
             fit_hazard(involuntary, "churned_next_month_involuntary", measure)
-            if nc_events >= config.min_negative_control_events
+            if outcome.name == "retention" and nc_events >= config.min_negative_control_events
             else None
         )
         revenue = (
-            fit_revenue(rows.filter(~pl.col("churned_next_month")), measure)
-            if config.revenue_model
+            fit_ols(rows.filter(~pl.col("churned_next_month")), "log_mrr_change_next", measure)
+            if config.revenue_model and "log_mrr_change_next" in rows.columns
             else None
         )
         exec_score, exec_reps = execution_scores(
-            rows.filter(pl.col("month") >= recent_start), company_recent, config, rng
-        )
+            rows.filter(pl.col("month") >= recent_start), company_recent, config, rng,
+            strategy.targets,
+        )  # fmt: skip
         units.append({
             "business_unit": unit, "fit": fit, "perm": perm, "nc": nc, "nc_events": nc_events,
-            "revenue": revenue, "exec": exec_score, "exec_reps": exec_reps,
-            "n_accounts": rows["account_code"].n_unique(), "n_rows": rows.height,
-            "n_events": int(voluntary["churned_next_month_voluntary"].sum()),
+            "revenue": revenue, "exec": exec_score, "exec_reps": exec_reps, "outcome": outcome,
+            "targets": bool(strategy.targets),
+            "n_accounts": at_risk["account_code"].n_unique(), "n_rows": at_risk.height,
+            "n_events": int(at_risk[outcome.column].sum()) if outcome.kind == "event" else 0,
         })  # fmt: skip
+        voluntary = outcome_rows(rows, OUTCOMES["retention"])
         for metric in METRICS if config.secondary_metrics else ():
             m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", f"z_{metric}")
             metric_rows.append({
@@ -487,8 +568,9 @@ def align_units(
         fit = u["fit"]
         perm_failed = u["perm"] is not None and u["perm"] > alpha
         nc_failed = u["nc"] is not None and u["nc"].p_two_sided <= alpha and u["nc"].effect < 0
+        sign = u["outcome"].expected_sign
         verdict, reason = _link_verdict(fit, u.get("q", 1.0), u.get("shrunk", 0.0),
-                                        perm_failed or nc_failed, config)  # fmt: skip
+                                        perm_failed or nc_failed, config, sign)  # fmt: skip
         exec_reps = u["exec_reps"]
         lo, hi = (np.nanpercentile(exec_reps, [2.5, 97.5]) if np.isfinite(exec_reps).any()
                   else (math.nan, math.nan))  # fmt: skip
@@ -499,13 +581,9 @@ def align_units(
         else:
             quadrant = _quadrant(side, verdict)
             link_draws = rng.normal(u["shrunk"], u["shrunk_se"], len(exec_reps))
-            rep_q = [
-                _quadrant(
-                    "high" if e > 0 else "low", "strong" if d <= config.materiality_log else "weak"
-                )
-                for e, d in zip(exec_reps, link_draws, strict=True)
-            ]
-            probability = float(np.mean([r == quadrant for r in rep_q]))
+            same_side = (exec_reps > 0) == (side == "high")
+            same_link = (sign * link_draws >= abs(config.materiality_log)) == (verdict == "strong")
+            probability = float(np.mean(same_side & same_link))
         confidence = (
             "established"
             if probability is not None
@@ -525,6 +603,11 @@ def align_units(
         rows_out.append(
             {
                 "business_unit": u["business_unit"],
+                "outcome_tested": u["outcome"].name,
+                "outcome_description": u["outcome"].label,
+                "execution_benchmark": "targets"
+                if (u["targets"] or config.execution_targets)
+                else "company",
                 "main_measure": config.main_measure,
                 "n_accounts": u["n_accounts"],
                 "n_account_months": u["n_rows"],

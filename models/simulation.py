@@ -32,6 +32,7 @@ class SimUnit:
     link: float = 0.0  # log hazard ratio per SD of the hazard's CX variable
     size_effect: float = 0.0  # log hazard ratio per SD of log MRR
     cx_size_correlation: float = 0.0  # confounding: CX tied to account size
+    expansion_link: float = 0.0  # log hazard ratio of expanding next month per SD of CX
 
 
 def simulate_panel(
@@ -104,6 +105,10 @@ def simulate_panel(
             )
             voluntary = rng.random(k) < 1 - np.exp(-h)
             involuntary = ~voluntary & (rng.random(k) < involuntary_hazard)
+            stays = ~(voluntary | involuntary)
+            expands = rng.random(k) < 1 - np.exp(
+                -0.03 * np.exp(unit.expansion_link * (w - unit.execution) / 0.8)
+            )
             frames.append(
                 pl.DataFrame(
                     {
@@ -125,10 +130,13 @@ def simulate_panel(
                         "fcr_rate": fcr,
                         "log_mrr_change_next": np.where(voluntary | involuntary, np.nan,
                                                         rng.normal(0.005, 0.05, k)),
+                        "expanded_next_month": np.where(stays, expands.astype(float), np.nan),
+                        "log_handle_hours_next": np.where(stays, np.log1p(rng.exponential(1.0, k)), np.nan),
                     }
                 ).with_columns(pl.col(c).fill_nan(None) for c in
                                ("csat_mean", "ces_mean", "first_response_minutes_median", "fcr_rate",
-                                "log_mrr_change_next"))
+                                "log_mrr_change_next", "log_handle_hours_next", "expanded_next_month"))
+                .with_columns(pl.col("expanded_next_month").cast(pl.Boolean))
             )  # fmt: skip
             alive[idx[voluntary | involuntary]] = False
     return pl.concat(frames)

@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", type=_date, default=None, help="as-of date (default: today, UTC)")
     run.add_argument("--config", type=Path, default=None, help="YAML config file")
     run.add_argument(
+        "--strategy", type=Path, default=None,
+        help="strategy.yaml: each unit's primary outcome and CX targets",
+    )  # fmt: skip
+    run.add_argument(
         "--timings", type=Path, default=None, help="write per-stage wall times (JSON) to this file"
     )
 
@@ -152,6 +156,14 @@ def _run(args) -> int:
     except ConfigError as exc:
         print(f"cxalign: {exc}", file=sys.stderr)
         return 2
+    if args.strategy is not None:
+        from pipelines.strategy import StrategyError, load_strategy
+
+        try:
+            load_strategy(args.strategy)  # units are checked against the data in the run
+        except StrategyError as exc:
+            print(f"cxalign: {exc}", file=sys.stderr)
+            return 2
     as_of = args.as_of or datetime.now(UTC).date()
 
     handler = logging.StreamHandler(sys.stdout)
@@ -173,6 +185,7 @@ def _run(args) -> int:
         "warehouse_path": str(args.warehouse.resolve()),
         "out_dir": str(args.out.resolve()),
         "config_path": str(args.config.resolve()) if args.config else "",
+        "strategy_path": str(args.strategy.resolve()) if args.strategy else "",
     }
     instance = (
         dg.DagsterInstance.get()

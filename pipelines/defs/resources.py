@@ -26,6 +26,8 @@ class CxalignResource(dg.ConfigurableResource):
     warehouse_path: str = "data/warehouse.duckdb"
     out_dir: str = "data/scorecards"
     config_path: str = ""
+    # Optional strategy.yaml: each unit's primary outcome and CX targets.
+    strategy_path: str = ""
 
     @cached_property
     def settings(self) -> Settings:
@@ -45,6 +47,7 @@ def resource_from_env() -> CxalignResource:
         warehouse_path=os.environ.get("CXALIGN_WAREHOUSE", "data/warehouse.duckdb"),
         out_dir=os.environ.get("CXALIGN_OUT", "data/scorecards"),
         config_path=os.environ.get("CXALIGN_CONFIG", ""),
+        strategy_path=os.environ.get("CXALIGN_STRATEGY", ""),
     )
 
 

@@ -12,19 +12,31 @@ from models.alignment import AlignmentConfig, align_units
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
 from pipelines.progress import report
+from pipelines.strategy import StrategyError, load_strategy
 from pipelines.tables import write_table
 
 UNIT_ALIGNMENT = dg.AssetKey(["analytics", "unit_alignment"])
 COMPANY_ALIGNMENT = dg.AssetKey(["analytics", "company_alignment"])
 ALIGNMENT_METRICS = dg.AssetKey(["analytics", "unit_alignment_metrics"])
 
+# The panel, with next month's outcomes for accounts still billed then: the MRR change,
+# whether MRR grew (expansion) and the support hours they needed (cost to serve).
 PANEL_SQL = """
+with hours as (
+    select account_id, created_month as month, sum(handle_minutes)::double / 60 as hours
+    from staging.stg_support_tickets
+    group by all
+)
 select am.*,
        case when nx.mrr > 0 and am.log_mrr is not null then ln(nx.mrr) - am.log_mrr end
-           as log_mrr_change_next
+           as log_mrr_change_next,
+       case when nx.mrr is not null then nx.mrr > am.mrr end as expanded_next_month,
+       case when nx.mrr is not null then ln(1 + coalesce(h.hours, 0)) end as log_handle_hours_next
 from analytics.account_month as am
 left join analytics.account_month as nx
   on nx.account_id = am.account_id and nx.month = am.month + interval 1 month
+left join hours as h
+  on h.account_id = am.account_id and h.month = am.month + interval 1 month
 """
 
 
@@ -48,7 +60,11 @@ def alignment_config(cxalign: CxalignResource) -> AlignmentConfig:
     specs=[
         dg.AssetSpec(
             UNIT_ALIGNMENT,
-            deps=[["analytics", "account_month"]],
+            deps=[
+                ["analytics", "account_month"],
+                ["analytics", "dim_business_unit"],
+                ["staging", "stg_support_tickets"],
+            ],
             group_name="models",
             kinds={"duckdb", "statsmodels"},
             description="Per business unit: execution, link (cloglog hazard), falsification, "
@@ -80,8 +96,20 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
     as_of = run_as_of(context)
     started = time.perf_counter()
     with cxalign.connect() as con:
+        strategies = {}
+        if cxalign.strategy_path:
+            known = {
+                r[0]
+                for r in con.execute(
+                    "select business_unit from analytics.dim_business_unit"
+                ).fetchall()
+            }
+            try:
+                strategies = load_strategy(cxalign.strategy_path, known)
+            except StrategyError as exc:
+                raise dg.Failure(description=str(exc)) from exc
         panel = con.sql(PANEL_SQL).pl()
-        units, company, metrics = align_units(panel, config)
+        units, company, metrics = align_units(panel, config, strategies)
         stamp = pl.lit(as_of).alias("as_of")
         frames = {
             "unit_alignment": (UNIT_ALIGNMENT, units.with_columns(stamp)),
