@@ -7,7 +7,7 @@ pipeline runs) on simulated panels (models.simulation) over many replications:
 
 * null:      six units, no CX effect anywhere, execution levels differing: the share of
              units called "strong" (the false-strong rate), with its Monte Carlo error;
-* power:     a planted effect (log HR -0.5 per SD of latent CX) at unit sizes 250 to 4000
+* power:     planted effects (log HR -0.5 and -0.25 per SD of latent CX) at unit sizes 250 to 4000
              accounts: the share called strong;
 * coverage:  churn planted on observed CSAT (log HR -0.3 per SD), main measure CSAT: how
              often the link's 95% interval holds the truth (raw and shrunk);
@@ -35,8 +35,20 @@ FAST = dict(
 
 
 def share(k: int, n: int) -> dict:
+    """A rate with its Monte Carlo standard error and exact (Clopper-Pearson) 95% interval."""
+    from scipy.stats import beta
+
     p = k / n
-    return {"rate": p, "mc_se": math.sqrt(max(p * (1 - p), 1e-12) / n), "k": k, "n": n}
+    lo = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))
+    return {
+        "rate": p,
+        "mc_se": math.sqrt(p * (1 - p) / n),
+        "ci_low": lo,
+        "ci_high": hi,
+        "k": k,
+        "n": n,
+    }
 
 
 def null_rate(reps: int) -> dict:
@@ -112,7 +124,10 @@ def main() -> int:
     result = {
         "reps": args.reps,
         "null_false_strong": null_rate(args.reps),
-        "power_by_unit_size": power(max(args.reps // 2, 10)),
+        "power_by_unit_size": {
+            "log_hr_-0.5": power(max(args.reps // 2, 10), link=-0.5),
+            "log_hr_-0.25": power(max(args.reps // 2, 10), link=-0.25),
+        },
         "coverage": coverage(max(args.reps // 2, 10)),
         "quadrant_recovery": quadrants(max(args.reps // 2, 10)),
     }

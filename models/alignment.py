@@ -491,16 +491,18 @@ def align_units(
     panel: pl.DataFrame,
     config: AlignmentConfig,
     strategies: dict[str, UnitStrategy] | None = None,
+    data: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The alignment verdict per business unit.
 
     panel: analytics.account_month columns, plus for the other outcomes and the revenue model
     log_mrr_change_next, expanded_next_month and log_handle_hours_next (next month, for
     accounts still billed). strategies: each unit's declared outcome and targets (default:
-    retention against the company benchmark). Returns (units, company, metrics).
+    retention against the company benchmark). `data`: the panel already through prepare(),
+    when the caller has it. Returns (units, company, metrics).
     """
     rng = np.random.default_rng(config.seed)
-    data = prepare(panel)
+    data = prepare(panel) if data is None else data
     measure = COMPOSITE if config.main_measure == COMPOSITE else f"z_{config.main_measure}"
     last_month = data["month"].max()
     recent_start = pl.select(

@@ -8,7 +8,9 @@ import time
 import dagster as dg
 import polars as pl
 
-from models.alignment import AlignmentConfig, align_units
+from models.alignment import AlignmentConfig, align_units, prepare
+from models.drivers import key_drivers
+from models.predictive import predictive_check
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
 from pipelines.progress import report
@@ -18,6 +20,11 @@ from pipelines.tables import write_table
 UNIT_ALIGNMENT = dg.AssetKey(["analytics", "unit_alignment"])
 COMPANY_ALIGNMENT = dg.AssetKey(["analytics", "company_alignment"])
 ALIGNMENT_METRICS = dg.AssetKey(["analytics", "unit_alignment_metrics"])
+UNIT_DRIVERS = dg.AssetKey(["analytics", "unit_drivers"])
+PREDICTIVE_CHECK = dg.AssetKey(["analytics", "unit_predictive_check"])
+ACCOUNT_RISK = dg.AssetKey(["analytics", "account_risk"])
+KEYS = (UNIT_ALIGNMENT, COMPANY_ALIGNMENT, ALIGNMENT_METRICS, UNIT_DRIVERS, PREDICTIVE_CHECK,
+        ACCOUNT_RISK)  # fmt: skip
 
 # The panel, with next month's outcomes for accounts still billed then: the MRR change,
 # whether MRR grew (expansion) and the support hours they needed (cost to serve).
@@ -84,11 +91,32 @@ def alignment_config(cxalign: CxalignResource) -> AlignmentConfig:
             kinds={"duckdb", "statsmodels"},
             description="Each CX metric's link to churn per unit (exploratory).",
         ),
-    ],  # fmt: skip
-    check_specs=[
-        dg.AssetCheckSpec("contract", asset=k, blocking=True)
-        for k in (UNIT_ALIGNMENT, COMPANY_ALIGNMENT, ALIGNMENT_METRICS)
+        dg.AssetSpec(
+            UNIT_DRIVERS,
+            deps=[UNIT_ALIGNMENT],
+            group_name="models",
+            kinds={"duckdb"},
+            description="Key drivers per unit: LMG relative importance of each CX metric, "
+            "with bootstrap intervals (descriptive).",
+        ),
+        dg.AssetSpec(
+            PREDICTIVE_CHECK,
+            deps=[UNIT_ALIGNMENT],
+            group_name="models",
+            kinds={"duckdb", "scikitlearn"},
+            description="Out-of-sample check: what CX adds to churn prediction (AUC, Brier) "
+            "under a time split, per unit and model.",
+        ),
+        dg.AssetSpec(
+            ACCOUNT_RISK,
+            deps=[PREDICTIVE_CHECK],
+            group_name="models",
+            kinds={"duckdb", "scikitlearn"},
+            description="Calibrated churn risk of each active account over the next three "
+            "months, with its main CX drivers, for customer success.",
+        ),
     ],
+    check_specs=[dg.AssetCheckSpec("contract", asset=k, blocking=True) for k in KEYS],
     pool=WAREHOUSE_POOL,
 )
 def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
@@ -109,12 +137,28 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
             except StrategyError as exc:
                 raise dg.Failure(description=str(exc)) from exc
         panel = con.sql(PANEL_SQL).pl()
-        units, company, metrics = align_units(panel, config, strategies)
+        data = prepare(panel)
+        units, company, metrics = align_units(panel, config, strategies, data=data)
+        outcomes = {u: s.primary_outcome for u, s in strategies.items()}
+        drivers = key_drivers(data, outcomes, seed=config.seed)
+        checks, risk = predictive_check(data, outcomes, seed=config.seed)
+        # The second line of evidence beside the first: the logistic model's AUC gain.
+        if checks.height:
+            gain = checks.filter(pl.col("model") == "logistic_l2").select(
+                "business_unit",
+                pl.col("auc_gain").alias("predictive_auc_gain"),
+                pl.col("auc_gain_ci_low").alias("predictive_auc_gain_ci_low"),
+                pl.col("auc_gain_ci_high").alias("predictive_auc_gain_ci_high"),
+            )
+            units = units.join(gain, on="business_unit", how="left")
         stamp = pl.lit(as_of).alias("as_of")
         frames = {
             "unit_alignment": (UNIT_ALIGNMENT, units.with_columns(stamp)),
             "company_alignment": (COMPANY_ALIGNMENT, company.with_columns(stamp)),
             "unit_alignment_metrics": (ALIGNMENT_METRICS, metrics.with_columns(stamp)),
+            "unit_drivers": (UNIT_DRIVERS, drivers.with_columns(stamp)),
+            "unit_predictive_check": (PREDICTIVE_CHECK, checks.with_columns(stamp)),
+            "account_risk": (ACCOUNT_RISK, risk.with_columns(stamp)),
         }
         contracts = analyst_contracts()
         results = []

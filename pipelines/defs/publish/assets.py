@@ -20,18 +20,13 @@ LOG_TABLES = ("quarantine", "ingest_runs")
 
 def _upstream() -> list[dg.AssetKey]:
     """Everything that writes an analytics table: the SQL marts and the models."""
-    from pipelines.defs.models.alignment import (
-        ALIGNMENT_METRICS,
-        COMPANY_ALIGNMENT,
-        UNIT_ALIGNMENT,
-    )
+    from pipelines.defs.models.alignment import KEYS as ALIGNMENT_KEYS
     from pipelines.defs.models.clv import ACCOUNT_CLV, UNIT_CLV
     from pipelines.defs.models.sci import SCI_BENEFITS, UNIT_MONTH_SCI
 
     marts = [dg.AssetKey(m.relation.split(".")) for m in build_order() if m.schema == "analytics"]
     staged = [dg.AssetKey(["staging", s]) for s in source_contracts()]
-    models = [ACCOUNT_CLV, UNIT_CLV, UNIT_MONTH_SCI, SCI_BENEFITS, UNIT_ALIGNMENT,
-              COMPANY_ALIGNMENT, ALIGNMENT_METRICS]  # fmt: skip
+    models = [ACCOUNT_CLV, UNIT_CLV, UNIT_MONTH_SCI, SCI_BENEFITS, *ALIGNMENT_KEYS]
     return staged + marts + models
 
 
