@@ -126,11 +126,15 @@ def key_drivers(data: pl.DataFrame, outcomes: dict[str, str], replicates: int = 
         w = rng.poisson(1.0, size=(replicates, n_acc)).astype(float)
         reps = np.array([lmg(Mb.reshape(k, k), base, groups, y) for Mb in w @ per_account])
         lo, hi = np.nanpercentile(reps, [2.5, 97.5], axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares = reps / reps.sum(axis=1, keepdims=True)
+        share_lo, share_hi = np.nanpercentile(shares, [2.5, 97.5], axis=0)
         for i, metric in enumerate(METRICS):
             rows.append({
                 "business_unit": unit, "driver": metric, "importance": float(importance[i]),
                 "ci_low": float(lo[i]), "ci_high": float(hi[i]),
                 "importance_share": float(importance[i] / total) if total > 0 else None,
+                "share_ci_low": float(share_lo[i]), "share_ci_high": float(share_hi[i]),
                 "cx_explained_r2": float(total), "outcome_tested": outcome.name, "method": METHOD,
             })  # fmt: skip
     return pl.DataFrame(rows, infer_schema_length=None)

@@ -102,3 +102,18 @@ def publish(work: str | Path, warehouse: str | Path) -> Path:
     finally:
         staging.unlink(missing_ok=True)
     return warehouse
+
+
+def swap_in(building: Path, target: Path) -> None:
+    """Replace directory `target` with `building`: the old version out, the new one in.
+
+    Two renames with a moment between them in which `target` is missing; a reader never
+    sees a mixture of two nights. The old version is deleted afterwards.
+    """
+    building, target = Path(building), Path(target)
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(building, target)
+    shutil.rmtree(old, ignore_errors=True)

@@ -4,14 +4,17 @@ Runs last; Dagster runs it only when every upstream asset materialised and every
 blocking check passed, so a failed night leaves the previous warehouse in place.
 """
 
+from pathlib import Path
+
 import dagster as dg
 
 from pipelines.contracts import source_contracts
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.defs.scorecards.assets import building_dir
 from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
 from pipelines.progress import report
 from pipelines.sqlrunner import build_order
-from pipelines.warehouse import publish, record_version
+from pipelines.warehouse import publish, record_version, swap_in
 
 # The ingestion log tables are written by every staged asset; their contracts
 # are checked here, once all sources are staged.
@@ -26,8 +29,10 @@ def _upstream() -> list[dg.AssetKey]:
 
     marts = [dg.AssetKey(m.relation.split(".")) for m in build_order() if m.schema == "analytics"]
     staged = [dg.AssetKey(["staging", s]) for s in source_contracts()]
+    from pipelines.defs.scorecards.assets import SCORECARDS
+
     models = [ACCOUNT_CLV, UNIT_CLV, UNIT_MONTH_SCI, SCI_BENEFITS, *ALIGNMENT_KEYS]
-    return staged + marts + models
+    return staged + marts + models + [SCORECARDS]
 
 
 @dg.asset(
@@ -57,8 +62,9 @@ def published_warehouse(
     if problems:
         raise dg.Failure(description="not published: " + "; ".join(problems[:5]))
     path = publish(cxalign.work_db, cxalign.warehouse_path)
+    swap_in(building_dir(cxalign.out_dir), Path(cxalign.out_dir))
     size_mb = path.stat().st_size / 1e6
-    report(context, f"publish  {path} ({size_mb:,.1f} MB)")
+    report(context, f"publish  {path} ({size_mb:,.1f} MB) and {cxalign.out_dir}")
     return dg.MaterializeResult(
         metadata={
             "path": str(path),

@@ -1,0 +1,75 @@
+"""Scorecards: the leaders' pages, built from the night's warehouse.
+
+Written into a building directory beside the output directory; the publish asset swaps it
+in together with the warehouse, so leaders never see a half-written scorecard or one from a
+night that failed its checks.
+"""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.defs.models.alignment import KEYS as ALIGNMENT_KEYS
+from pipelines.defs.models.clv import UNIT_CLV
+from pipelines.defs.models.sci import SCI_BENEFITS, UNIT_MONTH_SCI
+from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.progress import report
+from pipelines.scorecard import data as scorecard_data
+from pipelines.scorecard import render
+
+SCORECARDS = dg.AssetKey(["scorecards", "html"])
+
+
+def building_dir(out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    return out.parent / f".{out.name}.building"
+
+
+@dg.asset(
+    key=SCORECARDS,
+    deps=[
+        *ALIGNMENT_KEYS,
+        UNIT_CLV,
+        UNIT_MONTH_SCI,
+        SCI_BENEFITS,
+        ["analytics", "unit_month_cx"],
+        ["analytics", "unit_month_revenue"],
+    ],  # fmt: skip
+    group_name="scorecards",
+    kinds={"html", "pdf"},
+    pool=WAREHOUSE_POOL,
+    description="index.html, units/<unit>.html, scorecard.md and scorecard.pdf for leaders.",
+)
+def scorecards(context: dg.AssetExecutionContext, cxalign: CxalignResource) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    building = building_dir(cxalign.out_dir)
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    with cxalign.connect() as con:
+        d = scorecard_data.load(
+            con,
+            as_of=run_as_of(context),
+            run_id=context.run.run_id,
+            settings_json=json.dumps(cxalign.settings.model_dump(), sort_keys=True, default=str),
+            previous_warehouse=Path(cxalign.warehouse_path),
+            strategy_declared=bool(cxalign.strategy_path),
+        )
+    files = render.write(d, building)
+    seconds = time.perf_counter() - started
+    report(context, f"scorecards {len(files)} files ({len(d.units)} units)  {seconds:5.1f}s")
+    return dg.MaterializeResult(
+        metadata={
+            "files": len(files),
+            "units": len(d.units),
+            "fingerprint": d.fingerprint[:16],
+            "headline": render.language.headline(d.units, d.company),
+        }  # fmt: skip
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[scorecards])

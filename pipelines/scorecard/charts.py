@@ -1,0 +1,157 @@
+"""Charts as inline SVG, drawn offline with matplotlib.
+
+Why matplotlib: it renders to SVG (and the PDF) with no browser, JavaScript runtime or
+network, deterministically, and it is already the analysts' plotting library here. Text
+stays text in the SVG (readable by screen readers and searchable); every chart also gets a
+text alternative. Colours: the Okabe-Ito palette, safe for the common colour-vision
+deficiencies; confidence is shown by fill (solid = established, hollow = provisional), not
+by colour alone.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
+TYPE_COLOURS = {
+    "Innovative": "#009E73",
+    "Inflicted": "#D55E00",
+    "Ineffective": "#0072B2",
+    "Inactive": "#CC79A7",
+    "Inconclusive": "#7f7f7f",
+}
+plt.rcParams.update({
+    "svg.fonttype": "none",  # keep text as text
+    "svg.hashsalt": "cxalign",  # deterministic ids
+    "font.family": "sans-serif",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Chart:
+    svg: str
+    alt: str  # the text alternative: what the chart shows, in words
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    text = text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE for inline use
+    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+
+
+def quadrant_chart(units: list[dict]) -> Chart:
+    """Execution (x) against link (y: protective effect), with interval whiskers."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    conclusive = [u for u in units if u["quadrant"] != "Inconclusive"]
+    apart = [u for u in units if u["quadrant"] == "Inconclusive"]
+    ax.axvline(0, color="#999999", lw=0.8)
+    threshold = -units[0]["materiality_threshold"] if units else math.log(1 / 0.85)
+    ax.axhline(threshold, color="#999999", lw=0.8, ls="--")
+    for u in conclusive:
+        colour = TYPE_COLOURS[u["quadrant"]]
+        x, y = u["execution_score"], -u["link_effect_shrunk"]
+        xerr = [[x - u["execution_ci_low"]], [u["execution_ci_high"] - x]]
+        yerr = [[y - (-u["link_shrunk_ci_high"])], [(-u["link_shrunk_ci_low"]) - y]]
+        established = u["confidence"] == "established"
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", color=colour, ms=8, capsize=3,
+                    mfc=colour if established else "white", mew=1.5)  # fmt: skip
+        ax.annotate(u["business_unit"], (x, y), xytext=(6, 6), textcoords="offset points")
+    ax.set_xlabel("Execution: CX against the company (SD units) →")
+    ax.set_ylabel("Link: lower churn hazard per SD better CX (log) →")
+    ax.text(
+        0.99,
+        0.99,
+        "Innovative",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        color=TYPE_COLOURS["Innovative"],
+    )
+    ax.text(
+        0.01,
+        0.99,
+        "Inflicted",
+        transform=ax.transAxes,
+        ha="left",
+        va="top",
+        color=TYPE_COLOURS["Inflicted"],
+    )
+    ax.text(
+        0.99,
+        0.01,
+        "Ineffective",
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        color=TYPE_COLOURS["Ineffective"],
+    )
+    ax.text(
+        0.01,
+        0.01,
+        "Inactive",
+        transform=ax.transAxes,
+        ha="left",
+        va="bottom",
+        color=TYPE_COLOURS["Inactive"],
+    )
+    if apart:
+        names = ", ".join(u["business_unit"] for u in apart)
+        ax.set_title(f"Inconclusive, shown apart: {names}", fontsize=8, loc="left", color="#555555")
+    alt = "Quadrant chart. " + "; ".join(
+        f"{u['business_unit']}: {u['quadrant']} ({u['confidence']}), execution {u['execution_score']:+.2f}"
+        + (f", link {-u['link_effect_shrunk']:+.2f}" if u["link_effect_shrunk"] is not None else "")
+        for u in units
+    )
+    return Chart(_svg(fig), alt)
+
+
+def trend_chart(title: str, months: list, values: list, low: list | None = None,
+                high: list | None = None, unit: str = "", as_percent: bool = False) -> Chart:  # fmt: skip
+    fig, ax = plt.subplots(figsize=(3.2, 2.0))
+    scale = 100 if as_percent else 1
+    ys = [None if v is None else v * scale for v in values]
+    ax.plot(months, [math.nan if v is None else v for v in ys], color=OKABE_ITO[4], lw=1.6)
+    if low is not None and high is not None:
+        lo = [math.nan if v is None else v * scale for v in low]
+        hi = [math.nan if v is None else v * scale for v in high]
+        ax.fill_between(months, lo, hi, color=OKABE_ITO[1], alpha=0.35, lw=0, label="95% interval")
+    ax.set_title(title, loc="left", fontsize=9)
+    ax.tick_params(axis="x", labelsize=7, rotation=30)
+    shown = [v for v in ys if v is not None]
+    last = f"{shown[-1]:.1f}{unit}" if shown else "no data"
+    alt = f"{title}: {len(shown)} months, latest {last}" + (
+        " with 95% interval band" if low else ""
+    )
+    return Chart(_svg(fig), alt)
+
+
+def bar_chart(title: str, labels: list[str], values: list[float], low: list | None = None,
+              high: list | None = None, unit: str = "", colours: list[str] | None = None) -> Chart:  # fmt: skip
+    fig, ax = plt.subplots(figsize=(4.2, 0.45 * max(len(labels), 2) + 0.8))
+    ypos = list(range(len(labels)))[::-1]
+    err = None
+    if low is not None and high is not None:
+        err = [[max(v - lo, 0) for v, lo in zip(values, low, strict=True)],
+               [max(hi - v, 0) for v, hi in zip(values, high, strict=True)]]  # fmt: skip
+    ax.barh(ypos, values, xerr=err, color=colours or OKABE_ITO[4], capsize=3, height=0.6)
+    ax.set_yticks(ypos, labels)
+    ax.set_title(title, loc="left", fontsize=9)
+    alt = f"{title}: " + "; ".join(
+        f"{label} {v:,.2f}{unit}" for label, v in zip(labels, values, strict=True)
+    )
+    return Chart(_svg(fig), alt)
