@@ -1,11 +1,18 @@
-"""Time `cxalign run` end to end and per stage, with peak memory, on generated data.
+"""Scale benchmarks: a night of cxalign at 10k, 100k and 1M accounts, and what it is measured against.
 
-    .venv/bin/python bench/run_bench.py --accounts 100000 --months 24 [--format parquet]
+    .venv/bin/python bench/run_bench.py --preset S|M|L [--incremental] [--no-pandas]
+    .venv/bin/python bench/run_bench.py --accounts 100000 --months 24      # any size
 
-Generates a demo landing zone with the real generator, runs the real
-`cxalign run` in a child process (so its peak RSS is measured alone), and prints
-per-stage wall time, ingest throughput and peak memory. Results go to
-bench/results/<label>.json; docs/BENCHMARKS.md records them with the machine.
+For the chosen size it:
+1. writes the landing zone with the real demo generator (Parquet);
+2. runs the real `cxalign run` in a child process, recording wall time per stage (from the
+   Dagster event log, `--timings`) and the peak memory of the process tree;
+3. runs the DuckDB floor (the same sql/ files in one DuckDB process, no orchestration) and
+   the pandas reference (bench/pandas_reference.py), checking that it gives the same numbers;
+4. with --incremental, adds one new day of tickets and survey answers and runs the next night,
+   to time a quiet night against the full one.
+
+Results go to bench/results/<label>.json; docs/BENCHMARKS.md records them with the machine.
 """
 
 from __future__ import annotations
@@ -14,104 +21,182 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import polars as pl
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+PRESETS = {"S": (10_000, 24), "M": (100_000, 36), "L": (1_000_000, 36)}
+AS_OF = date(2026, 11, 1)
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall seconds and peak RSS (MB) of the process and its children."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def poll():
+        nonlocal peak
+        p = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                rss = p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    out, _ = proc.communicate()
+    stop.set()
+    watcher.join()
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out, "")
+    if proc.returncode != 0:
+        print(out[-4000:], file=sys.stderr)
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return time.perf_counter() - started, peak / 1e6, done
+
+
+def stage_of(step: str) -> str:
+    head, _, tail = step.partition("__")
+    if head == "raw" or (head == "staging" and not tail.startswith("stg_")):
+        return "ingest"
+    if head in ("staging", "intermediate", "analytics"):
+        return "warehouse"
+    return {"clv": "clv", "sci": "sci", "alignment": "alignment", "scorecards": "scorecards",
+            "warehouse": "publish"}.get(head, head)  # fmt: skip
+
+
+def stages(timings: Path) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for step, seconds in json.loads(timings.read_text())["steps"].items():
+        out[stage_of(step)] += seconds
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def add_one_day(landing: Path, day: date, seed: int = 99) -> int:
+    """A new day of tickets and survey answers for a random 3% of the accounts billed last."""
+    rng = np.random.default_rng(seed)
+    revenue = pl.read_parquet(landing / "revenue" / "*.parquet")
+    last = revenue.filter(pl.col("month") == revenue["month"].max())["account_id"].unique().sort()
+    chosen = last.sample(fraction=0.03, seed=seed)
+    n = chosen.len()
+    start = datetime(day.year, day.month, day.day)
+    created = [start + timedelta(seconds=int(s)) for s in rng.integers(0, 20 * 3600, n)]
+    tickets = pl.DataFrame({
+        "ticket_id": [f"T-NEXT-{i:07d}" for i in range(n)], "account_id": chosen,
+        "created_at": created,
+        "first_response_at": [c + timedelta(minutes=int(m)) for c, m in zip(created, rng.integers(5, 200, n), strict=True)],
+        "solved_at": [None] * n, "channel": "email", "priority": "normal", "reopens": 0,
+        "first_contact_resolution": None, "handle_minutes": rng.uniform(5, 40, n).round(1),
+    }).with_columns(pl.col("created_at", "first_response_at").dt.replace_time_zone("UTC"),
+                    pl.col("solved_at").cast(pl.Datetime("us", "UTC")),
+                    pl.col("first_contact_resolution").cast(pl.Boolean))  # fmt: skip
+    surveys = pl.DataFrame({
+        "response_id": [f"R-NEXT-{i:07d}" for i in range(n)], "account_id": chosen,
+        "survey_type": "NPS", "score": rng.integers(0, 11, n),
+        "responded_at": [c + timedelta(hours=1) for c in created], "touchpoint": "relationship",
+        "ticket_id": None,
+    }).with_columns(pl.col("responded_at").dt.replace_time_zone("UTC"), pl.col("ticket_id").cast(pl.Utf8))  # fmt: skip
+    tickets.write_parquet(landing / "support_tickets" / f"support_tickets_{day}.parquet")
+    surveys.write_parquet(landing / "survey_responses" / f"survey_responses_{day}.parquet")
+    return 2 * n
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--accounts", type=int, default=100_000)
+    p.add_argument("--preset", choices=sorted(PRESETS))
+    p.add_argument("--accounts", type=int)
     p.add_argument("--months", type=int, default=24)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--format", choices=("mixed", "csv", "parquet"), default="mixed")
+    p.add_argument("--format", choices=("mixed", "csv", "parquet"), default="parquet")
     p.add_argument("--workdir", type=Path, default=ROOT / "bench" / "work")
-    p.add_argument("--label", default=None)
+    p.add_argument("--incremental", action="store_true", help="also time one new day on top")
+    p.add_argument("--no-pandas", action="store_true", help="skip the pandas reference")
     p.add_argument("--keep", action="store_true", help="keep the generated data and warehouse")
     args = p.parse_args()
-    label = args.label or f"{args.accounts // 1000}k_{args.months}m_{args.format}"
+    accounts, months = PRESETS[args.preset] if args.preset else (args.accounts or 100_000, args.months)
+    label = args.preset or f"{accounts // 1000}k_{months}m_{args.format}"
     work = args.workdir / label
     shutil.rmtree(work, ignore_errors=True)
     landing = work / "landing"
-
     cxalign = str(Path(sys.executable).with_name("cxalign"))
-    t0 = time.perf_counter()
-    subprocess.run(
-        [cxalign, "demo-data", "--out", str(landing), "--accounts", str(args.accounts),
-         "--months", str(args.months), "--seed", str(args.seed), "--format", args.format],
-        check=True, stdout=subprocess.DEVNULL,
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    result: dict = {"label": label, "accounts": accounts, "months": months, "format": args.format}
+
+    seconds, peak, _ = run_measured(
+        [cxalign, "demo-data", "--out", str(landing), "--accounts", str(accounts), "--months",
+         str(months), "--seed", str(args.seed), "--format", args.format,
+         "--end-month", "2026-10-01"]
     )  # fmt: skip
-    generate_s = time.perf_counter() - t0
-    landing_mb = sum(f.stat().st_size for f in landing.rglob("*") if f.is_file()) / 1e6
+    result["generate"] = {"seconds": round(seconds, 1), "peak_rss_mb": round(peak)}
+    result["landing_mb"] = round(sum(f.stat().st_size for f in landing.rglob("*") if f.is_file()) / 1e6, 1)
 
     timings = work / "timings.json"
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    t0 = time.perf_counter()
-    subprocess.run(
-        [cxalign, "run", "--landing", str(landing), "--warehouse", str(work / "warehouse.duckdb"),
-         "--out", str(work / "scorecards"), "--as-of", "2026-11-01", "--timings", str(timings)],
-        check=True, env=env,
-    )  # fmt: skip
-    wall = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
-
-    steps = json.loads(timings.read_text())["steps"]
-    stages: dict[str, float] = defaultdict(float)
-    for step, seconds in steps.items():
-        prefix = step.split("__")[0]
-        if prefix == "staging" and step.split("__")[1].startswith("stg_"):
-            prefix = "warehouse"  # the sql/staging views
-        stage = {
-            "raw": "ingest: read",
-            "staging": "ingest: validate",
-            "intermediate": "warehouse",
-            "analytics": "warehouse",
-        }.get(prefix, prefix)
-        stages[stage] += seconds
-
-    floor = json.loads(
-        subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "warehouse_floor.py"),
-             str(work / ".cxalign" / "warehouse.work.duckdb")],
-            check=True, capture_output=True, text=True,
-        ).stdout
-    )["floor_seconds"]  # fmt: skip
+    run_cmd = [cxalign, "run", "--landing", str(landing), "--warehouse", str(work / "warehouse.duckdb"),
+               "--out", str(work / "scorecards"), "--as-of", AS_OF.isoformat(), "--timings", str(timings)]  # fmt: skip
+    seconds, peak, _ = run_measured(run_cmd, env)
+    result["run"] = {"seconds": round(seconds, 1), "peak_rss_mb": round(peak), "stages": stages(timings)}
     con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
-    rows_read = con.execute(
-        "select sum(rows_read) from analytics.ingest_runs "
-        "where run_id = (select run_id from analytics.ingest_runs order by finished_at desc limit 1)"
-    ).fetchone()[0]
+    result["rows"] = dict(con.execute(
+        "select 'input_rows', sum(rows_read) from analytics.ingest_runs where run_id = "
+        "(select any_value(run_id) from analytics.warehouse_version) union all "
+        "select 'account_months', count(*) from analytics.account_month").fetchall())  # fmt: skip
+    result["units"] = con.execute("select count(*) from analytics.unit_alignment").fetchone()[0]
     con.close()
-    ingest_s = stages["ingest: read"] + stages["ingest: validate"]
-    result = {
-        "label": label,
-        "accounts": args.accounts,
-        "months": args.months,
-        "format": args.format,
-        "landing_mb": round(landing_mb, 1),
-        "rows_read": int(rows_read),
-        "generate_seconds": round(generate_s, 1),
-        "run_wall_seconds": round(wall, 1),
-        "stage_seconds": {k: round(v, 1) for k, v in stages.items()},
-        "ingest_rows_per_second": round(rows_read / ingest_s) if ingest_s else None,
-        "warehouse_floor_seconds": floor,
-        "warehouse_over_floor": round(stages["warehouse"] / floor, 2) if floor else None,
-        "peak_rss_mb": round(peak_mb),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
-    }  # fmt: skip
+    ingest = result["run"]["stages"].get("ingest", 0)
+    result["ingest_rows_per_second"] = round(result["rows"]["input_rows"] / ingest) if ingest else None
+    alignment = result["run"]["stages"].get("alignment", 0)
+    result["alignment_seconds_per_unit"] = round(alignment / max(result["units"], 1), 1)
+
+    work_db = work / ".cxalign" / "warehouse.work.duckdb"
+    floor_s, floor_peak, floor = run_measured([sys.executable, str(ROOT / "bench" / "warehouse_floor.py"), str(work_db)])
+    result["floor"] = {**json.loads(floor.stdout.strip().splitlines()[-1]), "peak_rss_mb": round(floor_peak)}
+    result["warehouse_over_floor"] = round(result["run"]["stages"]["warehouse"] / result["floor"]["floor_seconds"], 2)
+
+    if not args.no_pandas:
+        try:
+            _, pd_peak, pd_out = run_measured(
+                [sys.executable, "-W", "ignore", str(ROOT / "bench" / "pandas_reference.py"), str(work_db), "--check"]
+            )
+            result["pandas"] = {**json.loads(pd_out.stdout.strip().splitlines()[-1]), "peak_rss_mb": round(pd_peak)}
+            result["pandas_over_cxalign_warehouse"] = round(
+                result["pandas"]["total_seconds"] / result["run"]["stages"]["warehouse"], 2
+            )
+        except SystemExit as exc:  # out of memory or killed: that is the finding
+            result["pandas"] = {"failed": str(exc)}
+
+    if args.incremental:
+        added = add_one_day(landing, AS_OF)
+        next_timings = work / "timings_next.json"
+        cmd = [*run_cmd[:-4], "--as-of", (AS_OF + timedelta(days=1)).isoformat(), "--timings", str(next_timings)]
+        seconds, peak, _ = run_measured(cmd, env)
+        result["incremental"] = {
+            "rows_added": added, "seconds": round(seconds, 1), "peak_rss_mb": round(peak),
+            "stages": stages(next_timings),
+            "share_of_full_run": round(seconds / result["run"]["seconds"], 3),
+        }  # fmt: skip
+
+    result["machine"] = {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+                         "python": platform.python_version(), "platform": platform.platform(),
+                         "duckdb": duckdb.__version__}  # fmt: skip
     out = ROOT / "bench" / "results" / f"{label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(json.dumps(result, indent=2, default=str))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
