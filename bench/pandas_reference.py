@@ -100,7 +100,12 @@ def account_month_cx(d: dict[str, pd.DataFrame]) -> pd.DataFrame:
         "ces_mean": g["ces"].mean(),
         "ces_responses": g["ces"].count(),
     })  # fmt: skip
-    nps = expanded.dropna(subset=["nps_at"]).sort_values("nps_at").groupby(["account_id", "month_idx"])["nps_cat"].last()
+    nps = (
+        expanded.dropna(subset=["nps_at"])
+        .sort_values("nps_at")
+        .groupby(["account_id", "month_idx"])["nps_cat"]
+        .last()
+    )
     out["nps_category_latest"] = nps
     out = spine.merge(out.reset_index(), on=["account_id", "month_idx"], how="left")
     out["tickets"] = out["tickets"].fillna(0)
@@ -113,7 +118,9 @@ def account_month_cx(d: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def unit_month_nps(d: dict[str, pd.DataFrame]) -> pd.DataFrame:
     s = d["surveys"].merge(d["accounts"], on="account_id")
-    s = s[s["survey_type"] == "nps"].assign(month=pd.to_datetime(s["responded_at"], utc=True).dt.strftime("%Y-%m"))
+    s = s[s["survey_type"] == "nps"].assign(
+        month=pd.to_datetime(s["responded_at"], utc=True).dt.strftime("%Y-%m")
+    )
     s["p"] = (s["score"] >= 9).astype(float)
     s["d"] = (s["score"] <= 6).astype(float)
     g = s.groupby(["business_unit", "month"])
@@ -157,7 +164,9 @@ def check(path: Path, am: pd.DataFrame, nps: pd.DataFrame) -> dict:
         a, b = joined[c].astype(float), joined[f"{c}_pd"].astype(float)
         both_null = a.isna() & b.isna()
         diffs[c] = float((a - b).abs()[~both_null].fillna(np.inf).max())
-    diffs["nps_category_mismatches"] = int((joined["nps_category_latest"] != joined["nps_category_latest_pd"]).sum())
+    diffs["nps_category_mismatches"] = int(
+        (joined["nps_category_latest"] != joined["nps_category_latest_pd"]).sum()
+    )
     jn = ref_nps.merge(nps, on=["business_unit", "month"], suffixes=("", "_pd"))
     diffs["unit_nps"] = float((jn["nps"] - jn["nps_pd"]).abs().max())
     diffs["unit_nps_se"] = float((jn["nps_se"] - jn["nps_se_pd"]).abs().max())

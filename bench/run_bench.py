@@ -40,10 +40,14 @@ PRESETS = {"S": (10_000, 24), "M": (100_000, 36), "L": (1_000_000, 36)}
 AS_OF = date(2026, 11, 1)
 
 
-def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, subprocess.CompletedProcess]:
+def run_measured(
+    cmd: list[str], env: dict | None = None
+) -> tuple[float, float, subprocess.CompletedProcess]:
     """Wall seconds and peak RSS (MB) of the process and its children."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     peak = 0
     stop = threading.Event()
 
@@ -52,7 +56,9 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float,
         p = psutil.Process(proc.pid)
         while not stop.is_set():
             try:
-                rss = p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+                rss = p.memory_info().rss + sum(
+                    c.memory_info().rss for c in p.children(recursive=True)
+                )
                 peak = max(peak, rss)
             except psutil.Error:
                 pass
@@ -128,7 +134,9 @@ def main() -> int:
     p.add_argument("--no-pandas", action="store_true", help="skip the pandas reference")
     p.add_argument("--keep", action="store_true", help="keep the generated data and warehouse")
     args = p.parse_args()
-    accounts, months = PRESETS[args.preset] if args.preset else (args.accounts or 100_000, args.months)
+    accounts, months = (
+        PRESETS[args.preset] if args.preset else (args.accounts or 100_000, args.months)
+    )
     label = args.preset or f"{accounts // 1000}k_{months}m_{args.format}"
     work = args.workdir / label
     shutil.rmtree(work, ignore_errors=True)
@@ -143,13 +151,19 @@ def main() -> int:
          "--end-month", "2026-10-01"]
     )  # fmt: skip
     result["generate"] = {"seconds": round(seconds, 1), "peak_rss_mb": round(peak)}
-    result["landing_mb"] = round(sum(f.stat().st_size for f in landing.rglob("*") if f.is_file()) / 1e6, 1)
+    result["landing_mb"] = round(
+        sum(f.stat().st_size for f in landing.rglob("*") if f.is_file()) / 1e6, 1
+    )
 
     timings = work / "timings.json"
     run_cmd = [cxalign, "run", "--landing", str(landing), "--warehouse", str(work / "warehouse.duckdb"),
                "--out", str(work / "scorecards"), "--as-of", AS_OF.isoformat(), "--timings", str(timings)]  # fmt: skip
     seconds, peak, _ = run_measured(run_cmd, env)
-    result["run"] = {"seconds": round(seconds, 1), "peak_rss_mb": round(peak), "stages": stages(timings)}
+    result["run"] = {
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(peak),
+        "stages": stages(timings),
+    }
     con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
     result["rows"] = dict(con.execute(
         "select 'input_rows', sum(rows_read) from analytics.ingest_runs where run_id = "
@@ -158,21 +172,40 @@ def main() -> int:
     result["units"] = con.execute("select count(*) from analytics.unit_alignment").fetchone()[0]
     con.close()
     ingest = result["run"]["stages"].get("ingest", 0)
-    result["ingest_rows_per_second"] = round(result["rows"]["input_rows"] / ingest) if ingest else None
+    result["ingest_rows_per_second"] = (
+        round(result["rows"]["input_rows"] / ingest) if ingest else None
+    )
     alignment = result["run"]["stages"].get("alignment", 0)
     result["alignment_seconds_per_unit"] = round(alignment / max(result["units"], 1), 1)
 
     work_db = work / ".cxalign" / "warehouse.work.duckdb"
-    floor_s, floor_peak, floor = run_measured([sys.executable, str(ROOT / "bench" / "warehouse_floor.py"), str(work_db)])
-    result["floor"] = {**json.loads(floor.stdout.strip().splitlines()[-1]), "peak_rss_mb": round(floor_peak)}
-    result["warehouse_over_floor"] = round(result["run"]["stages"]["warehouse"] / result["floor"]["floor_seconds"], 2)
+    floor_s, floor_peak, floor = run_measured(
+        [sys.executable, str(ROOT / "bench" / "warehouse_floor.py"), str(work_db)]
+    )
+    result["floor"] = {
+        **json.loads(floor.stdout.strip().splitlines()[-1]),
+        "peak_rss_mb": round(floor_peak),
+    }
+    result["warehouse_over_floor"] = round(
+        result["run"]["stages"]["warehouse"] / result["floor"]["floor_seconds"], 2
+    )
 
     if not args.no_pandas:
         try:
             _, pd_peak, pd_out = run_measured(
-                [sys.executable, "-W", "ignore", str(ROOT / "bench" / "pandas_reference.py"), str(work_db), "--check"]
+                [
+                    sys.executable,
+                    "-W",
+                    "ignore",
+                    str(ROOT / "bench" / "pandas_reference.py"),
+                    str(work_db),
+                    "--check",
+                ]
             )
-            result["pandas"] = {**json.loads(pd_out.stdout.strip().splitlines()[-1]), "peak_rss_mb": round(pd_peak)}
+            result["pandas"] = {
+                **json.loads(pd_out.stdout.strip().splitlines()[-1]),
+                "peak_rss_mb": round(pd_peak),
+            }
             result["pandas_over_cxalign_warehouse"] = round(
                 result["pandas"]["total_seconds"] / result["run"]["stages"]["warehouse"], 2
             )
@@ -182,7 +215,13 @@ def main() -> int:
     if args.incremental:
         added = add_one_day(landing, AS_OF)
         next_timings = work / "timings_next.json"
-        cmd = [*run_cmd[:-4], "--as-of", (AS_OF + timedelta(days=1)).isoformat(), "--timings", str(next_timings)]
+        cmd = [
+            *run_cmd[:-4],
+            "--as-of",
+            (AS_OF + timedelta(days=1)).isoformat(),
+            "--timings",
+            str(next_timings),
+        ]
         seconds, peak, _ = run_measured(cmd, env)
         result["incremental"] = {
             "rows_added": added, "seconds": round(seconds, 1), "peak_rss_mb": round(peak),

@@ -160,6 +160,11 @@ def standardise(panel: pl.DataFrame, reference: pl.DataFrame | None = None) -> p
         [((pl.col(m) - mu) / sd).alias(f"z_{m}") for m, (mu, sd) in stats_.items() if sd]
     )
     zcols = [f"z_{m}" for m in METRICS if f"z_{m}" in df.columns]
+    # A metric with no spread (or no data) has no z-score; it is NULL, like a missing answer.
+    df = df.with_columns(pl.lit(None, dtype=pl.Float64).alias(f"z_{m}") for m in METRICS
+                         if f"z_{m}" not in df.columns)  # fmt: skip
+    if not zcols:
+        return df.with_columns(pl.lit(None, dtype=pl.Float64).alias(COMPOSITE))
     df = df.with_columns(pl.mean_horizontal(zcols).alias("_raw_composite"))
     ref_z = ref.with_columns(
         [((pl.col(m) - mu) / sd).alias(f"z_{m}") for m, (mu, sd) in stats_.items() if sd]
@@ -422,9 +427,13 @@ def execution_scores(
     """
     targets = targets or config.execution_targets or {}
     columns = list(targets) if targets else [COMPOSITE]
-    per_account = recent.group_by("account_code").agg(
-        *[pl.col(c).sum().alias(f"s_{c}") for c in columns],
-        *[pl.col(c).count().alias(f"n_{c}") for c in columns],
+    per_account = (
+        recent.group_by("account_code")
+        .agg(
+            *[pl.col(c).sum().alias(f"s_{c}") for c in columns],
+            *[pl.col(c).count().alias(f"n_{c}") for c in columns],
+        )
+        .sort("account_code")  # each account keeps its resampling weights on a rerun
     )
     if per_account.height == 0:
         return math.nan, np.full(config.bootstrap_replicates, np.nan)

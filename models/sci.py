@@ -370,7 +370,11 @@ def _replicate_components(
     tickets: pl.DataFrame, responses: pl.DataFrame, rng: np.random.Generator, replicates: int
 ) -> dict[str, np.ndarray]:
     """Each component under Poisson(1) resampling weights per account (the account bootstrap)."""
-    accounts = pl.concat([tickets.select("account_id"), responses.select("account_id")]).unique()
+    accounts = (
+        pl.concat([tickets.select("account_id"), responses.select("account_id")])
+        .unique()
+        .sort("account_id")
+    )
     code = {a: i for i, a in enumerate(accounts["account_id"].to_list())}
     weights = rng.poisson(1.0, size=(replicates, len(code))).astype(float)
 

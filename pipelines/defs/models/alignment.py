@@ -44,6 +44,7 @@ left join analytics.account_month as nx
   on nx.account_id = am.account_id and nx.month = am.month + interval 1 month
 left join hours as h
   on h.account_id = am.account_id and h.month = am.month + interval 1 month
+order by am.account_id, am.month  -- a fixed order: float sums and resamples repeat exactly
 """
 
 

@@ -64,17 +64,18 @@ def clv(context: dg.AssetExecutionContext, cxalign: CxalignResource):
     started = time.perf_counter()
     with cxalign.connect() as con:
         band = con.sql(
-            "select account_id, in_bottom_cx_band from intermediate.int_account_cx_band"
+            "select account_id, in_bottom_cx_band from intermediate.int_account_cx_band order by 1"
         ).pl()
         # Accounts with purchases are valued as transactional; the rest by billing.
         rfm = con.sql(
             "select r.account_id as customer_id, a.business_unit, a.segment, r.x, r.t_x, r.T, "
             "r.mean_repeat_spend from intermediate.int_transaction_rfm as r "
-            "join analytics.dim_account as a using (account_id)"
+            "join analytics.dim_account as a using (account_id) order by r.account_id"
         ).pl()
         lifetimes = con.sql(
             "select * from intermediate.int_account_lifetimes "
-            "where account_id not in (select account_id from intermediate.int_transaction_rfm)"
+            "where account_id not in (select account_id from intermediate.int_transaction_rfm) "
+            "order by account_id"
         ).pl()
         fits, accounts = [], []
         if lifetimes.height:

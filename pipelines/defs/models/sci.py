@@ -29,24 +29,28 @@ select s.business_unit, s.month,
 from analytics.unit_month_support as s
 join analytics.unit_month_cx as c using (level, business_unit, month)
 where s.level = 'unit'
+order by s.business_unit, s.month
 """
 TICKETS_SQL = """
 select a.business_unit, t.created_month as month, t.account_id,
        t.first_response_minutes, t.resolution_minutes,
        t.first_contact_resolution::int as fcr, t.is_reopened::int as reopened
 from staging.stg_support_tickets as t join staging.stg_accounts as a using (account_id)
+order by t.ticket_id  -- a fixed order: resamples repeat exactly on a rerun
 """
 RESPONSES_SQL = """
 select a.business_unit, r.response_month as month, r.account_id, r.survey_type, r.score,
        r.is_csat_top2::int as top2
 from staging.stg_survey_responses as r join staging.stg_accounts as a using (account_id)
 where r.survey_type in ('csat', 'ces')
+order by r.response_id
 """
 PANEL_SQL = """
 select account_id, business_unit, month, segment, log_mrr, tenure_months, mrr,
        fcr_rate, csat_mean, first_response_minutes_median, churned_next_month
 from analytics.account_month
 where is_at_risk_next_month and fcr_rate is not null
+order by account_id, month
 """
 
 
