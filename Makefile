@@ -9,7 +9,7 @@ DATA      ?= data
 LANDING   ?= $(DATA)/landing
 WAREHOUSE ?= $(DATA)/warehouse.duckdb
 OUT       ?= $(DATA)/scorecards
-DEMO_ACCOUNTS ?= 4000
+DEMO_ACCOUNTS ?= 12000
 DEMO_MONTHS   ?= 24
 DEMO_SEED     ?= 7
 # The demo data ends on 2026-10-31; the run looks at it as of the next day.

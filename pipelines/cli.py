@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo-data", help="write a demo landing zone with planted truth")
     demo.add_argument("--out", required=True, type=Path, help="landing zone directory to write")
-    demo.add_argument("--accounts", type=_positive, default=4000)
+    demo.add_argument("--accounts", type=_positive, default=12000)
     demo.add_argument("--months", type=_positive, default=24)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--end-month", type=_date, default=date(2026, 10, 1),

@@ -109,7 +109,7 @@ def _epoch_us(d: date) -> int:
 
 def generate(
     out: str | Path,
-    accounts: int = 4000,
+    accounts: int = 12000,
     months: int = 24,
     seed: int = 7,
     end_month: date = date(2026, 10, 1),

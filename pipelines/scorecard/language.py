@@ -114,7 +114,7 @@ def headline(units: list[dict], company: dict) -> str:
     inflicted = [u["business_unit"] for u in units if u["quadrant"] == "Inflicted"]
     if inflicted:
         parts.append(
-            f"in {', '.join(inflicted)} CX runs below the company's level there, so that link is "
+            f"in {', '.join(inflicted)}, where CX runs below the company's level, that link is "
             "costing customers"
         )
     sentence = "; ".join(parts) + "."
