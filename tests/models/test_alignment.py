@@ -134,3 +134,22 @@ def test_hazard_model_is_unbiased_and_its_intervals_cover_a_planted_effect():
     assert abs(effects.mean() + 0.3) < 3 * ses.mean() / np.sqrt(len(effects))
     # ... and at 95% coverage, 6 or fewer of 10 intervals covering has probability 0.001.
     assert covered >= 7
+
+
+def test_cloglog_irls_matches_statsmodels_glm_with_cluster_errors():
+    import statsmodels.api as sm
+
+    from models.alignment import fit_cloglog
+
+    rng = np.random.default_rng(8)
+    groups = np.repeat(np.arange(400), 10)
+    X = np.column_stack([np.ones(4000), rng.normal(size=4000), rng.integers(0, 2, 4000)])
+    frailty = rng.normal(0, 0.3, 400)[groups]
+    p = -np.expm1(-np.exp(-3 + X @ [0, -0.4, 0.3] + frailty))
+    y = (rng.random(4000) < p).astype(float)
+    beta, se, _ = fit_cloglog(y, X, groups)
+    ref = sm.GLM(y, X, family=sm.families.Binomial(link=sm.families.links.CLogLog())).fit(
+        cov_type="cluster", cov_kwds={"groups": groups}
+    )
+    np.testing.assert_allclose(beta, ref.params, rtol=1e-6)
+    np.testing.assert_allclose(se, ref.bse, rtol=1e-4)
