@@ -103,7 +103,7 @@ def stage_source(
     """
     ensure_ops_tables(con)
     src = contract.name
-    bind = {"as_of": as_of, "currency": settings.currency}
+    bind = {"as_of": as_of, "currency": settings.currency, "source": src}
 
     select_cols = []
     for c in contract.columns:
@@ -127,7 +127,7 @@ def stage_source(
     parts.append(
         "select source_file, source_row, null, 'malformed_row', csv_line, "
         "error_type || ': ' || coalesce(error_message, '') "
-        f"from raw._rejects where source = '{src}'"
+        "from raw._rejects where source = $source"
     )
     sql = "create or replace temp table _cx_viol as " + "\nunion all\n".join(parts)
     con.execute(sql, _params(sql, bind))
