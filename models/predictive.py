@@ -102,13 +102,14 @@ def _models(seed: int):
 
 def predictive_check(
     data: pl.DataFrame, outcomes: dict[str, str], test_months: int = 6, replicates: int = 200,
-    seed: int = 0, max_train_rows: int = 400_000,
+    seed: int = 0, max_train_rows: int = 200_000,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
     """Per unit: incremental AUC and Brier of CX, and each active account's 3-month risk.
 
     data: the alignment panel after models.alignment.prepare; rows of the last month (whose
     outcome is not observed yet) are scored for risk. Retention only: the other declared
-    outcomes are reported as not run.
+    outcomes are reported as not run. Units with more than `max_train_rows` training rows
+    train on a random sample of that many (the test months are always used in full).
     """
     from sklearn.isotonic import IsotonicRegression
 

@@ -345,12 +345,6 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> np.n
     return np.where(total[:, 0] > 0, out, np.nan)
 
 
-def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    total = weights.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, (weights * values).sum(axis=1) / total, np.nan)
-
-
 # --- the index per unit and month --------------------------------------------------------
 
 # Component values as the warehouse's unit marts have them (the point estimates).
@@ -374,14 +368,12 @@ def _replicate_components(
         pl.concat([tickets.select("account_id"), responses.select("account_id")])
         .unique()
         .sort("account_id")
+        .with_row_index("code")
     )
-    code = {a: i for i, a in enumerate(accounts["account_id"].to_list())}
-    weights = rng.poisson(1.0, size=(replicates, len(code))).astype(float)
-
-    def w_for(frame: pl.DataFrame, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        idx = frame["account_id"].replace_strict(code, return_dtype=pl.Int64).to_numpy()
-        keep = np.ones(len(idx), bool) if mask is None else mask
-        return idx[keep], weights[:, idx[keep]]
+    weights = rng.poisson(1.0, size=(replicates, accounts.height)).astype(float)
+    # Each ticket's and answer's account as a weight column, looked up once.
+    t_code = tickets.join(accounts, on="account_id", how="left", maintain_order="left")["code"].to_numpy()
+    r_code = responses.join(accounts, on="account_id", how="left", maintain_order="left")["code"].to_numpy()
 
     out: dict[str, np.ndarray] = {}
     for name, col, q in (
@@ -391,24 +383,29 @@ def _replicate_components(
     ):
         values = tickets[col].to_numpy().astype(float)
         have = ~np.isnan(values)
-        if have.any():
-            _, w = w_for(tickets, have)
-            out[name] = weighted_quantile(values[have], w, q)
-        else:
-            out[name] = np.full(replicates, np.nan)
-    for name, col, frame, kind in (
-        ("fcr_rate", "fcr", tickets, None),
-        ("reopen_rate", "reopened", tickets, None),
-        ("csat_mean", "score", responses, "csat"),
-        ("csat_top2", "top2", responses, "csat"),
-        ("ces_mean", "score", responses, "ces"),
+        out[name] = (
+            weighted_quantile(values[have], weights[:, t_code[have]], q)
+            if have.any()
+            else np.full(replicates, np.nan)
+        )
+    survey = responses["survey_type"].to_numpy() if responses.height else np.array([])
+    for name, col, frame, codes, kind in (
+        ("fcr_rate", "fcr", tickets, t_code, None),
+        ("reopen_rate", "reopened", tickets, t_code, None),
+        ("csat_mean", "score", responses, r_code, "csat"),
+        ("csat_top2", "top2", responses, r_code, "csat"),
+        ("ces_mean", "score", responses, r_code, "ces"),
     ):
-        sub = frame if kind is None else frame.filter(pl.col("survey_type") == kind)
-        values = sub[col].cast(pl.Float64).to_numpy() if sub.height else np.array([])
+        values = frame[col].cast(pl.Float64).to_numpy() if frame.height else np.array([])
         have = ~np.isnan(values) if len(values) else np.array([], bool)
+        if kind is not None and len(values):
+            have &= survey == kind
         if have.any():
-            _, w = w_for(sub, have)
-            out[name] = weighted_mean(values[have], w)
+            # A weighted mean needs only each account's sum and count.
+            sums = np.bincount(codes[have], weights=values[have], minlength=accounts.height)
+            counts = np.bincount(codes[have], minlength=accounts.height).astype(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[name] = (weights @ sums) / (weights @ counts)
         else:
             out[name] = np.full(replicates, np.nan)
     return out
@@ -433,12 +430,16 @@ def unit_month_sci(
     rng = np.random.default_rng(config.seed)
     rows = []
     B = config.bootstrap_replicates
-    for row in marts.sort("business_unit", "month").iter_rows(named=True):
+    # Split each input once (by unit, and by unit and month), not once per unit-month.
+    panel_by_unit = panel.partition_by("business_unit", as_dict=True)
+    tickets_by = tickets.partition_by("business_unit", "month", as_dict=True)
+    responses_by = responses.partition_by("business_unit", "month", as_dict=True)
+    for row in marts.sort("business_unit", "month").iter_rows(named=True):  # one per unit-month
         unit, month = row["business_unit"], row["month"]
         # Outcome: the unit's supported account-months in the window before this month.
-        window = panel.filter(
-            (pl.col("business_unit") == unit)
-            & (pl.col("month") < month)
+        unit_panel = panel_by_unit.get((unit,), panel.head(0))
+        window = unit_panel.filter(
+            (pl.col("month") < month)
             & (pl.col("month") >= pl.lit(month).dt.offset_by(f"-{config.outcome_window_months}mo"))
         )
         est = outcome_estimate(window, config)
@@ -451,8 +452,8 @@ def unit_month_sci(
         point = combine({n: np.atleast_1d(v) for n, v in point_scores.items()}, config)
 
         reps = _replicate_components(
-            tickets.filter((pl.col("business_unit") == unit) & (pl.col("month") == month)),
-            responses.filter((pl.col("business_unit") == unit) & (pl.col("month") == month)),
+            tickets_by.get((unit, month), tickets.head(0)),
+            responses_by.get((unit, month), responses.head(0)),
             rng,
             B,
         )
