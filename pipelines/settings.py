@@ -87,11 +87,24 @@ class AlignmentSettings(_Strict):
     min_negative_control_events: int = Field(20, ge=5)
     # Execution is measured on the most recent months.
     execution_months: int = Field(12, ge=1)
-    # Optional targets (metric -> level) instead of the company benchmark.
-    execution_targets: dict[str, float] | None = None
+    # Optional targets for every unit without its own in strategy.yaml, instead of the
+    # company benchmark: metric -> [floor, target] in the metric's units.
+    execution_targets: dict[str, tuple[float, float]] | None = None
     bootstrap_replicates: int = Field(400, ge=50)
     established_probability: float = Field(0.8, gt=0.5, lt=1.0)
     seed: int = 20261122
+
+
+    @field_validator("execution_targets")
+    @classmethod
+    def _valid_targets(cls, v):
+        from pipelines.strategy import target_problem
+
+        for metric, (floor, target) in (v or {}).items():
+            problem = target_problem(metric, floor, target)
+            if problem:
+                raise ValueError(problem)
+        return v
 
 
 class ScheduleSettings(_Strict):

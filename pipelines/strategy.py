@@ -29,6 +29,19 @@ from models.alignment import METRICS, OUTCOMES, UnitStrategy
 _LOWER_IS_BETTER = {"first_response"}
 
 
+def target_problem(metric: str, floor: float, target: float) -> str | None:
+    """Why a (floor, target) pair is unusable for a metric, or None."""
+    if metric not in METRICS:
+        return f"unknown metric {metric!r} (one of {', '.join(METRICS)})"
+    lower = metric in _LOWER_IS_BETTER
+    if (lower and not target < floor) or (not lower and not target > floor):
+        better = "below" if lower else "above"
+        return f"{metric} target {target:g} must be {better} its floor {floor:g}: the range is the wrong way round"
+    if metric == "first_response" and min(floor, target) <= 0:
+        return "first_response minutes must be positive"
+    return None
+
+
 class StrategyError(ValueError):
     """strategy.yaml breaks a rule; the message names the file and line."""
 
@@ -91,8 +104,7 @@ def load_strategy(path: str | Path, known_units: set[str] | None = None) -> dict
                     metric = mnode.value
                     if metric not in METRICS:
                         raise StrategyError(
-                            f"{path}:{_line(mnode)}: unit {unit}: unknown metric {metric!r} "
-                            f"(one of {', '.join(METRICS)})"
+                            f"{path}:{_line(mnode)}: unit {unit}: {target_problem(metric, 0, 1)}"
                         )
                     fields = {k.value: v for k, v in _mapping(tnode, path, f"{metric} target")}
                     if set(fields) != {"floor", "target"}:
@@ -101,17 +113,9 @@ def load_strategy(path: str | Path, known_units: set[str] | None = None) -> dict
                         )
                     floor = _number(fields["floor"], path, f"{metric} floor")
                     target = _number(fields["target"], path, f"{metric} target")
-                    lower = metric in _LOWER_IS_BETTER
-                    if (lower and not target < floor) or (not lower and not target > floor):
-                        better = "below" if lower else "above"
-                        raise StrategyError(
-                            f"{path}:{_line(tnode)}: unit {unit}: {metric} target {target:g} must be "
-                            f"{better} its floor {floor:g}: the range is the wrong way round"
-                        )
-                    if metric == "first_response" and min(floor, target) <= 0:
-                        raise StrategyError(
-                            f"{path}:{_line(tnode)}: first_response minutes must be positive"
-                        )
+                    problem = target_problem(metric, floor, target)
+                    if problem:
+                        raise StrategyError(f"{path}:{_line(tnode)}: unit {unit}: {problem}")
                     targets[metric] = (floor, target)
             else:
                 raise StrategyError(

@@ -38,3 +38,12 @@ def test_bad_config_names_the_setting(tmp_path, text, message):
         load_settings(p)
     assert str(p) in str(err.value)
     assert message in str(err.value)
+
+
+def test_execution_targets_in_config_are_checked(tmp_path):
+    p = tmp_path / "cx.yml"
+    p.write_text("alignment:\n  execution_targets:\n    csat: [4.5, 3.5]\n")
+    with pytest.raises(ConfigError, match="csat target 3.5 must be above its floor 4.5"):
+        load_settings(p)
+    p.write_text("alignment:\n  execution_targets:\n    csat: [3.5, 4.5]\n")
+    assert load_settings(p).alignment.execution_targets == {"csat": (3.5, 4.5)}
