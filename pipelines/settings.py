@@ -94,7 +94,6 @@ class AlignmentSettings(_Strict):
     established_probability: float = Field(0.8, gt=0.5, lt=1.0)
     seed: int = 20261122
 
-
     @field_validator("execution_targets")
     @classmethod
     def _valid_targets(cls, v):

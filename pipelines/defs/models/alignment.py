@@ -11,11 +11,10 @@ import polars as pl
 from models.alignment import AlignmentConfig, align_units, prepare
 from models.drivers import key_drivers
 from models.predictive import predictive_check
+from pipelines.defs.contract_check import write_checked
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
 from pipelines.progress import report
 from pipelines.strategy import StrategyError, load_strategy
-from pipelines.tables import write_table
 
 UNIT_ALIGNMENT = dg.AssetKey(["analytics", "unit_alignment"])
 COMPANY_ALIGNMENT = dg.AssetKey(["analytics", "company_alignment"])
@@ -161,20 +160,7 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
             "unit_predictive_check": (PREDICTIVE_CHECK, checks.with_columns(stamp)),
             "account_risk": (ACCOUNT_RISK, risk.with_columns(stamp)),
         }
-        contracts = analyst_contracts()
-        results = []
-        for name, (key, frame) in frames.items():
-            write_table(con, contracts[name], frame)
-            apply_comments(con, contracts[name])
-            problems = conformance_problems(con, contracts[name])
-            results.append(
-                dg.AssetCheckResult(
-                    asset_key=key,
-                    check_name="contract",
-                    passed=not problems,
-                    description="; ".join(problems[:5]) or None,
-                )  # fmt: skip
-            )
+        results = write_checked(con, frames)
     seconds = time.perf_counter() - started
     summary = ", ".join(
         f"{r['business_unit']}: {r['quadrant']}" for r in units.iter_rows(named=True)

@@ -11,10 +11,9 @@ import dagster as dg
 import polars as pl
 
 from models.clv.portfolio import CLVParams, contractual_clv, transactional_clv
+from pipelines.defs.contract_check import write_checked
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
 from pipelines.progress import report
-from pipelines.tables import write_table
 
 ACCOUNT_CLV = dg.AssetKey(["analytics", "account_clv"])
 UNIT_CLV = dg.AssetKey(["analytics", "unit_clv"])
@@ -90,21 +89,10 @@ def clv(context: dg.AssetExecutionContext, cxalign: CxalignResource):
         unit_frame = pl.concat(fits, how="diagonal_relaxed").with_columns(
             pl.lit(as_of).alias("as_of")
         )
-        contracts = analyst_contracts()
-        results = []
-        for key, frame, name in ((ACCOUNT_CLV, account_frame, "account_clv"),
-                                 (UNIT_CLV, unit_frame, "unit_clv")):  # fmt: skip
-            write_table(con, contracts[name], frame)
-            apply_comments(con, contracts[name])
-            problems = conformance_problems(con, contracts[name])
-            results.append(
-                dg.AssetCheckResult(
-                    asset_key=key,
-                    check_name="contract",
-                    passed=not problems,
-                    description="; ".join(problems[:5]) or None,
-                )  # fmt: skip
-            )
+        results = write_checked(
+            con,
+            {"account_clv": (ACCOUNT_CLV, account_frame), "unit_clv": (UNIT_CLV, unit_frame)},
+        )
     seconds = time.perf_counter() - started
     units = unit_frame.filter(pl.col("segment") == "All segments").height
     report(

@@ -12,10 +12,9 @@ import dagster as dg
 import polars as pl
 
 from models.sci import parse_config, unit_month_sci
+from pipelines.defs.contract_check import write_checked
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
 from pipelines.progress import report
-from pipelines.tables import write_table
 
 UNIT_MONTH_SCI = dg.AssetKey(["analytics", "unit_month_sci"])
 SCI_BENEFITS = dg.AssetKey(["analytics", "sci_benefits"])
@@ -130,21 +129,13 @@ def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
             pl.lit(json.dumps(config._raw, sort_keys=True)).alias("sci_config"),
         )
         benefit_frame = benefits(frame).with_columns(pl.lit(as_of).alias("as_of"))
-        contracts = analyst_contracts()
-        results = []
-        for key, data, name in ((UNIT_MONTH_SCI, frame, "unit_month_sci"),
-                                (SCI_BENEFITS, benefit_frame, "sci_benefits")):  # fmt: skip
-            write_table(con, contracts[name], data)
-            apply_comments(con, contracts[name])
-            problems = conformance_problems(con, contracts[name])
-            results.append(
-                dg.AssetCheckResult(
-                    asset_key=key,
-                    check_name="contract",
-                    passed=not problems,
-                    description="; ".join(problems[:5]) or None,
-                )  # fmt: skip
-            )
+        results = write_checked(
+            con,
+            {
+                "unit_month_sci": (UNIT_MONTH_SCI, frame),
+                "sci_benefits": (SCI_BENEFITS, benefit_frame),
+            },
+        )
     seconds = time.perf_counter() - started
     report(context, f"models   SCI: {frame.height} unit-months ({config.version})  {seconds:5.1f}s")
     yield dg.MaterializeResult(

@@ -9,9 +9,9 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.contracts import source_contracts
+from pipelines.defs.contract_check import contract_check
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.defs.scorecards.assets import building_dir
-from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
 from pipelines.progress import report
 from pipelines.sqlrunner import build_order
 from pipelines.warehouse import publish, record_version, swap_in
@@ -49,13 +49,10 @@ def _upstream() -> list[dg.AssetKey]:
 def published_warehouse(
     context: dg.AssetExecutionContext, cxalign: CxalignResource
 ) -> dg.MaterializeResult:
-    contracts = analyst_contracts()
     with cxalign.connect() as con:
         record_version(con, context.run.run_id, run_as_of(context))
-        problems = []
-        for name in (*LOG_TABLES, "warehouse_version"):
-            apply_comments(con, contracts[name])
-            problems += conformance_problems(con, contracts[name])
+        checks = [contract_check(con, name) for name in (*LOG_TABLES, "warehouse_version")]
+        problems = [c.description for c in checks if not c.passed]
         versions = con.execute(
             "select table_name, row_count from analytics.warehouse_version order by 1"
         ).fetchall()

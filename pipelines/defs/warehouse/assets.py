@@ -10,8 +10,9 @@ import time
 
 import dagster as dg
 
+from pipelines.defs.contract_check import contract_check
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.marts import RECONCILIATIONS, analyst_contracts, apply_comments, conformance_problems
+from pipelines.marts import RECONCILIATIONS, analyst_contracts
 from pipelines.progress import report
 from pipelines.sqlrunner import SqlModel, WarehouseParams, build, build_order
 
@@ -87,15 +88,7 @@ def _sql_asset(model: SqlModel) -> dg.AssetsDefinition:
         with cxalign.connect() as con:
             rows = build(con, model, params)
             if contract is not None:
-                apply_comments(con, contract)
-                problems = conformance_problems(con, contract)
-                results.append(
-                    dg.AssetCheckResult(
-                        check_name="contract",
-                        passed=not problems,
-                        description="; ".join(problems[:5]) if problems else None,
-                    )
-                )
+                results.append(contract_check(con, model.name))
             for name in RECONCILED_ON.get(model.relation, ()):
                 breaking = con.execute(RECONCILIATIONS[name]).fetchmany(5)
                 results.append(
