@@ -172,6 +172,13 @@ def _run(args) -> int:
     progress.addHandler(handler)
     progress.setLevel(logging.INFO)
     progress.propagate = False
+    try:
+        return _execute(args, as_of)
+    finally:
+        progress.removeHandler(handler)  # a second run in the same process prints once
+
+
+def _execute(args, as_of) -> int:
 
     import dagster as dg
 

@@ -89,14 +89,17 @@ def test_bad_share_above_threshold_fails_and_publishes_nothing(tmp_path, capsys)
     assert not (tmp_path / "warehouse.duckdb").exists()
 
 
-def test_rerun_changes_nothing_and_new_files_add_only_their_rows(demo_copy, tmp_path):
+def test_rerun_changes_nothing_and_new_files_add_only_their_rows(demo_copy, tmp_path, capsys):
     landing = demo_copy
     assert run_cli(landing, tmp_path, "2026-11-01") == 0
     first = table_contents(tmp_path / "warehouse.duckdb", exclude=LOG_TABLES)
+    assert "results kept" not in capsys.readouterr().out
 
     assert run_cli(landing, tmp_path, "2026-11-01") == 0
     second = table_contents(tmp_path / "warehouse.duckdb", exclude=LOG_TABLES)
     assert second == first
+    # Nothing changed, so the alignment models kept last night's results.
+    assert "results kept" in capsys.readouterr().out
 
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     runs = con.execute(
@@ -117,6 +120,7 @@ def test_rerun_changes_nothing_and_new_files_add_only_their_rows(demo_copy, tmp_
         "account_id,churned_at,churn_type,reason\nACC-0000001,2026-10-31,voluntary,late\n"
     )
     assert run_cli(landing, tmp_path, "2026-11-01") == 0
+    assert "results kept" not in capsys.readouterr().out  # the panel changed: refitted
     third = table_contents(tmp_path / "warehouse.duckdb", exclude=LOG_TABLES)
     added = set(third["staging.churn_events"]) - set(first["staging.churn_events"])
     assert len(third["staging.churn_events"]) == len(first["staging.churn_events"]) + 1

@@ -3,7 +3,9 @@ summary (analytics.company_alignment) and each CX metric's exploratory link
 (analytics.unit_alignment_metrics). The statistics are `models/alignment.py`.
 """
 
+import json
 import time
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -11,8 +13,9 @@ import polars as pl
 from models.alignment import AlignmentConfig, align_units, prepare
 from models.drivers import key_drivers
 from models.predictive import predictive_check
-from pipelines.defs.contract_check import write_checked
+from pipelines.defs.contract_check import contract_check, write_checked
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.model_cache import code_files, fingerprint, remember, restamp, unchanged
 from pipelines.progress import report
 from pipelines.strategy import StrategyError, load_strategy
 
@@ -22,8 +25,15 @@ ALIGNMENT_METRICS = dg.AssetKey(["analytics", "unit_alignment_metrics"])
 UNIT_DRIVERS = dg.AssetKey(["analytics", "unit_drivers"])
 PREDICTIVE_CHECK = dg.AssetKey(["analytics", "unit_predictive_check"])
 ACCOUNT_RISK = dg.AssetKey(["analytics", "account_risk"])
-KEYS = (UNIT_ALIGNMENT, COMPANY_ALIGNMENT, ALIGNMENT_METRICS, UNIT_DRIVERS, PREDICTIVE_CHECK,
-        ACCOUNT_RISK)  # fmt: skip
+TABLES = {
+    "unit_alignment": UNIT_ALIGNMENT,
+    "company_alignment": COMPANY_ALIGNMENT,
+    "unit_alignment_metrics": ALIGNMENT_METRICS,
+    "unit_drivers": UNIT_DRIVERS,
+    "unit_predictive_check": PREDICTIVE_CHECK,
+    "account_risk": ACCOUNT_RISK,
+}
+KEYS = tuple(TABLES.values())
 
 # The panel, with next month's outcomes for accounts still billed then: the MRR change,
 # whether MRR grew (expansion) and the support hours they needed (cost to serve).
@@ -136,40 +146,68 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
                 strategies = load_strategy(cxalign.strategy_path, known)
             except StrategyError as exc:
                 raise dg.Failure(description=str(exc)) from exc
-        panel = con.sql(PANEL_SQL).pl()
-        data = prepare(panel)
-        units, company, metrics = align_units(panel, config, strategies, data=data)
-        outcomes = {u: s.primary_outcome for u, s in strategies.items()}
-        drivers = key_drivers(data, outcomes, seed=config.seed)
-        checks, risk = predictive_check(data, outcomes, seed=config.seed)
-        # The second line of evidence beside the first: the logistic model's AUC gain.
-        if checks.height:
-            gain = checks.filter(pl.col("model") == "logistic_l2").select(
-                "business_unit",
-                pl.col("auc_gain").alias("predictive_auc_gain"),
-                pl.col("auc_gain_ci_low").alias("predictive_auc_gain_ci_low"),
-                pl.col("auc_gain_ci_high").alias("predictive_auc_gain_ci_high"),
-            )
-            units = units.join(gain, on="business_unit", how="left")
-        stamp = pl.lit(as_of).alias("as_of")
-        frames = {
-            "unit_alignment": (UNIT_ALIGNMENT, units.with_columns(stamp)),
-            "company_alignment": (COMPANY_ALIGNMENT, company.with_columns(stamp)),
-            "unit_alignment_metrics": (ALIGNMENT_METRICS, metrics.with_columns(stamp)),
-            "unit_drivers": (UNIT_DRIVERS, drivers.with_columns(stamp)),
-            "unit_predictive_check": (PREDICTIVE_CHECK, checks.with_columns(stamp)),
-            "account_risk": (ACCOUNT_RISK, risk.with_columns(stamp)),
-        }
-        results = write_checked(con, frames)
+        digest = fingerprint(
+            con,
+            [PANEL_SQL],
+            json.dumps({"alignment": cxalign.settings.alignment.model_dump(),
+                        "strategy": Path(cxalign.strategy_path).read_text() if cxalign.strategy_path else ""},
+                       sort_keys=True, default=str),
+            code_files("models/alignment.py", "models/drivers.py", "models/predictive.py",
+                       "pipelines/defs/models/alignment.py"),
+        )  # fmt: skip
+        outputs = [f"analytics.{name}" for name in TABLES]
+        reused = unchanged(con, "alignment", digest, outputs)
+        if reused:
+            # A quiet night: the panel the models read is what they read last time.
+            restamp(con, outputs, as_of)
+            results = [contract_check(con, name, key) for name, key in TABLES.items()]
+            units = con.sql("select * from analytics.unit_alignment order by business_unit").pl()
+            rows = {
+                name: con.execute(f"select count(*) from analytics.{name}").fetchone()[0]
+                for name in TABLES
+            }
+        else:
+            panel = con.sql(PANEL_SQL).pl()
+            data = prepare(panel)
+            units, company, metrics = align_units(panel, config, strategies, data=data)
+            outcomes = {u: s.primary_outcome for u, s in strategies.items()}
+            drivers = key_drivers(data, outcomes, seed=config.seed)
+            checks, risk = predictive_check(data, outcomes, seed=config.seed)
+            # The second line of evidence beside the first: the logistic model's AUC gain.
+            if checks.height:
+                gain = checks.filter(pl.col("model") == "logistic_l2").select(
+                    "business_unit",
+                    pl.col("auc_gain").alias("predictive_auc_gain"),
+                    pl.col("auc_gain_ci_low").alias("predictive_auc_gain_ci_low"),
+                    pl.col("auc_gain_ci_high").alias("predictive_auc_gain_ci_high"),
+                )
+                units = units.join(gain, on="business_unit", how="left")
+            stamp = pl.lit(as_of).alias("as_of")
+            frames = {
+                "unit_alignment": (UNIT_ALIGNMENT, units.with_columns(stamp)),
+                "company_alignment": (COMPANY_ALIGNMENT, company.with_columns(stamp)),
+                "unit_alignment_metrics": (ALIGNMENT_METRICS, metrics.with_columns(stamp)),
+                "unit_drivers": (UNIT_DRIVERS, drivers.with_columns(stamp)),
+                "unit_predictive_check": (PREDICTIVE_CHECK, checks.with_columns(stamp)),
+                "account_risk": (ACCOUNT_RISK, risk.with_columns(stamp)),
+            }
+            results = write_checked(con, frames)
+            remember(con, "alignment", digest, context.run.run_id)
+            rows = {name: frame.height for name, (_, frame) in frames.items()}
     seconds = time.perf_counter() - started
     summary = ", ".join(
         f"{r['business_unit']}: {r['quadrant']}" for r in units.iter_rows(named=True)
     )
-    report(context, f"models   alignment: {summary}  {seconds:5.1f}s")
-    for key, frame in frames.values():
+    kept = " (inputs unchanged since the last run: results kept)" if reused else ""
+    report(context, f"models   alignment: {summary}{kept}  {seconds:5.1f}s")
+    for name, key in TABLES.items():
         yield dg.MaterializeResult(
             asset_key=key,
-            metadata={"dagster/row_count": frame.height, "seconds": round(seconds, 2)},
+            metadata={
+                "dagster/row_count": rows[name],
+                "seconds": round(seconds, 2),
+                "reused": reused,
+            },
         )
     yield from results
 
