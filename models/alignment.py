@@ -24,6 +24,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from models.cluster import cr1_covariance
+
 METHOD_VERSION = "alignment-v1"
 
 # Features measured over a window that ends before the row's month (analytics.account_month).
@@ -289,12 +291,7 @@ def fit_cloglog(
     except np.linalg.LinAlgError:
         return beta, None, mu
     resid = (y - mu) * dmu / var
-    _, inv = np.unique(groups, return_inverse=True)
-    G = inv.max() + 1
-    scores = np.zeros((G, k))
-    np.add.at(scores, inv, X * resid[:, None])
-    correction = G / (G - 1) * (n - 1) / (n - k)
-    cov = correction * bread @ (scores.T @ scores) @ bread
+    cov = cr1_covariance(bread, X * resid[:, None], groups)
     return beta, np.sqrt(np.maximum(np.diag(cov), 0)), mu
 
 

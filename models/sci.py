@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from models.cluster import cr1_covariance
+
 SCI_VERSION = "sci-v1"
 
 
@@ -252,14 +254,7 @@ def ols_cluster(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> tuple[np.nd
     XtX_inv = np.linalg.pinv(X.T @ X)
     beta = XtX_inv @ (X.T @ y)
     resid = y - X @ beta
-    # Sum the score contributions within each cluster, vectorised.
-    _, inverse = np.unique(groups, return_inverse=True)
-    G = inverse.max() + 1
-    scores = np.zeros((G, X.shape[1]))
-    np.add.at(scores, inverse, X * resid[:, None])
-    n, k = X.shape
-    correction = G / (G - 1) * (n - 1) / (n - k)
-    cov = correction * XtX_inv @ (scores.T @ scores) @ XtX_inv
+    cov = cr1_covariance(XtX_inv, X * resid[:, None], groups)
     return beta, np.sqrt(np.diag(cov))
 
 
@@ -321,7 +316,8 @@ def outcome_estimate(panel: pl.DataFrame, config: SCIConfig) -> OutcomeEstimate 
     X = np.column_stack(
         [np.ones(df.height), well, df["log_mrr"].to_numpy(), dummies.to_numpy().astype(float)]
     )
-    beta, se = ols_cluster(df["retained"].to_numpy(), X, df["account_id"].to_numpy())
+    accounts = df["account_id"].rank("dense").to_numpy()  # integer cluster ids: no string sort
+    beta, se = ols_cluster(df["retained"].to_numpy(), X, accounts)
     months = df["month"].n_unique()
     mrr_well = float(df.filter(pl.col("well"))["mrr"].cast(pl.Float64).sum()) / months
     return OutcomeEstimate(
@@ -333,16 +329,23 @@ def outcome_estimate(panel: pl.DataFrame, config: SCIConfig) -> OutcomeEstimate 
 # --- bootstrap over accounts -------------------------------------------------------------
 
 
-def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> np.ndarray:
-    """Quantile of `values` under each row of `weights` (replicates x observations)."""
-    order = np.argsort(values)
-    v, w = values[order], weights[:, order]
-    cum = np.cumsum(w, axis=1)
-    total = cum[:, -1:]
-    idx = (cum < q * total).sum(axis=1)
-    idx = np.minimum(idx, len(v) - 1)
-    out = v[idx]
-    return np.where(total[:, 0] > 0, out, np.nan)
+def weighted_quantile(
+    values: np.ndarray, weights: np.ndarray, q: float | tuple[float, ...]
+) -> np.ndarray:
+    """Quantile(s) of `values` under each replicate's weights.
+
+    weights: observations x replicates (one row per value, so gathering and summing run over
+    contiguous rows). One sort and one cumulative sum serve every q; with a tuple of qs the
+    result has one column per q, else one value per replicate."""
+    qs = np.atleast_1d(np.asarray(q, dtype=float))
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    cum = np.cumsum(weights[order], axis=0)
+    total = cum[-1]
+    # The first position where the running weight reaches q x total, per replicate.
+    idx = np.stack([(cum < qi * total).sum(axis=0) for qi in qs], axis=1)
+    out = np.where(total[:, None] > 0, v[np.minimum(idx, len(v) - 1)], np.nan)
+    return out[:, 0] if np.ndim(q) == 0 else out
 
 
 # --- the index per unit and month --------------------------------------------------------
@@ -360,35 +363,57 @@ MART_COLUMNS = {
 }
 
 
-def _replicate_components(
+def _unit_weights(
     tickets: pl.DataFrame, responses: pl.DataFrame, rng: np.random.Generator, replicates: int
-) -> dict[str, np.ndarray]:
-    """Each component under Poisson(1) resampling weights per account (the account bootstrap)."""
+) -> tuple[np.ndarray, pl.DataFrame, pl.DataFrame]:
+    """Poisson(1) resampling weights for each of a unit's accounts (the account bootstrap),
+    accounts x replicates.
+
+    One matrix (replicates x accounts) per unit serves all its months: each month's interval
+    needs only that month's resampling distribution, and drawing per unit rather than per
+    unit-month cut the stage's random draws thirtyfold. Returns the weights and the inputs
+    with `code`, the column of their account."""
     accounts = (
         pl.concat([tickets.select("account_id"), responses.select("account_id")])
         .unique()
         .sort("account_id")
         .with_row_index("code")
     )
-    weights = rng.poisson(1.0, size=(replicates, accounts.height)).astype(float)
-    # Each ticket's and answer's account as a weight column, looked up once.
-    t_code = tickets.join(accounts, on="account_id", how="left", maintain_order="left")["code"].to_numpy()
-    r_code = responses.join(accounts, on="account_id", how="left", maintain_order="left")["code"].to_numpy()
+    # accounts x replicates: a ticket's weights are one contiguous row.
+    weights = rng.poisson(1.0, size=(replicates, accounts.height)).astype(float).T.copy()
+
+    def coded(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.join(accounts, on="account_id", how="left", maintain_order="left")
+
+    return weights, coded(tickets), coded(responses)
+
+
+def _replicate_components(
+    tickets: pl.DataFrame, responses: pl.DataFrame, weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Each component of one unit-month under every replicate's weights (see _unit_weights)."""
+    n_accounts, replicates = weights.shape
+    t_code = tickets["code"].to_numpy()
+    r_code = responses["code"].to_numpy()
 
     out: dict[str, np.ndarray] = {}
-    for name, col, q in (
-        ("first_response_median", "first_response_minutes", 0.5),
-        ("first_response_p90", "first_response_minutes", 0.9),
-        ("resolution_median", "resolution_minutes", 0.5),
+    for col, named in (
+        ("first_response_minutes", {"first_response_median": 0.5, "first_response_p90": 0.9}),
+        ("resolution_minutes", {"resolution_median": 0.5}),
     ):
         values = tickets[col].to_numpy().astype(float)
         have = ~np.isnan(values)
-        out[name] = (
-            weighted_quantile(values[have], weights[:, t_code[have]], q)
+        got = (
+            weighted_quantile(values[have], weights[t_code[have]], tuple(named.values()))
             if have.any()
-            else np.full(replicates, np.nan)
+            else np.full((replicates, len(named)), np.nan)
         )
+        for j, name in enumerate(named):
+            out[name] = got[:, j]
     survey = responses["survey_type"].to_numpy() if responses.height else np.array([])
+    # A weighted mean needs only each account's sum and count: one matrix of per-account sums
+    # and counts for every mean component, one product with the weights.
+    names, columns = [], []
     for name, col, frame, codes, kind in (
         ("fcr_rate", "fcr", tickets, t_code, None),
         ("reopen_rate", "reopened", tickets, t_code, None),
@@ -401,13 +426,16 @@ def _replicate_components(
         if kind is not None and len(values):
             have &= survey == kind
         if have.any():
-            # A weighted mean needs only each account's sum and count.
-            sums = np.bincount(codes[have], weights=values[have], minlength=accounts.height)
-            counts = np.bincount(codes[have], minlength=accounts.height).astype(float)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[name] = (weights @ sums) / (weights @ counts)
+            names.append(name)
+            columns.append(np.bincount(codes[have], weights=values[have], minlength=n_accounts))
+            columns.append(np.bincount(codes[have], minlength=n_accounts).astype(float))
         else:
             out[name] = np.full(replicates, np.nan)
+    if names:
+        totals = weights.T @ np.column_stack(columns)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for j, name in enumerate(names):
+                out[name] = totals[:, 2 * j] / totals[:, 2 * j + 1]
     return out
 
 
@@ -432,10 +460,21 @@ def unit_month_sci(
     B = config.bootstrap_replicates
     # Split each input once (by unit, and by unit and month), not once per unit-month.
     panel_by_unit = panel.partition_by("business_unit", as_dict=True)
-    tickets_by = tickets.partition_by("business_unit", "month", as_dict=True)
-    responses_by = responses.partition_by("business_unit", "month", as_dict=True)
+    tickets_by_unit = tickets.partition_by("business_unit", as_dict=True)
+    responses_by_unit = responses.partition_by("business_unit", as_dict=True)
+    current = None
     for row in marts.sort("business_unit", "month").iter_rows(named=True):  # one per unit-month
         unit, month = row["business_unit"], row["month"]
+        if unit != current:  # a new unit: its weights, and its inputs split by month
+            current = unit
+            weights, unit_tickets, unit_responses = _unit_weights(
+                tickets_by_unit.get((unit,), tickets.head(0)),
+                responses_by_unit.get((unit,), responses.head(0)),
+                rng,
+                B,
+            )
+            tickets_by = unit_tickets.partition_by("month", as_dict=True)
+            responses_by = unit_responses.partition_by("month", as_dict=True)
         # Outcome: the unit's supported account-months in the window before this month.
         unit_panel = panel_by_unit.get((unit,), panel.head(0))
         window = unit_panel.filter(
@@ -452,10 +491,9 @@ def unit_month_sci(
         point = combine({n: np.atleast_1d(v) for n, v in point_scores.items()}, config)
 
         reps = _replicate_components(
-            tickets_by.get((unit, month), tickets.head(0)),
-            responses_by.get((unit, month), responses.head(0)),
-            rng,
-            B,
+            tickets_by.get((month,), unit_tickets.head(0)),
+            responses_by.get((month,), unit_responses.head(0)),
+            weights,
         )
         reps["retention_lift"] = (
             rng.normal(est.lift_pp, est.se_pp, B) if est else np.full(B, np.nan)
