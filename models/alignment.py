@@ -25,6 +25,7 @@ import polars as pl
 from scipy import stats
 
 from models.cluster import cr1_covariance
+from models.parallel import map_units, unit_rng
 
 METHOD_VERSION = "alignment-v1"
 
@@ -366,17 +367,15 @@ def permutation_p(df: pl.DataFrame, outcome: Outcome, measure: str, permutations
     X, names = design(df, measure)
     x = X[:, 1]
     Z = np.delete(X, [i for i, n in enumerate(names) if n.startswith(measure)], axis=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            if outcome.kind == "event":
-                _, _, mu = fit_cloglog(y, Z)
-                score_resid = (y - mu) * (-np.log1p(-mu) / mu)  # cloglog score weight
-            else:
-                coef_null, *_ = np.linalg.lstsq(Z, y, rcond=None)
-                score_resid = y - Z @ coef_null
-        except (np.linalg.LinAlgError, ValueError):
-            return None
+    try:
+        if outcome.kind == "event":
+            _, _, mu = fit_cloglog(y, Z)
+            score_resid = (y - mu) * (-np.log1p(-mu) / mu)  # cloglog score weight
+        else:
+            coef_null, *_ = np.linalg.lstsq(Z, y, rcond=None)
+            score_resid = y - Z @ coef_null
+    except (np.linalg.LinAlgError, ValueError):
+        return None
     # Residualise the measure on the controls (ter Braak) so shuffling it does not also
     # shuffle its correlation with size, segment or tenure.
     coef, *_ = np.linalg.lstsq(Z, x, rcond=None)
@@ -387,7 +386,7 @@ def permutation_p(df: pl.DataFrame, outcome: Outcome, measure: str, permutations
     x_bar = np.bincount(inv, weights=x_res, minlength=n_acc) / count
     s_sum = np.bincount(inv, weights=score_resid, minlength=n_acc)
     observed = outcome.expected_sign * float(x_bar @ s_sum)
-    perms = np.argsort(rng.random((permutations, n_acc)), axis=1)
+    perms = rng.permuted(np.tile(np.arange(n_acc), (permutations, 1)), axis=1)
     null_t = outcome.expected_sign * (x_bar[perms] @ s_sum)
     # One-sided: as large in the expected direction as observed, by chance.
     return float((1 + np.sum(null_t >= observed)) / (permutations + 1))
@@ -561,15 +560,15 @@ def align_units(
     company_recent = data.filter(pl.col("month") >= recent_start)
 
     strategies = strategies or {}
-    units, metric_rows = [], []
-    for (unit,), rows in data.sort("account_code", "month").group_by(
-        "business_unit", maintain_order=True
-    ):
+
+    def fit_unit(item: tuple[str, pl.DataFrame]) -> tuple[dict, list[dict]]:
+        unit, rows = item
+        unit_random = unit_rng(config.seed, unit, "alignment")
         strategy = strategies.get(unit, UnitStrategy())
         outcome = OUTCOMES[strategy.primary_outcome]
         at_risk = outcome_rows(rows, outcome)
         fit = fit_link(at_risk, outcome, measure, config.extra_features)
-        perm = permutation_p(at_risk, outcome, measure, config.permutations, rng)
+        perm = permutation_p(at_risk, outcome, measure, config.permutations, unit_random)
         # Negative control (retention): CX should not predict failed payments.
         involuntary = rows.filter(~pl.col("churned_next_month_voluntary"))
         nc_events = int(involuntary["churned_next_month_involuntary"].sum())
@@ -584,16 +583,17 @@ def align_units(
             else None
         )
         exec_score, exec_reps = execution_scores(
-            rows.filter(pl.col("month") >= recent_start), company_recent, config, rng,
+            rows.filter(pl.col("month") >= recent_start), company_recent, config, unit_random,
             strategy.targets,
         )  # fmt: skip
-        units.append({
+        result = {
             "business_unit": unit, "fit": fit, "perm": perm, "nc": nc, "nc_events": nc_events,
             "revenue": revenue, "exec": exec_score, "exec_reps": exec_reps, "outcome": outcome,
             "targets": bool(strategy.targets),
             "n_accounts": at_risk["account_code"].n_unique(), "n_rows": at_risk.height,
             "n_events": int(at_risk[outcome.column].sum()) if outcome.kind == "event" else 0,
-        })  # fmt: skip
+        }  # fmt: skip
+        metric_rows = []
         voluntary = outcome_rows(rows, OUTCOMES["retention"])
         for metric in METRICS if config.secondary_metrics else ():
             m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", f"z_{metric}")
@@ -604,6 +604,21 @@ def align_units(
                 "n_rows": m_fit.n_rows if m_fit else rows.height,
                 "accounts_measured": int(rows.filter(pl.col(f"z_{metric}").is_not_null())["account_code"].n_unique()),
             })  # fmt: skip
+        return result, metric_rows
+
+    by_unit = [
+        (unit, rows)
+        for (unit,), rows in data.sort("account_code", "month").group_by(
+            "business_unit", maintain_order=True
+        )
+    ]
+    # Numerical warnings from the fits, silenced once here: warning filters are process-wide,
+    # and catch_warnings inside the worker threads would race.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted_units = map_units(fit_unit, by_unit)
+    units = [u for u, _ in fitted_units]
+    metric_rows = [m for _, ms in fitted_units for m in ms]
 
     fitted = [u for u in units if u["fit"] is not None]
     q = benjamini_hochberg(np.array([u["fit"].p_expected_direction for u in fitted]))

@@ -23,6 +23,8 @@ import numpy as np
 import polars as pl
 
 from models.alignment import METRICS, OUTCOMES, Outcome, outcome_rows
+from models.cluster import cluster_codes
+from models.parallel import map_units, unit_rng
 
 METHOD = (
     "LMG relative importance (descriptive, not causal): Shapley decomposition of the linear "
@@ -91,11 +93,10 @@ def key_drivers(data: pl.DataFrame, outcomes: dict[str, str], replicates: int = 
     outcomes: unit -> tested outcome name. Units with more than `max_accounts` accounts are
     measured on a random sample of that many accounts (the importances are descriptive).
     """
-    rng = np.random.default_rng(seed)
-    rows = []
-    for (unit,), unit_rows in data.sort("account_code", "month").group_by(
-        "business_unit", maintain_order=True
-    ):
+    def unit_drivers(item: tuple[str, pl.DataFrame]) -> list[dict]:
+        unit, unit_rows = item
+        rng = unit_rng(seed, unit, "drivers")
+        rows: list[dict] = []
         outcome = OUTCOMES[outcomes.get(unit, "retention")]
         df = outcome_rows(unit_rows, outcome)
         accounts = df["account_code"].unique().sort()
@@ -103,22 +104,18 @@ def key_drivers(data: pl.DataFrame, outcomes: dict[str, str], replicates: int = 
             keep = rng.choice(accounts.to_numpy(), max_accounts, replace=False)
             df = df.filter(pl.col("account_code").is_in(keep))
         if df.height < 100 or df[outcome.column].cast(pl.Float64).std() == 0:
-            continue
+            return rows
         X, base, groups = _columns(df, outcome)
         y = X.shape[1] - 1
-        keep_cols = X.std(axis=0) > 0
-        keep_cols[0] = keep_cols[y] = True
-        _, inv = np.unique(df["account_code"].to_numpy(), return_inverse=True)
-        n_acc = inv.max() + 1
-        # Per-account cross-products (one bincount per column pair, never a rows x k^2
-        # array), flattened: each bootstrap replicate is then one matrix product.
+        inv, n_acc = cluster_codes(df["account_code"].to_numpy())
+        # Per-account cross-products (one bincount per column pair over contiguous columns,
+        # never a rows x k^2 array), flattened: each bootstrap replicate is then one product.
         k = X.shape[1]
-        per_account = np.zeros((n_acc, k * k))
+        XT = np.ascontiguousarray(X.T)
+        per_account = np.empty((n_acc, k * k))
         for i in range(k):  # k columns (about 20), not rows
             for j in range(i, k):
-                per_account[:, i * k + j] = np.bincount(
-                    inv, weights=X[:, i] * X[:, j], minlength=n_acc
-                )
+                per_account[:, i * k + j] = np.bincount(inv, weights=XT[i] * XT[j], minlength=n_acc)
                 per_account[:, j * k + i] = per_account[:, i * k + j]
         M = per_account.sum(axis=0).reshape(k, k)
         importance = lmg(M, base, groups, y)
@@ -137,4 +134,13 @@ def key_drivers(data: pl.DataFrame, outcomes: dict[str, str], replicates: int = 
                 "share_ci_low": float(share_lo[i]), "share_ci_high": float(share_hi[i]),
                 "cx_explained_r2": float(total), "outcome_tested": outcome.name, "method": METHOD,
             })  # fmt: skip
+        return rows
+
+    by_unit = [
+        (unit, unit_rows)
+        for (unit,), unit_rows in data.sort("account_code", "month").group_by(
+            "business_unit", maintain_order=True
+        )
+    ]
+    rows = [r for unit_rows in map_units(unit_drivers, by_unit) for r in unit_rows]
     return pl.DataFrame(rows, infer_schema_length=None)

@@ -21,6 +21,8 @@ import numpy as np
 import polars as pl
 
 from models.alignment import METRICS, OUTCOMES, outcome_rows
+from models.cluster import cluster_codes
+from models.parallel import map_units, unit_rng
 
 DRIVER_LABELS = {
     "nps": ("NPS answers", "detractor or low NPS", "no NPS answer"),
@@ -66,23 +68,47 @@ def features(df: pl.DataFrame, with_cx: bool) -> tuple[np.ndarray, list[str]]:
     return np.column_stack(cols), names
 
 
-def weighted_auc(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUC under each row of `weights` (replicates x observations), ties counted half."""
-    order = np.argsort(score, kind="mergesort")
-    y, s, w = y[order], score[order], weights[:, order]
-    # Group ties so that a tied negative counts half for a positive.
-    _, start = np.unique(s, return_index=True)
-    group = np.zeros(len(s), int)
-    group[start[1:]] = 1
-    group = np.cumsum(group)
-    wneg = w * (y == 0)
-    wpos = w * (y == 1)
-    neg_by_group = np.stack([np.bincount(group, weights=row) for row in wneg])
-    neg_below = np.cumsum(neg_by_group, axis=1) - neg_by_group
-    credit = (neg_below + 0.5 * neg_by_group)[:, group]
-    num = (wpos * credit).sum(axis=1)
-    den = wpos.sum(axis=1) * wneg.sum(axis=1)
-    return np.where(den > 0, num / den, np.nan)
+def weighted_auc(
+    y: np.ndarray, score: np.ndarray, weights: np.ndarray, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """AUC (ties counted half) under each replicate's weights.
+
+    weights: clusters x replicates; groups: each observation's cluster (row of `weights`),
+    by default the observation itself. The pairs are counted per distinct score of the
+    positives: every negative adds its cluster's weights to the positives scored above it
+    (and half to a tie), summed with one sparse product, so the work is (positives' scores x
+    replicates) rather than (observations x replicates).
+    """
+    from scipy import sparse
+
+    y = np.asarray(y).astype(bool)
+    score = np.asarray(score, dtype=float)
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    n_clusters = weights.shape[0]
+
+    def summed(rows: np.ndarray, clusters: np.ndarray, n_rows: int) -> np.ndarray:
+        """Row r: the weights of the observations placed in r, summed (n_rows x replicates)."""
+        counts = sparse.csr_matrix(
+            (np.ones(len(rows)), (rows, clusters)), shape=(n_rows, n_clusters)
+        )
+        return np.asarray(counts @ weights)
+
+    positive_scores = np.unique(score[y])
+    m = len(positive_scores)
+    neg_score, neg_cluster = score[~y], groups[~y]
+    # A negative counts in full for the positive scores above it: index `above` onwards.
+    above = np.searchsorted(positive_scores, neg_score, side="right")
+    tied = np.searchsorted(positive_scores, neg_score, side="left")
+    is_tie = tied < above
+    below = np.cumsum(summed(above, neg_cluster, m + 1), axis=0)[:m]
+    credit = below + 0.5 * summed(tied[is_tie], neg_cluster[is_tie], m)
+    positives = summed(np.searchsorted(positive_scores, score[y]), groups[y], m)
+    num = (positives * credit).sum(axis=0)
+    n_pos = np.bincount(groups[y], minlength=n_clusters).astype(float)
+    n_neg = np.bincount(neg_cluster, minlength=n_clusters).astype(float)
+    den = (n_pos @ weights) * (n_neg @ weights)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
 
 
 def _models(seed: int):
@@ -113,18 +139,17 @@ def predictive_check(
     """
     from sklearn.isotonic import IsotonicRegression
 
-    rng = np.random.default_rng(seed)
-    checks, risks = [], []
-    for (unit,), rows in data.sort("account_code", "month").group_by(
-        "business_unit", maintain_order=True
-    ):
+    def unit_check(item: tuple[str, pl.DataFrame]) -> tuple[list[dict], pl.DataFrame | None]:
+        unit, rows = item
+        rng = unit_rng(seed, unit, "predictive")
+        unit_checks: list[dict] = []
         if outcomes.get(unit, "retention") != "retention":
-            continue
+            return unit_checks, None
         observed = outcome_rows(rows, OUTCOMES["retention"])
         try:
             split = time_split(observed["month"].unique().to_list(), test_months)
         except ValueError:
-            continue
+            return unit_checks, None
         train = observed.filter(pl.col("month").is_in(split.train_months))
         test = observed.filter(pl.col("month").is_in(split.test_months))
         if train.height > max_train_rows:
@@ -132,28 +157,29 @@ def predictive_check(
         y_train = train["churned_next_month_voluntary"].cast(pl.Int8).to_numpy()
         y_test = test["churned_next_month_voluntary"].cast(pl.Int8).to_numpy()
         if y_train.sum() < 10 or y_test.sum() < 5:
-            continue
-        _, inv = np.unique(test["account_code"].to_numpy(), return_inverse=True)
-        w = rng.poisson(1.0, size=(replicates, inv.max() + 1)).astype(float)[:, inv]
+            return unit_checks, None
+        inv, n_accounts = cluster_codes(test["account_code"].to_numpy())
+        # accounts x (1 + replicates): column 0 weighs every account once (the estimate).
+        w = np.column_stack(
+            [np.ones(n_accounts), rng.poisson(1.0, size=(replicates, n_accounts)).T]
+        ).astype(float)
+        counts = np.bincount(inv, minlength=n_accounts).astype(float) @ w
         fitted = {}
         for name, make in _models(seed).items():
             preds = {}
             for with_cx in (False, True):
                 model = make()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    model.fit(features(train, with_cx)[0], y_train)
+                model.fit(features(train, with_cx)[0], y_train)
                 preds[with_cx] = model.predict_proba(features(test, with_cx)[0])[:, 1]
                 fitted[(name, with_cx)] = model
-            auc = {
-                k: weighted_auc(y_test, p, np.vstack([np.ones(len(y_test)), w]))
+            auc = {k: weighted_auc(y_test, p, w, inv) for k, p in preds.items()}
+            brier = {
+                k: np.bincount(inv, weights=(p - y_test) ** 2, minlength=n_accounts) @ w / counts
                 for k, p in preds.items()
             }
-            brier = {k: np.vstack([np.ones(len(y_test)), w]) @ (p - y_test) ** 2
-                     / np.vstack([np.ones(len(y_test)), w]).sum(axis=1) for k, p in preds.items()}  # fmt: skip
             gain = auc[True] - auc[False]
             brier_gain = brier[False] - brier[True]  # positive: CX makes predictions better
-            checks.append({
+            unit_checks.append({
                 "business_unit": unit, "model": name,
                 "auc_without_cx": float(auc[False][0]), "auc_with_cx": float(auc[True][0]),
                 "auc_gain": float(gain[0]),
@@ -170,7 +196,7 @@ def predictive_check(
         # Risk for the accounts of the last month: boosting with CX, calibrated on the test months.
         latest = rows.filter(pl.col("month") == rows["month"].max())
         if latest.height == 0:
-            continue
+            return unit_checks, None
         gbm = fitted[("gradient_boosting", True)]
         calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
             gbm.predict_proba(features(test, True)[0])[:, 1], y_test
@@ -180,13 +206,28 @@ def predictive_check(
         X_latest, names = features(latest, True)
         scaler, lr = logistic[0], logistic[1]
         contrib = (X_latest - scaler.mean_) / scaler.scale_ * lr.coef_[0]
-        risks.append(
+        risk = (
             latest.select("account_id", "business_unit").with_columns(
                 pl.Series("churn_risk_next_month", monthly),
                 pl.Series("churn_risk_next_3_months", 1 - (1 - monthly) ** 3),
                 pl.Series("main_drivers", _drivers(contrib, names)),
             )
         )
+        return unit_checks, risk
+
+    by_unit = [
+        (unit, rows)
+        for (unit,), rows in data.sort("account_code", "month").group_by(
+            "business_unit", maintain_order=True
+        )
+    ]
+    # Convergence chatter from the fits, silenced once here: warning filters are process-wide,
+    # and catch_warnings inside the worker threads would race.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        done = map_units(unit_check, by_unit)
+    checks = [c for unit_checks, _ in done for c in unit_checks]
+    risks = [risk for _, risk in done if risk is not None]
     check_frame = pl.DataFrame(checks, infer_schema_length=None)
     risk_frame = pl.concat(risks) if risks else pl.DataFrame()
     return check_frame, risk_frame

@@ -68,4 +68,19 @@ def test_weighted_auc_equals_sklearn_with_unit_weights():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 500)
     s = np.round(rng.normal(y * 0.5, 1), 1)  # ties on purpose
-    assert weighted_auc(y, s, np.ones((1, 500)))[0] == pytest.approx(roc_auc_score(y, s))
+    assert weighted_auc(y, s, np.ones((500, 1)))[0] == pytest.approx(roc_auc_score(y, s))
+
+
+def test_weighted_auc_with_cluster_weights_equals_sklearn_sample_weights():
+    # Each replicate weighs whole clusters; sklearn, given each row its cluster's weight,
+    # must agree (its trapezoids count ties half, as the Mann-Whitney form does).
+    rng = np.random.default_rng(1)
+    clusters = rng.integers(0, 120, 900)
+    y = rng.integers(0, 2, 900)
+    s = np.round(rng.normal(y * 0.4, 1), 1)
+    w = rng.poisson(1.0, size=(120, 4)).astype(float)
+    got = weighted_auc(y, s, w, clusters)
+    for r in range(4):
+        keep = w[clusters, r] > 0
+        want = roc_auc_score(y[keep], s[keep], sample_weight=w[clusters, r][keep])
+        assert got[r] == pytest.approx(want, rel=1e-12)
