@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from models.cluster import cr1_covariance
+from models.parallel import map_units, unit_rng
 
 SCI_VERSION = "sci-v1"
 
@@ -455,81 +456,95 @@ def unit_month_sci(
       survey_type, score, top2. panel: supported account-months at risk (see outcome_estimate)
       with business_unit.
     """
-    rng = np.random.default_rng(config.seed)
-    rows = []
     B = config.bootstrap_replicates
     # Split each input once (by unit, and by unit and month), not once per unit-month.
     panel_by_unit = panel.partition_by("business_unit", as_dict=True)
     tickets_by_unit = tickets.partition_by("business_unit", as_dict=True)
     responses_by_unit = responses.partition_by("business_unit", as_dict=True)
-    current = None
-    for row in marts.sort("business_unit", "month").iter_rows(named=True):  # one per unit-month
-        unit, month = row["business_unit"], row["month"]
-        if unit != current:  # a new unit: its weights, and its inputs split by month
-            current = unit
-            weights, unit_tickets, unit_responses = _unit_weights(
-                tickets_by_unit.get((unit,), tickets.head(0)),
-                responses_by_unit.get((unit,), responses.head(0)),
-                rng,
-                B,
-            )
-            tickets_by = unit_tickets.partition_by("month", as_dict=True)
-            responses_by = unit_responses.partition_by("month", as_dict=True)
-        # Outcome: the unit's supported account-months in the window before this month.
-        unit_panel = panel_by_unit.get((unit,), panel.head(0))
-        window = unit_panel.filter(
-            (pl.col("month") < month)
-            & (pl.col("month") >= pl.lit(month).dt.offset_by(f"-{config.outcome_window_months}mo"))
-        )
-        est = outcome_estimate(window, config)
-        values = {name: row[col] for name, col in MART_COLUMNS.items()}
-        values["retention_lift"] = est.lift_pp if est else None
-        point_scores = {
-            n: score(np.nan if values[n] is None else values[n], s)
-            for n, s in config.components.items()
-        }
-        point = combine({n: np.atleast_1d(v) for n, v in point_scores.items()}, config)
+    marts_by_unit = marts.sort("business_unit", "month").partition_by(
+        "business_unit", as_dict=True, maintain_order=True
+    )
 
-        reps = _replicate_components(
-            tickets_by.get((month,), unit_tickets.head(0)),
-            responses_by.get((month,), unit_responses.head(0)),
-            weights,
+    def unit_rows(unit: str) -> list[dict]:
+        # Each unit draws from its own generator: its figures do not depend on the others.
+        rng = unit_rng(config.seed, unit, "sci")
+        weights, unit_tickets, unit_responses = _unit_weights(
+            tickets_by_unit.get((unit,), tickets.head(0)),
+            responses_by_unit.get((unit,), responses.head(0)),
+            rng,
+            B,
         )
-        reps["retention_lift"] = (
-            rng.normal(est.lift_pp, est.se_pp, B) if est else np.full(B, np.nan)
-        )
-        rep_index = combine({n: score(reps[n], s) for n, s in config.components.items()}, config)[
-            "sci"
-        ]
-        rep_index = rep_index[~np.isnan(rep_index)]
-        sci = float(point["sci"][0])
-        out = {
-            "business_unit": unit,
-            "month": month,
-            "sci_version": config.version,
-            "sci": sci if not np.isnan(sci) else None,
-            "sci_ci_low": float(np.percentile(rep_index, 2.5)) if len(rep_index) else None,
-            "sci_ci_high": float(np.percentile(rep_index, 97.5)) if len(rep_index) else None,
-            "pillars_measured": int(point["pillars_measured"][0]),
-        }
-        for pillar in PILLARS:
-            v = float(point[f"{pillar}_score"][0])
-            out[f"{pillar}_score"] = None if np.isnan(v) else v
-        for name in config.components:
-            out[f"{name}_value"] = values[name]
-            s = float(point_scores[name])
-            out[f"{name}_score"] = None if np.isnan(s) else s
-        out.update(
-            retention_lift_se=est.se_pp if est else None,
-            retained_mrr=est.retained_mrr if est else None,
-            retained_mrr_ci_low=est.retained_mrr - 1.959964 * est.retained_mrr_se if est else None,
-            retained_mrr_ci_high=est.retained_mrr + 1.959964 * est.retained_mrr_se if est else None,
-            outcome_accounts=est.n_accounts if est else None,
-            outcome_account_months=est.n_account_months if est else None,
-            resolved_well_share=est.well_share if est else None,
-            tickets_per_100_accounts=row["tickets_per_100_accounts"],
-            handle_hours=row["handle_hours"],
-            cost_per_ticket=row["cost_per_ticket"],
-        )
-        rows.append(out)
+        tickets_by = unit_tickets.partition_by("month", as_dict=True)
+        responses_by = unit_responses.partition_by("month", as_dict=True)
+        unit_panel = panel_by_unit.get((unit,), panel.head(0))
+        return [
+            _unit_month(row, unit_panel, tickets_by, responses_by, unit_tickets,
+                        unit_responses, weights, rng, config)
+            for row in marts_by_unit[(unit,)].iter_rows(named=True)
+        ]  # fmt: skip
+
+    units = [unit for (unit,) in marts_by_unit]
+    rows = [row for done in map_units(unit_rows, units) for row in done]
     return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def _unit_month(
+    row: dict, unit_panel: pl.DataFrame, tickets_by: dict, responses_by: dict,
+    unit_tickets: pl.DataFrame, unit_responses: pl.DataFrame, weights: np.ndarray,
+    rng: np.random.Generator, config: SCIConfig,
+) -> dict:  # fmt: skip
+    """One unit-month's index, pillars, components and outcome estimate."""
+    B = config.bootstrap_replicates
+    unit, month = row["business_unit"], row["month"]
+    # Outcome: the unit's supported account-months in the window before this month.
+    window = unit_panel.filter(
+        (pl.col("month") < month)
+        & (pl.col("month") >= pl.lit(month).dt.offset_by(f"-{config.outcome_window_months}mo"))
+    )
+    est = outcome_estimate(window, config)
+    values = {name: row[col] for name, col in MART_COLUMNS.items()}
+    values["retention_lift"] = est.lift_pp if est else None
+    point_scores = {
+        n: score(np.nan if values[n] is None else values[n], s)
+        for n, s in config.components.items()
+    }
+    point = combine({n: np.atleast_1d(v) for n, v in point_scores.items()}, config)
+
+    reps = _replicate_components(
+        tickets_by.get((month,), unit_tickets.head(0)),
+        responses_by.get((month,), unit_responses.head(0)),
+        weights,
+    )
+    reps["retention_lift"] = rng.normal(est.lift_pp, est.se_pp, B) if est else np.full(B, np.nan)
+    rep_index = combine({n: score(reps[n], s) for n, s in config.components.items()}, config)["sci"]
+    rep_index = rep_index[~np.isnan(rep_index)]
+    sci = float(point["sci"][0])
+    out = {
+        "business_unit": unit,
+        "month": month,
+        "sci_version": config.version,
+        "sci": sci if not np.isnan(sci) else None,
+        "sci_ci_low": float(np.percentile(rep_index, 2.5)) if len(rep_index) else None,
+        "sci_ci_high": float(np.percentile(rep_index, 97.5)) if len(rep_index) else None,
+        "pillars_measured": int(point["pillars_measured"][0]),
+    }
+    for pillar in PILLARS:
+        v = float(point[f"{pillar}_score"][0])
+        out[f"{pillar}_score"] = None if np.isnan(v) else v
+    for name in config.components:
+        out[f"{name}_value"] = values[name]
+        s = float(point_scores[name])
+        out[f"{name}_score"] = None if np.isnan(s) else s
+    out.update(
+        retention_lift_se=est.se_pp if est else None,
+        retained_mrr=est.retained_mrr if est else None,
+        retained_mrr_ci_low=est.retained_mrr - 1.959964 * est.retained_mrr_se if est else None,
+        retained_mrr_ci_high=est.retained_mrr + 1.959964 * est.retained_mrr_se if est else None,
+        outcome_accounts=est.n_accounts if est else None,
+        outcome_account_months=est.n_account_months if est else None,
+        resolved_well_share=est.well_share if est else None,
+        tickets_per_100_accounts=row["tickets_per_100_accounts"],
+        handle_hours=row["handle_hours"],
+        cost_per_ticket=row["cost_per_ticket"],
+    )
+    return out
