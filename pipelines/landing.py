@@ -132,21 +132,31 @@ def load_source(
         ).fetchall()
     )
     present = set()
-    for path in files:
-        rel = path.relative_to(landing_dir).as_posix()
-        present.add(rel)
-        digest = file_sha256(path)
-        if known.get(rel) == digest:
-            report.files_unchanged += 1
-            continue
-        loaded, rejected = _load_file(con, path, rel, digest, contract, settings, run_id)
-        report.files_loaded.append(rel)
-        report.rows_loaded += loaded
-        report.rows_rejected += rejected
-    report.files_missing = sorted(set(known) - present)
-    if report.files_missing and on_missing_file == "remove":
-        for rel in report.files_missing:
-            _delete_file_rows(con, contract.name, rel)
+    # One transaction for the source: tonight's files land together or not at all, and
+    # one commit instead of one per file (a commit per monthly file was half the load time).
+    con.execute("begin transaction")
+    try:
+        for path in files:
+            rel = path.relative_to(landing_dir).as_posix()
+            present.add(rel)
+            digest = file_sha256(path)
+            if known.get(rel) == digest:
+                report.files_unchanged += 1
+                continue
+            loaded, rejected = _load_file(
+                con, path, rel, digest, contract, settings, run_id, replacing=rel in known
+            )
+            report.files_loaded.append(rel)
+            report.rows_loaded += loaded
+            report.rows_rejected += rejected
+        report.files_missing = sorted(set(known) - present)
+        if report.files_missing and on_missing_file == "remove":
+            for rel in report.files_missing:
+                _delete_file_rows(con, contract.name, rel)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
     return report
 
 
@@ -164,8 +174,12 @@ def _load_file(
     contract: Contract,
     settings: SourceSettings,
     run_id: str | None = None,
+    replacing: bool = True,
 ) -> tuple[int, int]:
-    """Load one file into raw.<source>, replacing rows an earlier version left there."""
+    """Load one file into raw.<source>, replacing rows an earlier version left there.
+
+    replacing=False (a file not seen before) skips the delete, a scan of the whole raw
+    table that a nightly file never needs."""
     is_parquet = path.name.lower().endswith(".parquet")
     if is_parquet:
         scan, scan_params = "read_parquet(?, file_row_number = true)", [str(path)]
@@ -209,6 +223,10 @@ def _load_file(
     # (insertion order is preserved), so the k-th accepted record is data row
     # k plus the number of rejected records before it: with rejects at rows
     # d_1 < d_2 < ..., reject j precedes accepted record k iff d_j - j < k.
+    # rowid counts from 0 in a committed table but from a large offset inside an open
+    # transaction (the source's load is one): positions are rowid minus the first rowid.
+    first = con.execute("select coalesce(min(rowid), 0) from _cx_load").fetchone()[0]
+    position = f"(rowid - {int(first)})"
     if is_parquet:
         row_expr = "file_row_number + 1"
     elif rejects:
@@ -218,10 +236,11 @@ def _load_file(
             [[r[0] for r in rejects], len(rejects)],
         )
         row_expr = (
-            "rowid + 1 + (select count(*) from _cx_reject_rows r where r.d - r.j < _l.rowid + 1)"
+            f"{position} + 1 + (select count(*) from _cx_reject_rows r "
+            f"where r.d - r.j < _l.rowid - {int(first)} + 1)"
         )
     else:
-        row_expr = "rowid + 1"
+        row_expr = f"{position} + 1"
 
     extra_expr = "null"
     extra_params: list = []
@@ -232,9 +251,9 @@ def _load_file(
             extra_params.append(key)
         extra_expr = f"json_object({', '.join(parts)})"
 
-    con.execute("begin transaction")
     try:
-        _delete_file_rows(con, contract.name, rel)
+        if replacing:
+            _delete_file_rows(con, contract.name, rel)
         con.execute(
             f"""
             insert into raw.{contract.name}
@@ -255,10 +274,6 @@ def _load_file(
             "insert into raw._files values (?, ?, ?, ?, ?, ?, now(), ?)",
             [contract.name, rel, digest, path.stat().st_size, loaded, len(rejects), run_id],
         )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     finally:
         con.execute("drop table if exists _cx_load")
     return loaded, len(rejects)
