@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timings", type=Path, default=None, help="write per-stage wall times (JSON) to this file"
     )
+    run.add_argument(
+        "--full-refresh", action="store_true",
+        help="rebuild every table and refit every model, even where the inputs are unchanged",
+    )  # fmt: skip
 
     demo = sub.add_parser("demo-data", help="write a demo landing zone with planted truth")
     demo.add_argument("--out", required=True, type=Path, help="landing zone directory to write")
@@ -201,6 +205,14 @@ def _execute(args, as_of) -> int:
     )
     print(f"cxalign run: as of {as_of}, landing {args.landing}")
     started = time.perf_counter()
+    work = work_path(args.warehouse.resolve())
+    if getattr(args, "full_refresh", False) and work.exists():
+        from pipelines.model_cache import forget_all
+        from pipelines.warehouse import session
+
+        with session(work) as con:
+            forget_all(con)
+        print("full refresh: every table is rebuilt and every model refitted")
     job = defs().resolve_job_def(NIGHTLY_JOB)
     with instance:
         result = job.execute_in_process(
@@ -215,7 +227,6 @@ def _execute(args, as_of) -> int:
         elapsed = time.perf_counter() - started
         steps = _step_seconds(instance, result.run_id)
 
-    work = work_path(args.warehouse.resolve())
     _print_ingest_summary(work, result.run_id)
     if args.timings:
         args.timings.parent.mkdir(parents=True, exist_ok=True)

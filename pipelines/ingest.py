@@ -18,6 +18,7 @@ passed everything else.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,6 +26,7 @@ from datetime import date
 import duckdb
 
 from pipelines.contracts import Contract, clean_expr, parse_expr, quote_ident, row_rules
+from pipelines.model_cache import content, record_table, table_state
 from pipelines.settings import Settings
 
 CANDIDATES = "_cx_cand"
@@ -95,8 +97,11 @@ def stage_source(
     as_of: date,
     settings: Settings,
     run_id: str,
+    built_from: str | None = None,
 ) -> StageResult:
     """Rebuild staging.<source> and its quarantine rows from raw.<source>.
+
+    built_from: the staging_inputs fingerprint, recorded with the table's content.
 
     Leaves the temp table `_cx_cand` (typed values beside cleaned text, one row
     per raw row) on the connection for the independent great-expectations pass.
@@ -262,6 +267,9 @@ def stage_source(
         con.execute("rollback")
         raise
 
+    # What the warehouse SQL will read: recorded, so unchanged models can be kept.
+    record_table(con, f"staging.{src}", content(con, f"staging.{src}"), built_from, run_id)
+
     top = con.execute(
         "select column_name, rule, count(*) n from analytics.quarantine where source = ? "
         "group by all order by n desc, rule, column_name limit 5",
@@ -320,3 +328,88 @@ def describe_bad_share(result: StageResult, threshold: float) -> str:
         f"(ingest.max_bad_share). Most broken rules: {rules}. "
         f"The rows are in analytics.quarantine with their file, row and rule."
     )
+
+
+# --- a source whose inputs have not changed ----------------------------------------------
+
+
+def staging_inputs(con: duckdb.DuckDBPyConnection, contract: Contract, settings: Settings) -> str:
+    """Fingerprint of everything staging.<source> is built from, except the as-of date: the
+    raw rows (and malformed records), the contract, the settings the rules read and the
+    recorded content of the staged tables it references."""
+    src = contract.name
+    h = hashlib.sha256(repr(contract).encode())
+    if contract.path is not None:
+        h.update(contract.path.read_bytes())
+    h.update(f"currency={settings.currency}".encode())
+    h.update(content(con, f"raw.{src}").encode())
+    h.update(
+        content(con, "(select * from raw._rejects where source = $src)", {"src": src}).encode()
+    )
+    for ref in sorted({c.references[0] for c in contract.columns if c.references}):
+        state = table_state(con, f"staging.{ref}")
+        h.update(f"{ref}={state[1] if state else 'unrecorded'}".encode())
+    return h.hexdigest()
+
+
+def can_keep_staged(
+    con: duckdb.DuckDBPyConnection, contract: Contract, inputs: str, as_of: date
+) -> bool:
+    """True when staging.<source> and its quarantine rows would come out exactly as they are.
+
+    The inputs must be unchanged, and the as-of date must not move a row across a rule: a
+    later date only admits rows quarantined as dated after the as-of date, so the source
+    must have none of those, and an earlier date than last time is never kept."""
+    src = contract.name
+    ensure_ops_tables(con)
+    state = table_state(con, f"staging.{src}")
+    if state is None or state[0] != inputs:
+        return False
+    last = con.execute(
+        "select as_of from analytics.ingest_runs where source = ? "
+        "order by finished_at desc limit 1",
+        [src],
+    ).fetchone()
+    if last is None or as_of < last[0]:
+        return False
+    waiting = con.execute(
+        "select count(*) from analytics.quarantine where source = ? and rule = 'after_as_of'",
+        [src],
+    ).fetchone()[0]
+    return waiting == 0
+
+
+def keep_staged(
+    con: duckdb.DuckDBPyConnection, contract: Contract, *, as_of: date, run_id: str
+) -> StageResult:
+    """Record this run against the unchanged staging.<source> (see can_keep_staged)."""
+    src = contract.name
+    rows_read, rows_staged, rows_quarantined, rows_duplicate, files = con.execute(
+        "select rows_read, rows_staged, rows_quarantined, rows_duplicate, files "
+        "from analytics.ingest_runs where source = ? order by finished_at desc limit 1",
+        [src],
+    ).fetchone()
+    con.execute("delete from analytics.ingest_runs where run_id = ? and source = ?", [run_id, src])
+    con.execute(
+        "insert into analytics.ingest_runs values (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, now())",
+        [run_id, src, as_of, rows_read, rows_staged, rows_quarantined, rows_duplicate, files],
+    )
+    counts = {
+        (col, rule): n
+        for col, rule, n in con.execute(
+            "select column_name, rule, count(*) from analytics.quarantine "
+            "where source = ? and rule not in ('malformed_row', 'conflicting_duplicate') "
+            "and not starts_with(rule, 'unknown_') group by all",
+            [src],
+        ).fetchall()
+    }
+    top = con.execute(
+        "select column_name, rule, count(*) n from analytics.quarantine where source = ? "
+        "group by all order by n desc, rule, column_name limit 5",
+        [src],
+    ).fetchall()
+    return StageResult(
+        source=src, rows_read=rows_read, rows_staged=rows_staged,
+        rows_quarantined=rows_quarantined, rows_duplicate=rows_duplicate,
+        row_rule_counts=counts, top_rules=[(c or "(row)", r, n) for c, r, n in top],
+    )  # fmt: skip

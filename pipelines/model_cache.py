@@ -1,10 +1,19 @@
-"""Skip a model stage whose inputs have not changed since it last ran.
+"""Skip work whose inputs have not changed since it last ran (state-based, like dbt's).
 
 A quiet night (one new day of tickets and answers) changes no closed month of the
-account-month panel, so the models would refit the same data. Each model stage fingerprints
-its inputs (row count and an order-independent hash of every row of each input table), its
-settings and the source of the code that computes it; when the fingerprint equals the one
-stored with its last outputs, the outputs are kept and only their as-of date is updated.
+account-month panel, so most of the warehouse and the models would rebuild the same rows.
+
+* Tables: every table the warehouse SQL reads or builds has its content recorded in
+  `ops.table_state` (row count and an order-independent sum of row hashes), with the
+  fingerprint of what it was built from (its SQL, the parameters it uses and its inputs'
+  contents). A model whose inputs' contents and SQL are unchanged is kept; a rebuilt table
+  whose content came out the same stops the change there (early cutoff), so its dependants
+  are kept too.
+* Model stages (`ops.model_cache`): each fingerprints the rows it reads, its settings and the
+  source of the code that computes it; when the fingerprint equals the one stored with its
+  last outputs, the outputs are kept and only their as-of date is updated.
+
+`cxalign run --full-refresh` forgets both, so everything is rebuilt.
 """
 
 from __future__ import annotations
@@ -19,17 +28,15 @@ from pipelines.paths import PROJECT_ROOT
 
 
 def fingerprint(
-    con: duckdb.DuckDBPyConnection, inputs: list[str], settings: str, code: list[Path]
-) -> str:
-    """inputs: the queries (or table names) whose rows the stage reads, exactly as it reads them."""
+    con: duckdb.DuckDBPyConnection, inputs: list[str], settings: str, code: list[Path],
+    params: dict | None = None,
+) -> str:  # fmt: skip
+    """inputs: the queries (or table names) whose rows the stage reads, exactly as it reads
+    them; params: the values bound to their $names."""
     h = hashlib.sha256(settings.encode())
     for source in inputs:
         relation = source if " " not in source.strip() else f"({source})"
-        # bit_xor of row hashes: the same rows in any order give the same value.
-        n, digest = con.execute(
-            f"select count(*), bit_xor(hash(t)) from {relation} as t"
-        ).fetchone()
-        h.update(f"{source}:{n}:{digest}".encode())
+        h.update(f"{source}:{content(con, relation, params)}".encode())
     for path in sorted(code):
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -77,3 +84,55 @@ def restamp(con: duckdb.DuckDBPyConnection, outputs: list[str], as_of: date) -> 
     """Kept outputs carry tonight's as-of date."""
     for table in outputs:
         con.execute(f"update {table} set as_of = ?", [as_of])
+
+
+def content(con: duckdb.DuckDBPyConnection, relation: str, params: dict | None = None) -> str:
+    """Row count and the sum of row hashes: the same rows in any order give the same value,
+    and (unlike a XOR) a pair of identical rows does not cancel out."""
+    sql = f"select count(*), sum(hash(t)) from {relation} as t"
+    used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}
+    n, total = con.execute(sql, used).fetchone()
+    return f"{n}:{total or 0}"
+
+
+def _ensure_state(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists ops")
+    con.execute(
+        "create table if not exists ops.table_state (relation varchar primary key, "
+        "built_from varchar, content varchar not null, run_id varchar, "
+        "recorded_at timestamptz not null)"
+    )
+
+
+def table_state(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[str | None, str] | None:
+    """(built_from, content) as last recorded, or None."""
+    _ensure_state(con)
+    row = con.execute(
+        "select built_from, content from ops.table_state where relation = ?", [relation]
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def record_table(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    table_content: str,
+    built_from: str | None = None,
+    run_id: str | None = None,
+) -> str:
+    """Record what a table now holds (every writer of a table the SQL reads must call this)."""
+    _ensure_state(con)
+    con.execute("delete from ops.table_state where relation = ?", [relation])
+    con.execute(
+        "insert into ops.table_state values (?, ?, ?, ?, now())",
+        [relation, built_from, table_content, run_id],
+    )
+    return table_content
+
+
+def forget_all(con: duckdb.DuckDBPyConnection) -> None:
+    """--full-refresh: nothing counts as built from unchanged inputs."""
+    _ensure(con)
+    _ensure_state(con)
+    con.execute("delete from ops.model_cache")
+    con.execute("delete from ops.table_state")

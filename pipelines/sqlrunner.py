@@ -15,6 +15,8 @@ into the text. Importable and testable without Dagster.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.model_cache import content, record_table, table_state
 from pipelines.paths import SQL_DIR
 
 LAYERS = {"staging": ("staging", "view"), "intermediate": ("intermediate", "table"),
@@ -116,3 +119,52 @@ def build(con: duckdb.DuckDBPyConnection, model: SqlModel, params: WarehousePara
 
 def build_all(con: duckdb.DuckDBPyConnection, params: WarehouseParams) -> dict[str, int | None]:
     return {m.relation: build(con, m, params) for m in build_order()}
+
+
+def _exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    schema, name = relation.split(".")
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? "
+            "and table_name = ?",
+            [schema, name],
+        ).fetchone()[0]
+    )
+
+
+def built_from(con: duckdb.DuckDBPyConnection, model: SqlModel, params: WarehouseParams) -> str:
+    """The fingerprint of what the model would be built from: its SQL, the parameters it
+    uses and the recorded content of every table or view it reads."""
+    used = {k: v for k, v in params.as_dict().items() if k in model.params}
+    h = hashlib.sha256(model.sql.encode())
+    h.update(json.dumps(used, sort_keys=True, default=str).encode())
+    for ref in sorted(model.refs):
+        state = table_state(con, ref)
+        # Unrecorded (a working database from before states were kept): measure it now.
+        ref_content = state[1] if state else record_table(con, ref, content(con, ref))
+        h.update(f"{ref}={ref_content}".encode())
+    return h.hexdigest()
+
+
+def build_if_changed(
+    con: duckdb.DuckDBPyConnection, model: SqlModel, params: WarehouseParams, run_id: str
+) -> tuple[int | None, bool]:
+    """Build the model unless it exists and was built from exactly these inputs.
+
+    Returns (rows for a table, kept). A view's content is its fingerprint (its rows follow
+    from its SQL and its inputs); a table's is measured after each build, so a rebuild that
+    comes out the same leaves its dependants' fingerprints unchanged (early cutoff).
+    """
+    fingerprint = built_from(con, model, params)
+    state = table_state(con, model.relation)
+    if state and state[0] == fingerprint and _exists(con, model.relation):
+        rows = (
+            con.execute(f"select count(*) from {model.relation}").fetchone()[0]
+            if model.materialization == "table"
+            else None
+        )
+        return rows, True
+    rows = build(con, model, params)
+    measured = fingerprint if model.materialization == "view" else content(con, model.relation)
+    record_table(con, model.relation, measured, fingerprint, run_id)
+    return rows, False

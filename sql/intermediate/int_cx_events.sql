@@ -3,7 +3,8 @@
 -- a ticket counts when it is created, its first-response time when the first
 -- response is sent, its resolution, first-contact resolution, reopening and
 -- handle time when it is solved; a survey answer when it is given.
--- Grain: one row per event (a ticket gives up to three).
+-- Grain: one row per event (a ticket gives up to three), up to the last month
+-- any account-month's window reaches.
 with
 
 tickets as (
@@ -65,11 +66,23 @@ survey as (
     from responses
 ),
 
+-- The last month an account-month window can reach: windows end $notice_lag_months
+-- month(s) before the month of the row, and the last row is the spine's last month.
+-- Later events (the month in progress) can enter no window yet; leaving them out
+-- keeps this table, and everything built on it, unchanged by a new day of tickets.
+reachable as (
+    select max(month_idx) - $notice_lag_months as last_month_idx
+    from intermediate.int_account_months
+),
+
 final as (
-    select * from ticket_created
-    union all select * from ticket_first_response
-    union all select * from ticket_solved
-    union all select * from survey
+    select e.* from (
+        select * from ticket_created
+        union all select * from ticket_first_response
+        union all select * from ticket_solved
+        union all select * from survey
+    ) as e
+    where e.month_idx <= (select last_month_idx from reachable)
 )
 
 select * from final

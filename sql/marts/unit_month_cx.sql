@@ -64,7 +64,10 @@ score_means as (
 score_residuals as (
     select
         m.level, m.scope, m.survey_type, m.month,
-        sum(power(a.score_sum - a.n * m.mean, 2)) as sum_sq_cluster_residuals,
+        -- summed in a fixed order: a parallel float sum can differ in the last bit
+        -- between two builds of the same rows
+        sum(power(a.score_sum - a.n * m.mean, 2) order by a.account_id)
+            as sum_sq_cluster_residuals,
     from score_means as m
     join score_by_account as a using (level, scope, survey_type, month)
     group by all

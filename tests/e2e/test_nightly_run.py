@@ -212,3 +212,63 @@ def test_rule_engines_disagreeing_stops_the_run(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "support_tickets: great-expectations and the quarantine disagree on reopens.range" in err
     assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+# Tables that name the run or when it wrote: they differ between any two warehouses.
+RUN_STATE = (*LOG_TABLES, "raw._files", "ops.model_cache", "ops.table_state")
+
+
+def test_quiet_night_keeps_unchanged_work_and_equals_a_fresh_build(tmp_path, capsys):
+    # Night 1 as of 2025-01-01; night 2 a year and a half later on the same files. Rows that
+    # were quarantined as dated after the as-of date are now admissible, so their sources
+    # must be staged again (not kept), and everything built on them rebuilt: night 2 must
+    # equal a fresh build as of the later date, table for table.
+    landing = tmp_path / "landing"
+    shutil.copytree(BAD, landing)
+    config = write_config(tmp_path / "cx.yml", "ingest:\n  max_bad_share: 1.0\n")
+    nightly, fresh = tmp_path / "nightly", tmp_path / "fresh"
+
+    assert run_cli(landing, nightly, "2025-01-01", config) == 0
+    capsys.readouterr()
+    assert run_cli(landing, nightly, "2026-06-01", config) == 0
+    out = capsys.readouterr().out
+    # churn_events had nothing waiting on the date: kept. survey_responses had: staged again.
+    assert "validate churn_events" in out
+    assert [line for line in out.splitlines() if "validate churn_events" in line][0].endswith(
+        "(inputs unchanged: kept)"
+    )
+    assert "(inputs unchanged: kept)" not in [
+        line for line in out.splitlines() if "validate survey_responses" in line
+    ][0]
+    assert run_cli(landing, fresh, "2026-06-01", config) == 0
+
+    got = table_contents(nightly / "warehouse.duckdb", exclude=RUN_STATE)
+    want = table_contents(fresh / "warehouse.duckdb", exclude=RUN_STATE)
+    assert got.keys() == want.keys()
+    for table in want:
+        assert repr(got[table]) == repr(want[table]), table  # repr: NaN equals NaN
+    # The later date no longer holds back the answer dated 2026-01-01 (night 1 did).
+    assert not [
+        r for r in got["analytics.quarantine"] if r[4] == "after_as_of" and r[5] == "2026-01-01"
+    ]
+
+
+def test_full_refresh_rebuilds_everything_to_the_same_tables(demo_copy, tmp_path, capsys):
+    assert run_cli(demo_copy, tmp_path, "2026-11-01") == 0
+    first = table_contents(tmp_path / "warehouse.duckdb", exclude=RUN_STATE)
+    capsys.readouterr()
+    assert run_cli(demo_copy, tmp_path, "2026-11-01") == 0
+    out = capsys.readouterr().out
+    # Nothing changed: the warehouse tables and both model stages were kept.
+    assert "analytics.account_month" in out and "(inputs unchanged: kept)" in out
+    assert out.count("results kept") == 2  # alignment and SCI
+
+    from pipelines.cli import main
+
+    args = ["run", "--landing", str(demo_copy), "--warehouse", str(tmp_path / "warehouse.duckdb"),
+            "--out", str(tmp_path / "scorecards"), "--as-of", "2026-11-01", "--full-refresh"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "full refresh" in out
+    assert "kept" not in out
+    assert table_contents(tmp_path / "warehouse.duckdb", exclude=RUN_STATE) == first

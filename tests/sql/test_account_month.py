@@ -189,7 +189,10 @@ def test_truncation_covers_every_source_of_cx_features():
     # The truncation above must cover every table the CX events are built from.
     from pipelines.sqlrunner import models
 
+    # (The spine, int_account_months, gives only the last month a window can reach: it
+    # bounds which events are kept and contributes no values.)
     assert models()["intermediate.int_cx_events"].refs == {
         "staging.stg_support_tickets",
         "staging.stg_survey_responses",
+        "intermediate.int_account_months",
     }

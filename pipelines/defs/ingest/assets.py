@@ -15,7 +15,14 @@ import dagster as dg
 
 from pipelines.contracts import Contract, source_contracts
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.ingest import conservation, describe_bad_share, stage_source
+from pipelines.ingest import (
+    can_keep_staged,
+    conservation,
+    describe_bad_share,
+    keep_staged,
+    stage_source,
+    staging_inputs,
+)
 from pipelines.landing import LandingFileError, load_source
 from pipelines.progress import report
 from pipelines.validation import ge_rule_counts
@@ -123,30 +130,45 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
         settings = cxalign.settings
         as_of = run_as_of(context)
         with cxalign.connect() as con:
-            result = stage_source(
-                con, contract, as_of=as_of, settings=settings, run_id=context.run.run_id
-            )
-            ge_counts = ge_rule_counts(
-                con,
-                contract,
-                as_of=as_of,
-                currency=settings.currency,
-                batch_rows=settings.ingest.validation_batch_rows,
-            )
+            inputs = staging_inputs(con, contract, settings)
+            kept = can_keep_staged(con, contract, inputs, as_of)
+            if kept:
+                # Same raw rows, contract, settings and references as when these rows were
+                # staged and both engines agreed on them: nothing to redo.
+                result = keep_staged(con, contract, as_of=as_of, run_id=context.run.run_id)
+            else:
+                result = stage_source(
+                    con, contract, as_of=as_of, settings=settings, run_id=context.run.run_id,
+                    built_from=inputs,
+                )  # fmt: skip
+                ge_counts = ge_rule_counts(
+                    con,
+                    contract,
+                    as_of=as_of,
+                    currency=settings.currency,
+                    batch_rows=settings.ingest.validation_batch_rows,
+                )
             conserved, counts = conservation(con, context.run.run_id, src)
 
         sql_counts = result.row_rule_counts
-        disagreements = {
-            f"{col}.{rule}": {"quarantine": sql_counts.get((col, rule), 0), "great_expectations": n}
-            for (col, rule), n in {**{k: 0 for k in sql_counts}, **ge_counts}.items()
-            if sql_counts.get((col, rule), 0) != ge_counts.get((col, rule), 0)
-        }
+        disagreements = (
+            {}
+            if kept
+            else {
+                f"{col}.{rule}": {
+                    "quarantine": sql_counts.get((col, rule), 0), "great_expectations": n,
+                }
+                for (col, rule), n in {**{k: 0 for k in sql_counts}, **ge_counts}.items()
+                if sql_counts.get((col, rule), 0) != ge_counts.get((col, rule), 0)
+            }
+        )  # fmt: skip
         threshold = settings.ingest.max_bad_share
         share_ok = result.bad_share <= threshold
         report(
             context,
             f"validate {src:<17} {result.rows_read:,} read = {result.rows_staged:,} staged"
-            f" + {result.rows_quarantined:,} quarantined + {result.rows_duplicate:,} duplicates",
+            f" + {result.rows_quarantined:,} quarantined + {result.rows_duplicate:,} duplicates"
+            + ("  (inputs unchanged: kept)" if kept else ""),
         )
         top_rules_md = "\n".join(f"| {c} | {r} | {n:,} |" for c, r, n in result.top_rules)
         return dg.MaterializeResult(
@@ -157,6 +179,7 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
                 "rows_duplicate": result.rows_duplicate,
                 "as_of": as_of.isoformat(),
                 "contract_version": contract.version,
+                "kept": kept,
                 "most_broken_rules": dg.MetadataValue.md(
                     "| column | rule | rows |\n|---|---|---|\n" + top_rules_md
                     if top_rules_md
@@ -175,7 +198,11 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
                 dg.AssetCheckResult(
                     check_name="contract_agreement",
                     passed=not disagreements,
-                    metadata={"disagreements": dg.MetadataValue.json(disagreements)},
+                    metadata={
+                        "disagreements": dg.MetadataValue.json(disagreements),
+                        # kept: both engines agreed when these very rows were staged
+                        "evaluated": not kept,
+                    },
                     description=None
                     if not disagreements
                     else f"{src}: great-expectations and the quarantine disagree on "

@@ -12,8 +12,9 @@ import dagster as dg
 import polars as pl
 
 from models.sci import parse_config, unit_month_sci
-from pipelines.defs.contract_check import write_checked
+from pipelines.defs.contract_check import contract_check, write_checked
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.model_cache import code_files, fingerprint, remember, restamp, unchanged
 from pipelines.progress import report
 
 UNIT_MONTH_SCI = dg.AssetKey(["analytics", "unit_month_sci"])
@@ -28,6 +29,7 @@ select s.business_unit, s.month,
 from analytics.unit_month_support as s
 join analytics.unit_month_cx as c using (level, business_unit, month)
 where s.level = 'unit'
+  and s.month < date_trunc('month', $as_of::date)  -- complete months only
 order by s.business_unit, s.month
 """
 TICKETS_SQL = """
@@ -35,6 +37,7 @@ select a.business_unit, t.created_month as month, t.account_id,
        t.first_response_minutes, t.resolution_minutes,
        t.first_contact_resolution::int as fcr, t.is_reopened::int as reopened
 from staging.stg_support_tickets as t join staging.stg_accounts as a using (account_id)
+where t.created_month < date_trunc('month', $as_of::date)
 order by t.ticket_id  -- a fixed order: resamples repeat exactly on a rerun
 """
 RESPONSES_SQL = """
@@ -42,6 +45,7 @@ select a.business_unit, r.response_month as month, r.account_id, r.survey_type, 
        r.is_csat_top2::int as top2
 from staging.stg_survey_responses as r join staging.stg_accounts as a using (account_id)
 where r.survey_type in ('csat', 'ces')
+  and r.response_month < date_trunc('month', $as_of::date)
 order by r.response_id
 """
 PANEL_SQL = """
@@ -117,35 +121,64 @@ def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
     config = parse_config(cxalign.settings.sci)
     as_of = run_as_of(context)
     started = time.perf_counter()
+    bind = {"as_of": as_of}
+    inputs = [MARTS_SQL, TICKETS_SQL, RESPONSES_SQL, PANEL_SQL]
+    outputs = {"unit_month_sci": UNIT_MONTH_SCI, "sci_benefits": SCI_BENEFITS}
     with cxalign.connect() as con:
-        frame = unit_month_sci(
-            con.sql(MARTS_SQL).pl(),
-            con.sql(TICKETS_SQL).pl(),
-            con.sql(RESPONSES_SQL).pl(),
-            con.sql(PANEL_SQL).pl(),
-            config,
-        ).with_columns(
-            pl.lit(as_of).alias("as_of"),
-            pl.lit(json.dumps(config._raw, sort_keys=True)).alias("sci_config"),
-        )
-        benefit_frame = benefits(frame).with_columns(pl.lit(as_of).alias("as_of"))
-        results = write_checked(
-            con,
-            {
-                "unit_month_sci": (UNIT_MONTH_SCI, frame),
-                "sci_benefits": (SCI_BENEFITS, benefit_frame),
-            },
-        )
+        # Complete months only: a new day changes none of them, so a quiet night keeps these.
+        digest = fingerprint(
+            con, inputs, json.dumps(config._raw, sort_keys=True),
+            code_files("models/sci.py", "models/cluster.py", "models/parallel.py",
+                       "pipelines/defs/models/sci.py"),
+            params=bind,
+        )  # fmt: skip
+        tables = [f"analytics.{name}" for name in outputs]
+        reused = unchanged(con, "sci", digest, tables)
+        if reused:
+            restamp(con, tables, as_of)
+            results = [contract_check(con, name, key) for name, key in outputs.items()]
+            rows = {
+                name: con.execute(f"select count(*) from analytics.{name}").fetchone()[0]
+                for name in outputs
+            }
+        else:
+            marts, tickets, responses, panel = (con.execute(q, _used(q, bind)).pl() for q in inputs)
+            frame = unit_month_sci(marts, tickets, responses, panel, config).with_columns(
+                pl.lit(as_of).alias("as_of"),
+                pl.lit(json.dumps(config._raw, sort_keys=True)).alias("sci_config"),
+            )
+            benefit_frame = benefits(frame).with_columns(pl.lit(as_of).alias("as_of"))
+            results = write_checked(
+                con,
+                {
+                    "unit_month_sci": (UNIT_MONTH_SCI, frame),
+                    "sci_benefits": (SCI_BENEFITS, benefit_frame),
+                },
+            )
+            remember(con, "sci", digest, context.run.run_id)
+            rows = {"unit_month_sci": frame.height, "sci_benefits": benefit_frame.height}
     seconds = time.perf_counter() - started
-    report(context, f"models   SCI: {frame.height} unit-months ({config.version})  {seconds:5.1f}s")
+    kept = " (inputs unchanged since the last run: results kept)" if reused else ""
+    report(
+        context,
+        f"models   SCI: {rows['unit_month_sci']} unit-months ({config.version}){kept}  "
+        f"{seconds:5.1f}s",
+    )
     yield dg.MaterializeResult(
         asset_key=UNIT_MONTH_SCI,
-        metadata={"dagster/row_count": frame.height, "seconds": round(seconds, 2)},
-    )
+        metadata={
+            "dagster/row_count": rows["unit_month_sci"], "seconds": round(seconds, 2),
+            "reused": reused,
+        },
+    )  # fmt: skip
     yield dg.MaterializeResult(
-        asset_key=SCI_BENEFITS, metadata={"dagster/row_count": benefit_frame.height}
+        asset_key=SCI_BENEFITS, metadata={"dagster/row_count": rows["sci_benefits"]}
     )
     yield from results
+
+
+def _used(sql: str, bind: dict) -> dict:
+    return {k: v for k, v in bind.items() if f"${k}" in sql}
 
 
 @dg.definitions

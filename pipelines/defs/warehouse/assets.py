@@ -14,7 +14,7 @@ from pipelines.defs.contract_check import contract_check
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.marts import RECONCILIATIONS, analyst_contracts
 from pipelines.progress import report
-from pipelines.sqlrunner import SqlModel, WarehouseParams, build, build_order
+from pipelines.sqlrunner import SqlModel, WarehouseParams, build_if_changed, build_order
 
 # Reconciliations, by the table that carries them as blocking checks.
 RECONCILED_ON = {
@@ -86,7 +86,7 @@ def _sql_asset(model: SqlModel) -> dg.AssetsDefinition:
         started = time.perf_counter()
         results = []
         with cxalign.connect() as con:
-            rows = build(con, model, params)
+            rows, kept = build_if_changed(con, model, params, context.run.run_id)
             if contract is not None:
                 results.append(contract_check(con, model.name))
             for name in RECONCILED_ON.get(model.relation, ()):
@@ -104,8 +104,12 @@ def _sql_asset(model: SqlModel) -> dg.AssetsDefinition:
                 )
         seconds = time.perf_counter() - started
         if rows is not None:
-            report(context, f"warehouse {model.relation:<36} {rows:>12,} rows  {seconds:5.1f}s")
-        metadata = {"seconds": round(seconds, 2)}
+            note = "  (inputs unchanged: kept)" if kept else ""
+            report(
+                context,
+                f"warehouse {model.relation:<36} {rows:>12,} rows  {seconds:5.1f}s{note}",
+            )
+        metadata = {"seconds": round(seconds, 2), "kept": kept}
         if rows is not None:
             metadata["dagster/row_count"] = rows
         return dg.MaterializeResult(metadata=metadata, check_results=results)
