@@ -72,8 +72,19 @@ def run_measured(
     done = subprocess.CompletedProcess(cmd, proc.returncode, out, "")
     if proc.returncode != 0:
         print(out[-4000:], file=sys.stderr)
-        raise SystemExit(f"failed: {' '.join(cmd)}")
+        raise RunFailed(
+            f"failed (exit {proc.returncode}): {' '.join(cmd)}",
+            time.perf_counter() - started, peak / 1e6, out,
+        )  # fmt: skip
     return time.perf_counter() - started, peak / 1e6, done
+
+
+class RunFailed(SystemExit):
+    """A measured command failed; keeps what was measured up to then."""
+
+    def __init__(self, message: str, seconds: float, peak_mb: float, output: str):
+        super().__init__(message)
+        self.seconds, self.peak_mb, self.output = seconds, peak_mb, output
 
 
 def stage_of(step: str) -> str:
@@ -122,6 +133,20 @@ def add_one_day(landing: Path, day: date, seed: int = 99) -> int:
     return 2 * n
 
 
+def _machine() -> dict:
+    return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "duckdb": duckdb.__version__}  # fmt: skip
+
+
+def _save(result: dict, label: str) -> None:
+    result.setdefault("machine", _machine())
+    out = ROOT / "bench" / "results" / f"{label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(json.dumps(result, indent=2, default=str))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(PRESETS))
@@ -133,6 +158,8 @@ def main() -> int:
     p.add_argument("--incremental", action="store_true", help="also time one new day on top")
     p.add_argument("--no-pandas", action="store_true", help="skip the pandas reference")
     p.add_argument("--keep", action="store_true", help="keep the generated data and warehouse")
+    p.add_argument("--duckdb-memory-limit", help="DuckDB's memory_limit for the run, e.g. 4GB "
+                   "(default: DuckDB's own, 80%% of RAM, which its buffer cache may fill)")  # fmt: skip
     args = p.parse_args()
     accounts, months = (
         PRESETS[args.preset] if args.preset else (args.accounts or 100_000, args.months)
@@ -158,7 +185,23 @@ def main() -> int:
     timings = work / "timings.json"
     run_cmd = [cxalign, "run", "--landing", str(landing), "--warehouse", str(work / "warehouse.duckdb"),
                "--out", str(work / "scorecards"), "--as-of", AS_OF.isoformat(), "--timings", str(timings)]  # fmt: skip
-    seconds, peak, _ = run_measured(run_cmd, env)
+    if args.duckdb_memory_limit:
+        config = work / "bench_config.yml"
+        config.write_text(f"duckdb:\n  memory_limit: {args.duckdb_memory_limit}\n")
+        run_cmd[2:2] = ["--config", str(config)]
+        result["duckdb_memory_limit"] = args.duckdb_memory_limit
+    try:
+        seconds, peak, _ = run_measured(run_cmd, env)
+    except RunFailed as exc:
+        # Out of memory or a failed check is a finding: record how far the night got.
+        result["run"] = {
+            "failed": str(exc), "exit": "killed (SIGKILL: out of memory?)"
+            if "exit -9" in str(exc) else "error",
+            "seconds": round(exc.seconds, 1), "peak_rss_mb": round(exc.peak_mb),
+            "progress": [ln for ln in exc.output.splitlines() if ln[:2].isdigit()][-40:],
+        }  # fmt: skip
+        _save(result, label)
+        return 1
     result["run"] = {
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(peak),
@@ -229,13 +272,8 @@ def main() -> int:
             "share_of_full_run": round(seconds / result["run"]["seconds"], 3),
         }  # fmt: skip
 
-    result["machine"] = {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-                         "python": platform.python_version(), "platform": platform.platform(),
-                         "duckdb": duckdb.__version__}  # fmt: skip
-    out = ROOT / "bench" / "results" / f"{label}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(json.dumps(result, indent=2, default=str))
+    result["machine"] = _machine()
+    _save(result, label)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
