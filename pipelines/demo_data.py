@@ -26,7 +26,7 @@ import gzip
 import io
 import json
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -490,3 +490,34 @@ def _write(out: Path, fmt: str, accounts_df, per_month_files, costs) -> None:
     for name in ("survey_responses", "support_tickets", "revenue"):
         for month, frame in per_month_files[name]:
             write(frame, out / name / f"{name}_{month:%Y-%m}", kinds[name])
+
+
+def add_one_day(landing: Path, day: date, seed: int = 99) -> int:
+    """Append a quiet night's data to a landing zone: one new day of tickets and NPS answers
+    for a random 3% of the accounts billed in the last month, as one new Parquet file per
+    source. Returns the rows written. (The benchmark's incremental night, and its test.)"""
+    rng = np.random.default_rng(seed)
+    revenue = pl.read_parquet(landing / "revenue" / "*.parquet")
+    last = revenue.filter(pl.col("month") == revenue["month"].max())["account_id"].unique().sort()
+    chosen = last.sample(fraction=0.03, seed=seed)
+    n = chosen.len()
+    start = datetime(day.year, day.month, day.day)
+    created = [start + timedelta(seconds=int(s)) for s in rng.integers(0, 20 * 3600, n)]
+    tickets = pl.DataFrame({
+        "ticket_id": [f"T-NEXT-{i:07d}" for i in range(n)], "account_id": chosen,
+        "created_at": created,
+        "first_response_at": [c + timedelta(minutes=int(m)) for c, m in zip(created, rng.integers(5, 200, n), strict=True)],
+        "solved_at": [None] * n, "channel": "email", "priority": "normal", "reopens": 0,
+        "first_contact_resolution": None, "handle_minutes": rng.uniform(5, 40, n).round(1),
+    }).with_columns(pl.col("created_at", "first_response_at").dt.replace_time_zone("UTC"),
+                    pl.col("solved_at").cast(pl.Datetime("us", "UTC")),
+                    pl.col("first_contact_resolution").cast(pl.Boolean))  # fmt: skip
+    surveys = pl.DataFrame({
+        "response_id": [f"R-NEXT-{i:07d}" for i in range(n)], "account_id": chosen,
+        "survey_type": "NPS", "score": rng.integers(0, 11, n),
+        "responded_at": [c + timedelta(hours=1) for c in created], "touchpoint": "relationship",
+        "ticket_id": None,
+    }).with_columns(pl.col("responded_at").dt.replace_time_zone("UTC"), pl.col("ticket_id").cast(pl.Utf8))  # fmt: skip
+    tickets.write_parquet(landing / "support_tickets" / f"support_tickets_{day}.parquet")
+    surveys.write_parquet(landing / "survey_responses" / f"survey_responses_{day}.parquet")
+    return 2 * n

@@ -98,17 +98,23 @@ def stage_source(
     settings: Settings,
     run_id: str,
     built_from: str | None = None,
-) -> StageResult:
+    only_files: list[str] | None = None,
+) -> StageResult | None:
     """Rebuild staging.<source> and its quarantine rows from raw.<source>.
 
     built_from: the staging_inputs fingerprint, recorded with the table's content.
+    only_files (append mode, see appended_files): validate only these new files' rows and
+    add them to the staged rows and quarantine already there. Returns None, having changed
+    nothing, when a new row shares a key with an earlier row: that needs the whole source.
 
     Leaves the temp table `_cx_cand` (typed values beside cleaned text, one row
-    per raw row) on the connection for the independent great-expectations pass.
+    per raw row considered) on the connection for the independent great-expectations pass.
     """
     ensure_ops_tables(con)
     src = contract.name
-    bind = {"as_of": as_of, "currency": settings.currency, "source": src}
+    bind = {"as_of": as_of, "currency": settings.currency, "source": src, "files": only_files}
+    appending = only_files is not None
+    in_files = " where _source_file in (select unnest($files::varchar[]))" if appending else ""
 
     select_cols = []
     for c in contract.columns:
@@ -117,7 +123,7 @@ def stage_source(
         select_cols.append(f"{parse_expr(c, clean, {})} as {quote_ident(c.name)}")
     sql = (
         f"create or replace temp table {CANDIDATES} as "
-        f"select _source_file, _source_row, {', '.join(select_cols)} from raw.{src}"
+        f"select _source_file, _source_row, {', '.join(select_cols)} from raw.{src}{in_files}"
     )
     con.execute(sql, _params(sql, bind))
 
@@ -133,6 +139,7 @@ def stage_source(
         "select source_file, source_row, null, 'malformed_row', csv_line, "
         "error_type || ': ' || coalesce(error_message, '') "
         "from raw._rejects where source = $source"
+        + (" and source_file in (select unnest($files::varchar[]))" if appending else "")
     )
     sql = "create or replace temp table _cx_viol as " + "\nunion all\n".join(parts)
     con.execute(sql, _params(sql, bind))
@@ -182,6 +189,21 @@ def stage_source(
         key_raw = " || ', ' || ".join(
             f"coalesce({quote_ident(k)}::varchar, '')" for k in contract.key
         )
+        if appending:
+            # A new row whose key an earlier row has (staged, absorbed, or quarantined as a
+            # conflicting duplicate) changes what happens to the earlier rows: not an append.
+            clash = con.execute(
+                f"""
+                select count(*) from _cx_ok o
+                where exists (select 1 from staging.{src} s
+                              where {" and ".join(f"s.{quote_ident(k)} = o.{quote_ident(k)}" for k in contract.key)})
+                   or {key_raw} in (select value from analytics.quarantine
+                                    where source = $source and rule = 'conflicting_duplicate')
+                """,
+                {"source": src},
+            ).fetchone()[0]
+            if clash:
+                return None
         con.execute(
             f"""
             create or replace temp table _cx_keys as
@@ -228,19 +250,35 @@ def stage_source(
         [src],
     ).fetchone()[0]
 
+    if appending:
+        rows_duplicate += con.execute(
+            "select rows_duplicate from analytics.ingest_runs where source = ? "
+            "order by finished_at desc limit 1",
+            [src],
+        ).fetchone()[0]
+    earlier = (
+        f"select {typed}, _source_file, _source_row from staging.{src} union all "
+        if appending
+        else ""
+    )
     con.execute("begin transaction")
     try:
+        # In file and row order either way, so an append leaves the table as a rebuild would.
         con.execute(
             f"""
             create or replace table staging.{src} as
-            select {typed}, _source_file, _source_row
-            from _cx_ok o
-            anti join _cx_viol v using (_source_file, _source_row)
-            anti join _cx_dup d using (_source_file, _source_row)
+            select * from (
+                {earlier}
+                select {typed}, _source_file, _source_row
+                from _cx_ok o
+                anti join _cx_viol v using (_source_file, _source_row)
+                anti join _cx_dup d using (_source_file, _source_row)
+            )
             order by _source_file, _source_row
             """
         )
-        con.execute("delete from analytics.quarantine where source = ?", [src])
+        if not appending:
+            con.execute("delete from analytics.quarantine where source = ?", [src])
         con.execute(
             "insert into analytics.quarantine select ?, _source_file, _source_row, column_name, "
             "rule, value, detail from _cx_viol order by _source_file, _source_row, column_name, rule",
@@ -334,37 +372,27 @@ def describe_bad_share(result: StageResult, threshold: float) -> str:
 
 
 def staging_inputs(con: duckdb.DuckDBPyConnection, contract: Contract, settings: Settings) -> str:
-    """Fingerprint of everything staging.<source> is built from, except the as-of date: the
-    raw rows (and malformed records), the contract, the settings the rules read and the
-    recorded content of the staged tables it references."""
+    """Fingerprint of everything staging.<source> is built from, except the as-of date, in
+    three parts "static|raw|rejects": the contract, the settings the rules read and the
+    recorded content of the staged tables it references; the raw rows; the malformed records.
+    """
     src = contract.name
     h = hashlib.sha256(repr(contract).encode())
     if contract.path is not None:
         h.update(contract.path.read_bytes())
     h.update(f"currency={settings.currency}".encode())
-    h.update(content(con, f"raw.{src}").encode())
-    h.update(
-        content(con, "(select * from raw._rejects where source = $src)", {"src": src}).encode()
-    )
     for ref in sorted({c.references[0] for c in contract.columns if c.references}):
         state = table_state(con, f"staging.{ref}")
         h.update(f"{ref}={state[1] if state else 'unrecorded'}".encode())
-    return h.hexdigest()
+    raw = content(con, f"raw.{src}")
+    rejects = content(con, "(select * from raw._rejects where source = $src)", {"src": src})
+    return f"{h.hexdigest()}|{raw}|{rejects}"
 
 
-def can_keep_staged(
-    con: duckdb.DuckDBPyConnection, contract: Contract, inputs: str, as_of: date
-) -> bool:
-    """True when staging.<source> and its quarantine rows would come out exactly as they are.
-
-    The inputs must be unchanged, and the as-of date must not move a row across a rule: a
-    later date only admits rows quarantined as dated after the as-of date, so the source
-    must have none of those, and an earlier date than last time is never kept."""
-    src = contract.name
-    ensure_ops_tables(con)
-    state = table_state(con, f"staging.{src}")
-    if state is None or state[0] != inputs:
-        return False
+def _date_admits_nothing_new(con: duckdb.DuckDBPyConnection, src: str, as_of: date) -> bool:
+    """The as-of date cannot move an earlier row across a rule: a later date only admits rows
+    quarantined as dated after the as-of date, so the source must have none of those, and an
+    earlier date than last time is never assumed safe."""
     last = con.execute(
         "select as_of from analytics.ingest_runs where source = ? "
         "order by finished_at desc limit 1",
@@ -377,6 +405,57 @@ def can_keep_staged(
         [src],
     ).fetchone()[0]
     return waiting == 0
+
+
+def can_keep_staged(
+    con: duckdb.DuckDBPyConnection, contract: Contract, inputs: str, as_of: date
+) -> bool:
+    """True when staging.<source> and its quarantine rows would come out exactly as they are:
+    the same inputs (staging_inputs), and a date that admits nothing new."""
+    src = contract.name
+    ensure_ops_tables(con)
+    state = table_state(con, f"staging.{src}")
+    if state is None or state[0] != inputs:
+        return False
+    return _date_admits_nothing_new(con, src, as_of)
+
+
+def appended_files(
+    con: duckdb.DuckDBPyConnection, contract: Contract, inputs: str, as_of: date, run_id: str
+) -> list[str] | None:
+    """The files this run loaded, when they are all that changed since the source was staged
+    (the earlier raw rows, contract, settings and references as they were, and a date that
+    admits nothing new): then only their rows need validating (stage_source's append mode)."""
+    src = contract.name
+    ensure_ops_tables(con)
+    state = table_state(con, f"staging.{src}")
+    if state is None or state[0] is None or state[0].count("|") != 2:
+        return None
+    static, raw, rejects = state[0].split("|")
+    if inputs.split("|")[0] != static or not _date_admits_nothing_new(con, src, as_of):
+        return None
+    new = [
+        r[0]
+        for r in con.execute(
+            "select source_file from raw._files where source = ? and run_id = ? order by 1",
+            [src, run_id],
+        ).fetchall()
+    ]
+    if not new:
+        return None
+    bind = {"src": src, "files": new}
+    earlier_raw = content(
+        con,
+        f"(select * from raw.{src} where _source_file not in (select unnest($files::varchar[])))",
+        bind,
+    )
+    earlier_rejects = content(
+        con,
+        "(select * from raw._rejects where source = $src "
+        "and source_file not in (select unnest($files::varchar[])))",
+        bind,
+    )
+    return new if (earlier_raw, earlier_rejects) == (raw, rejects) else None
 
 
 def keep_staged(

@@ -5,6 +5,7 @@ import duckdb
 import polars as pl
 
 from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
+from pipelines.model_cache import restamp
 from pipelines.tables import write_table
 
 
@@ -32,3 +33,17 @@ def write_checked(
         write_table(con, analyst_contracts()[name], frame)
         results.append(contract_check(con, name, key))
     return results
+
+
+def keep_checked(
+    con: duckdb.DuckDBPyConnection, outputs: dict[str, dg.AssetKey], as_of
+) -> tuple[list[dg.AssetCheckResult], dict[str, int]]:
+    """A model stage's last outputs kept for tonight (pipelines.model_cache): stamped with
+    tonight's as-of date and checked again. Returns the checks and each table's rows."""
+    restamp(con, [f"analytics.{name}" for name in outputs], as_of)
+    results = [contract_check(con, name, key) for name, key in outputs.items()]
+    rows = {
+        name: con.execute(f"select count(*) from analytics.{name}").fetchone()[0]
+        for name in outputs
+    }
+    return results, rows

@@ -261,7 +261,7 @@ def test_full_refresh_rebuilds_everything_to_the_same_tables(demo_copy, tmp_path
     out = capsys.readouterr().out
     # Nothing changed: the warehouse tables and both model stages were kept.
     assert "analytics.account_month" in out and "(inputs unchanged: kept)" in out
-    assert out.count("results kept") == 2  # alignment and SCI
+    assert out.count("results kept") == 3  # alignment, SCI and CLV
 
     from pipelines.cli import main
 
@@ -272,3 +272,34 @@ def test_full_refresh_rebuilds_everything_to_the_same_tables(demo_copy, tmp_path
     assert "full refresh" in out
     assert "kept" not in out
     assert table_contents(tmp_path / "warehouse.duckdb", exclude=RUN_STATE) == first
+
+
+def test_new_day_validates_only_its_files_and_equals_a_fresh_build(demo_copy, tmp_path, capsys):
+    from datetime import date
+
+    from pipelines.demo_data import add_one_day
+
+    nightly, fresh = tmp_path / "nightly", tmp_path / "fresh"
+    assert run_cli(demo_copy, nightly, "2026-11-01") == 0
+    assert add_one_day(demo_copy, date(2026, 11, 1)) > 0
+    capsys.readouterr()
+    assert run_cli(demo_copy, nightly, "2026-11-02") == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    def line(prefix: str) -> str:
+        return next(ln for ln in lines if prefix in ln)
+
+    # The two sources with a new file validate only its rows; the others are kept whole.
+    assert line("validate support_tickets").endswith("(new files only: 1)")
+    assert line("validate survey_responses").endswith("(new files only: 1)")
+    assert line("validate revenue").endswith("(inputs unchanged: kept)")
+    # The new day reaches no closed month, so the panel and the models stand.
+    assert line("analytics.account_month").endswith("(inputs unchanged: kept)")
+    assert "results kept" in line("models   alignment")
+
+    assert run_cli(demo_copy, fresh, "2026-11-02") == 0
+    got = table_contents(nightly / "warehouse.duckdb", exclude=RUN_STATE)
+    want = table_contents(fresh / "warehouse.duckdb", exclude=RUN_STATE)
+    assert got.keys() == want.keys()
+    for table in want:
+        assert repr(got[table]) == repr(want[table]), table

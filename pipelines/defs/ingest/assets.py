@@ -16,6 +16,7 @@ import dagster as dg
 from pipelines.contracts import Contract, source_contracts
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.ingest import (
+    appended_files,
     can_keep_staged,
     conservation,
     describe_bad_share,
@@ -132,15 +133,27 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
         with cxalign.connect() as con:
             inputs = staging_inputs(con, contract, settings)
             kept = can_keep_staged(con, contract, inputs, as_of)
+            appended, new_files = False, None
             if kept:
                 # Same raw rows, contract, settings and references as when these rows were
                 # staged and both engines agreed on them: nothing to redo.
                 result = keep_staged(con, contract, as_of=as_of, run_id=context.run.run_id)
             else:
-                result = stage_source(
-                    con, contract, as_of=as_of, settings=settings, run_id=context.run.run_id,
-                    built_from=inputs,
+                run_id = context.run.run_id
+                # Only new files since the last staging: validate just their rows.
+                new_files = appended_files(con, contract, inputs, as_of, run_id)
+                result = (
+                    stage_source(con, contract, as_of=as_of, settings=settings, run_id=run_id,
+                                 built_from=inputs, only_files=new_files)
+                    if new_files
+                    else None
                 )  # fmt: skip
+                appended = result is not None
+                if result is None:
+                    result = stage_source(
+                        con, contract, as_of=as_of, settings=settings, run_id=run_id,
+                        built_from=inputs,
+                    )  # fmt: skip
                 ge_counts = ge_rule_counts(
                     con,
                     contract,
@@ -168,7 +181,8 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
             context,
             f"validate {src:<17} {result.rows_read:,} read = {result.rows_staged:,} staged"
             f" + {result.rows_quarantined:,} quarantined + {result.rows_duplicate:,} duplicates"
-            + ("  (inputs unchanged: kept)" if kept else ""),
+            + ("  (inputs unchanged: kept)" if kept else "")
+            + (f"  (new files only: {len(new_files)})" if not kept and appended else ""),
         )
         top_rules_md = "\n".join(f"| {c} | {r} | {n:,} |" for c, r, n in result.top_rules)
         return dg.MaterializeResult(
@@ -180,6 +194,7 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
                 "as_of": as_of.isoformat(),
                 "contract_version": contract.version,
                 "kept": kept,
+                "mode": "kept" if kept else "appended" if appended else "rebuilt",
                 "most_broken_rules": dg.MetadataValue.md(
                     "| column | rule | rows |\n|---|---|---|\n" + top_rules_md
                     if top_rules_md

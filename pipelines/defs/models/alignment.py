@@ -13,9 +13,9 @@ import polars as pl
 from models.alignment import AlignmentConfig, align_units, prepare
 from models.drivers import key_drivers
 from models.predictive import predictive_check
-from pipelines.defs.contract_check import contract_check, write_checked
+from pipelines.defs.contract_check import keep_checked, write_checked
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.model_cache import code_files, fingerprint, remember, restamp, unchanged
+from pipelines.model_cache import code_files, fingerprint, remember, unchanged
 from pipelines.progress import report
 from pipelines.strategy import StrategyError, load_strategy
 
@@ -153,19 +153,15 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
                         "strategy": Path(cxalign.strategy_path).read_text() if cxalign.strategy_path else ""},
                        sort_keys=True, default=str),
             code_files("models/alignment.py", "models/drivers.py", "models/predictive.py",
+                       "models/cluster.py", "models/parallel.py",
                        "pipelines/defs/models/alignment.py"),
         )  # fmt: skip
         outputs = [f"analytics.{name}" for name in TABLES]
         reused = unchanged(con, "alignment", digest, outputs)
         if reused:
             # A quiet night: the panel the models read is what they read last time.
-            restamp(con, outputs, as_of)
-            results = [contract_check(con, name, key) for name, key in TABLES.items()]
+            results, rows = keep_checked(con, TABLES, as_of)
             units = con.sql("select * from analytics.unit_alignment order by business_unit").pl()
-            rows = {
-                name: con.execute(f"select count(*) from analytics.{name}").fetchone()[0]
-                for name in TABLES
-            }
         else:
             panel = con.sql(PANEL_SQL).pl()
             data = prepare(panel)

@@ -5,15 +5,31 @@ warehouse (intermediate.int_account_lifetimes, int_transaction_rfm, int_account_
 and writes analytics.account_clv and analytics.unit_clv.
 """
 
+import json
 import time
+from dataclasses import asdict
 
 import dagster as dg
 import polars as pl
 
 from models.clv.portfolio import CLVParams, contractual_clv, transactional_clv
-from pipelines.defs.contract_check import write_checked
+from pipelines.defs.contract_check import keep_checked, write_checked
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.model_cache import code_files, fingerprint, remember, unchanged
 from pipelines.progress import report
+
+BAND_SQL = "select account_id, in_bottom_cx_band from intermediate.int_account_cx_band order by 1"
+# Accounts with purchases are valued as transactional; the rest by billing.
+RFM_SQL = (
+    "select r.account_id as customer_id, a.business_unit, a.segment, r.x, r.t_x, r.T, "
+    "r.mean_repeat_spend from intermediate.int_transaction_rfm as r "
+    "join analytics.dim_account as a using (account_id) order by r.account_id"
+)
+LIFETIMES_SQL = (
+    "select * from intermediate.int_account_lifetimes "
+    "where account_id not in (select account_id from intermediate.int_transaction_rfm) "
+    "order by account_id"
+)
 
 ACCOUNT_CLV = dg.AssetKey(["analytics", "account_clv"])
 UNIT_CLV = dg.AssetKey(["analytics", "unit_clv"])
@@ -61,52 +77,58 @@ def clv(context: dg.AssetExecutionContext, cxalign: CxalignResource):
     )
     as_of = run_as_of(context)
     started = time.perf_counter()
+    outputs = {"account_clv": ACCOUNT_CLV, "unit_clv": UNIT_CLV}
     with cxalign.connect() as con:
-        band = con.sql(
-            "select account_id, in_bottom_cx_band from intermediate.int_account_cx_band order by 1"
-        ).pl()
-        # Accounts with purchases are valued as transactional; the rest by billing.
-        rfm = con.sql(
-            "select r.account_id as customer_id, a.business_unit, a.segment, r.x, r.t_x, r.T, "
-            "r.mean_repeat_spend from intermediate.int_transaction_rfm as r "
-            "join analytics.dim_account as a using (account_id) order by r.account_id"
-        ).pl()
-        lifetimes = con.sql(
-            "select * from intermediate.int_account_lifetimes "
-            "where account_id not in (select account_id from intermediate.int_transaction_rfm) "
-            "order by account_id"
-        ).pl()
-        fits, accounts = [], []
-        if lifetimes.height:
-            f, a = contractual_clv(lifetimes, band, params)
-            fits.append(f), accounts.append(a)
-        if rfm.height:
-            f, a = transactional_clv(rfm, band, params)
-            fits.append(f), accounts.append(a)
-        account_frame = pl.concat(accounts, how="diagonal_relaxed").with_columns(
-            pl.lit(as_of).alias("as_of")
-        )
-        unit_frame = pl.concat(fits, how="diagonal_relaxed").with_columns(
-            pl.lit(as_of).alias("as_of")
-        )
-        results = write_checked(
-            con,
-            {"account_clv": (ACCOUNT_CLV, account_frame), "unit_clv": (UNIT_CLV, unit_frame)},
-        )
+        digest = fingerprint(
+            con, [BAND_SQL, RFM_SQL, LIFETIMES_SQL], json.dumps(asdict(params), sort_keys=True),
+            code_files("models/clv", "pipelines/defs/models/clv.py"),
+        )  # fmt: skip
+        reused = unchanged(con, "clv", digest, [f"analytics.{name}" for name in outputs])
+        if reused:
+            results, rows = keep_checked(con, outputs, as_of)
+            units = con.execute(
+                "select count(*) from analytics.unit_clv where segment = 'All segments'"
+            ).fetchone()[0]
+        else:
+            band, rfm, lifetimes = (con.sql(q).pl() for q in (BAND_SQL, RFM_SQL, LIFETIMES_SQL))
+            fits, accounts = [], []
+            if lifetimes.height:
+                f, a = contractual_clv(lifetimes, band, params)
+                fits.append(f), accounts.append(a)
+            if rfm.height:
+                f, a = transactional_clv(rfm, band, params)
+                fits.append(f), accounts.append(a)
+            account_frame = pl.concat(accounts, how="diagonal_relaxed").with_columns(
+                pl.lit(as_of).alias("as_of")
+            )
+            unit_frame = pl.concat(fits, how="diagonal_relaxed").with_columns(
+                pl.lit(as_of).alias("as_of")
+            )
+            results = write_checked(
+                con,
+                {"account_clv": (ACCOUNT_CLV, account_frame), "unit_clv": (UNIT_CLV, unit_frame)},
+            )
+            remember(con, "clv", digest, context.run.run_id)
+            rows = {"account_clv": account_frame.height, "unit_clv": unit_frame.height}
+            units = unit_frame.filter(pl.col("segment") == "All segments").height
     seconds = time.perf_counter() - started
-    units = unit_frame.filter(pl.col("segment") == "All segments").height
+    kept = " (inputs unchanged since the last run: results kept)" if reused else ""
     report(
         context,
-        f"models   CLV: {units} unit fit(s), {account_frame.height:,} accounts valued  {seconds:5.1f}s",
+        f"models   CLV: {units} unit fit(s), {rows['account_clv']:,} accounts valued{kept}"
+        f"  {seconds:5.1f}s",
     )
     yield dg.MaterializeResult(
         asset_key=ACCOUNT_CLV,
-        metadata={"dagster/row_count": account_frame.height, "seconds": round(seconds, 2)},
-    )
+        metadata={
+            "dagster/row_count": rows["account_clv"], "seconds": round(seconds, 2),
+            "reused": reused,
+        },
+    )  # fmt: skip
     yield dg.MaterializeResult(
         asset_key=UNIT_CLV,
         metadata={
-            "dagster/row_count": unit_frame.height,
+            "dagster/row_count": rows["unit_clv"],
             "fit_seconds_per_unit": round(seconds / max(units, 1), 3),
         },
     )

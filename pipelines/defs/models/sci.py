@@ -12,9 +12,9 @@ import dagster as dg
 import polars as pl
 
 from models.sci import parse_config, unit_month_sci
-from pipelines.defs.contract_check import contract_check, write_checked
+from pipelines.defs.contract_check import keep_checked, write_checked
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.model_cache import code_files, fingerprint, remember, restamp, unchanged
+from pipelines.model_cache import code_files, fingerprint, remember, unchanged
 from pipelines.progress import report
 
 UNIT_MONTH_SCI = dg.AssetKey(["analytics", "unit_month_sci"])
@@ -135,12 +135,7 @@ def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
         tables = [f"analytics.{name}" for name in outputs]
         reused = unchanged(con, "sci", digest, tables)
         if reused:
-            restamp(con, tables, as_of)
-            results = [contract_check(con, name, key) for name, key in outputs.items()]
-            rows = {
-                name: con.execute(f"select count(*) from analytics.{name}").fetchone()[0]
-                for name in outputs
-            }
+            results, rows = keep_checked(con, outputs, as_of)
         else:
             marts, tickets, responses, panel = (con.execute(q, _used(q, bind)).pl() for q in inputs)
             frame = unit_month_sci(marts, tickets, responses, panel, config).with_columns(
