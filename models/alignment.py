@@ -17,7 +17,6 @@ statsmodels needed tens of GB at 100k accounts.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +24,7 @@ import polars as pl
 from scipy import stats
 
 from models.cluster import cr1_covariance
-from models.parallel import map_units, unit_rng
+from models.parallel import map_units, unit_rng, units_of
 
 METHOD_VERSION = "alignment-v1"
 
@@ -606,17 +605,7 @@ def align_units(
             })  # fmt: skip
         return result, metric_rows
 
-    by_unit = [
-        (unit, rows)
-        for (unit,), rows in data.sort("account_code", "month").group_by(
-            "business_unit", maintain_order=True
-        )
-    ]
-    # Numerical warnings from the fits, silenced once here: warning filters are process-wide,
-    # and catch_warnings inside the worker threads would race.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fitted_units = map_units(fit_unit, by_unit)
+    fitted_units = map_units(fit_unit, units_of(data), quiet=True)
     units = [u for u, _ in fitted_units]
     metric_rows = [m for _, ms in fitted_units for m in ms]
 

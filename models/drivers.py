@@ -24,7 +24,7 @@ import polars as pl
 
 from models.alignment import METRICS, OUTCOMES, Outcome, outcome_rows
 from models.cluster import cluster_codes
-from models.parallel import map_units, unit_rng
+from models.parallel import map_units, unit_rng, units_of
 
 METHOD = (
     "LMG relative importance (descriptive, not causal): Shapley decomposition of the linear "
@@ -136,11 +136,5 @@ def key_drivers(data: pl.DataFrame, outcomes: dict[str, str], replicates: int = 
             })  # fmt: skip
         return rows
 
-    by_unit = [
-        (unit, unit_rows)
-        for (unit,), unit_rows in data.sort("account_code", "month").group_by(
-            "business_unit", maintain_order=True
-        )
-    ]
-    rows = [r for unit_rows in map_units(unit_drivers, by_unit) for r in unit_rows]
+    rows = [r for unit_rows in map_units(unit_drivers, units_of(data)) for r in unit_rows]
     return pl.DataFrame(rows, infer_schema_length=None)

@@ -14,7 +14,6 @@ drivers (the CX features pushing its risk up most in the logistic model).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +21,7 @@ import polars as pl
 
 from models.alignment import METRICS, OUTCOMES, outcome_rows
 from models.cluster import cluster_codes
-from models.parallel import map_units, unit_rng
+from models.parallel import map_units, unit_rng, units_of
 
 DRIVER_LABELS = {
     "nps": ("NPS answers", "detractor or low NPS", "no NPS answer"),
@@ -215,17 +214,7 @@ def predictive_check(
         )
         return unit_checks, risk
 
-    by_unit = [
-        (unit, rows)
-        for (unit,), rows in data.sort("account_code", "month").group_by(
-            "business_unit", maintain_order=True
-        )
-    ]
-    # Convergence chatter from the fits, silenced once here: warning filters are process-wide,
-    # and catch_warnings inside the worker threads would race.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        done = map_units(unit_check, by_unit)
+    done = map_units(unit_check, units_of(data), quiet=True)  # quiet: convergence chatter
     checks = [c for unit_checks, _ in done for c in unit_checks]
     risks = [risk for _, risk in done if risk is not None]
     check_frame = pl.DataFrame(checks, infer_schema_length=None)

@@ -19,7 +19,6 @@ passed everything else.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -28,6 +27,7 @@ import duckdb
 from pipelines.contracts import Contract, clean_expr, parse_expr, quote_ident, row_rules
 from pipelines.model_cache import content, record_table, table_state
 from pipelines.settings import Settings
+from pipelines.sqlparams import used_params
 
 CANDIDATES = "_cx_cand"
 
@@ -84,12 +84,6 @@ def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _params(sql: str, available: dict) -> dict:
-    """The named parameters a statement uses (DuckDB refuses unused ones)."""
-    names = set(re.findall(r"\$([a-z_]+)", sql))
-    return {n: available[n] for n in names}
-
-
 def stage_source(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
@@ -125,7 +119,7 @@ def stage_source(
         f"create or replace temp table {CANDIDATES} as "
         f"select _source_file, _source_row, {', '.join(select_cols)} from raw.{src}{in_files}"
     )
-    con.execute(sql, _params(sql, bind))
+    con.execute(sql, used_params(sql, bind))
 
     # 1. Row rules, each on every row; malformed CSV records from the load.
     parts = []
@@ -142,7 +136,7 @@ def stage_source(
         + (" and source_file in (select unnest($files::varchar[]))" if appending else "")
     )
     sql = "create or replace temp table _cx_viol as " + "\nunion all\n".join(parts)
-    con.execute(sql, _params(sql, bind))
+    con.execute(sql, used_params(sql, bind))
     row_rule_counts = {
         (col, rule): n
         for col, rule, n in con.execute(
@@ -290,15 +284,9 @@ def stage_source(
             "from analytics.quarantine where source = ?)",
             [src],
         ).fetchone()[0]
-        con.execute(
-            "delete from analytics.ingest_runs where run_id = ? and source = ?", [run_id, src]
-        )
-        con.execute(
-            "insert into analytics.ingest_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [
-                run_id, src, as_of, rows_read, rows_staged, rows_quarantined, rows_duplicate,
-                files, files_loaded, rows_loaded,
-            ],
+        _record_run(
+            con, run_id, src, as_of, rows_read, rows_staged, rows_quarantined, rows_duplicate,
+            files, files_loaded, rows_loaded,
         )  # fmt: skip
         con.execute("commit")
     except Exception:
@@ -308,11 +296,6 @@ def stage_source(
     # What the warehouse SQL will read: recorded, so unchanged models can be kept.
     record_table(con, f"staging.{src}", content(con, f"staging.{src}"), built_from, run_id)
 
-    top = con.execute(
-        "select column_name, rule, count(*) n from analytics.quarantine where source = ? "
-        "group by all order by n desc, rule, column_name limit 5",
-        [src],
-    ).fetchall()
     return StageResult(
         source=src,
         rows_read=rows_read,
@@ -320,7 +303,7 @@ def stage_source(
         rows_quarantined=rows_quarantined,
         rows_duplicate=rows_duplicate,
         row_rule_counts=row_rule_counts,
-        top_rules=[(c or "(row)", r, n) for c, r, n in top],
+        top_rules=_top_rules(con, src),
     )
 
 
@@ -468,27 +451,33 @@ def keep_staged(
         "from analytics.ingest_runs where source = ? order by finished_at desc limit 1",
         [src],
     ).fetchone()
+    _record_run(
+        con, run_id, src, as_of, rows_read, rows_staged, rows_quarantined, rows_duplicate,
+        files, 0, 0,
+    )  # fmt: skip
+    # No row rule was evaluated tonight (row_rule_counts stays empty): nothing to compare.
+    return StageResult(
+        source=src, rows_read=rows_read, rows_staged=rows_staged,
+        rows_quarantined=rows_quarantined, rows_duplicate=rows_duplicate,
+        top_rules=_top_rules(con, src),
+    )  # fmt: skip
+
+
+def _record_run(con: duckdb.DuckDBPyConnection, run_id: str, src: str, *counts) -> None:
+    """This run's row of analytics.ingest_runs for the source (replacing a retried step's):
+    as_of, rows read / staged / quarantined / duplicate, files, files and rows loaded."""
     con.execute("delete from analytics.ingest_runs where run_id = ? and source = ?", [run_id, src])
     con.execute(
-        "insert into analytics.ingest_runs values (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, now())",
-        [run_id, src, as_of, rows_read, rows_staged, rows_quarantined, rows_duplicate, files],
+        "insert into analytics.ingest_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+        [run_id, src, *counts],
     )
-    counts = {
-        (col, rule): n
-        for col, rule, n in con.execute(
-            "select column_name, rule, count(*) from analytics.quarantine "
-            "where source = ? and rule not in ('malformed_row', 'conflicting_duplicate') "
-            "and not starts_with(rule, 'unknown_') group by all",
-            [src],
-        ).fetchall()
-    }
+
+
+def _top_rules(con: duckdb.DuckDBPyConnection, src: str) -> list[tuple[str, str, int]]:
+    """The five most broken (column, rule) pairs of the source's quarantine."""
     top = con.execute(
         "select column_name, rule, count(*) n from analytics.quarantine where source = ? "
         "group by all order by n desc, rule, column_name limit 5",
         [src],
     ).fetchall()
-    return StageResult(
-        source=src, rows_read=rows_read, rows_staged=rows_staged,
-        rows_quarantined=rows_quarantined, rows_duplicate=rows_duplicate,
-        row_rule_counts=counts, top_rules=[(c or "(row)", r, n) for c, r, n in top],
-    )  # fmt: skip
+    return [(c or "(row)", r, n) for c, r, n in top]

@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.paths import PROJECT_ROOT
+from pipelines.sqlparams import used_params
 
 
 def fingerprint(
@@ -90,8 +91,7 @@ def content(con: duckdb.DuckDBPyConnection, relation: str, params: dict | None =
     """Row count and the sum of row hashes: the same rows in any order give the same value,
     and (unlike a XOR) a pair of identical rows does not cancel out."""
     sql = f"select count(*), sum(hash(t)) from {relation} as t"
-    used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}
-    n, total = con.execute(sql, used).fetchone()
+    n, total = con.execute(sql, used_params(sql, params or {})).fetchone()
     return f"{n}:{total or 0}"
 
 

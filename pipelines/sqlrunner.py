@@ -28,11 +28,11 @@ import duckdb
 
 from pipelines.model_cache import content, record_table, table_state
 from pipelines.paths import SQL_DIR
+from pipelines.sqlparams import PARAM
 
 LAYERS = {"staging": ("staging", "view"), "intermediate": ("intermediate", "table"),
           "marts": ("analytics", "table")}  # fmt: skip
 _REF = re.compile(r"\b(staging|intermediate|analytics)\.([a-z_][a-z0-9_]*)\b")
-_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class SqlModel:
 
     @property
     def params(self) -> set[str]:
-        return set(_PARAM.findall(_strip_comments(self.sql)))
+        return set(PARAM.findall(_strip_comments(self.sql)))
 
 
 def _strip_comments(sql: str) -> str:

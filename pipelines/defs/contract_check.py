@@ -1,11 +1,14 @@
 """The `contract` asset check every analytics table carries, in one place."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import dagster as dg
 import duckdb
 import polars as pl
 
 from pipelines.marts import analyst_contracts, apply_comments, conformance_problems
-from pipelines.model_cache import restamp
+from pipelines.model_cache import remember, restamp, unchanged
 from pipelines.tables import write_table
 
 
@@ -35,15 +38,49 @@ def write_checked(
     return results
 
 
-def keep_checked(
-    con: duckdb.DuckDBPyConnection, outputs: dict[str, dg.AssetKey], as_of
-) -> tuple[list[dg.AssetCheckResult], dict[str, int]]:
-    """A model stage's last outputs kept for tonight (pipelines.model_cache): stamped with
-    tonight's as-of date and checked again. Returns the checks and each table's rows."""
-    restamp(con, [f"analytics.{name}" for name in outputs], as_of)
-    results = [contract_check(con, name, key) for name, key in outputs.items()]
-    rows = {
-        name: con.execute(f"select count(*) from analytics.{name}").fetchone()[0]
-        for name in outputs
-    }
-    return results, rows
+KEPT_NOTE = " (inputs unchanged since the last run: results kept)"
+
+
+@dataclass
+class StageOutputs:
+    """What a model stage wrote tonight, or kept from the last run (frames is then None)."""
+
+    results: list[dg.AssetCheckResult]
+    rows: dict[str, int]
+    frames: dict[str, pl.DataFrame] | None
+
+    @property
+    def reused(self) -> bool:
+        return self.frames is None
+
+    @property
+    def note(self) -> str:
+        return KEPT_NOTE if self.reused else ""
+
+
+def write_or_keep(
+    con: duckdb.DuckDBPyConnection,
+    stage: str,
+    digest: str,
+    outputs: dict[str, dg.AssetKey],
+    as_of,
+    run_id: str,
+    compute: Callable[[], dict[str, pl.DataFrame]],
+) -> StageOutputs:
+    """A model stage's outputs, cached on the fingerprint of its inputs (pipelines.model_cache).
+
+    Unchanged: last run's tables are kept, stamped with tonight's as-of date and checked
+    again. Otherwise `compute()` gives each output's frame, which is written, checked and
+    remembered with the fingerprint."""
+    if unchanged(con, stage, digest, [f"analytics.{name}" for name in outputs]):
+        restamp(con, [f"analytics.{name}" for name in outputs], as_of)
+        results = [contract_check(con, name, key) for name, key in outputs.items()]
+        rows = {
+            name: con.execute(f"select count(*) from analytics.{name}").fetchone()[0]
+            for name in outputs
+        }
+        return StageOutputs(results, rows, None)
+    frames = compute()
+    results = write_checked(con, {name: (outputs[name], frames[name]) for name in outputs})
+    remember(con, stage, digest, run_id)
+    return StageOutputs(results, {name: frames[name].height for name in outputs}, frames)

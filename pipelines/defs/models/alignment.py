@@ -13,9 +13,9 @@ import polars as pl
 from models.alignment import AlignmentConfig, align_units, prepare
 from models.drivers import key_drivers
 from models.predictive import predictive_check
-from pipelines.defs.contract_check import keep_checked, write_checked
+from pipelines.defs.contract_check import write_or_keep
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.model_cache import code_files, fingerprint, remember, unchanged
+from pipelines.model_cache import code_files, fingerprint
 from pipelines.progress import report
 from pipelines.strategy import StrategyError, load_strategy
 
@@ -156,13 +156,8 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
                        "models/cluster.py", "models/parallel.py",
                        "pipelines/defs/models/alignment.py"),
         )  # fmt: skip
-        outputs = [f"analytics.{name}" for name in TABLES]
-        reused = unchanged(con, "alignment", digest, outputs)
-        if reused:
-            # A quiet night: the panel the models read is what they read last time.
-            results, rows = keep_checked(con, TABLES, as_of)
-            units = con.sql("select * from analytics.unit_alignment order by business_unit").pl()
-        else:
+
+        def compute() -> dict[str, pl.DataFrame]:
             panel = con.sql(PANEL_SQL).pl()
             data = prepare(panel)
             units, company, metrics = align_units(panel, config, strategies, data=data)
@@ -179,33 +174,37 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
                 )
                 units = units.join(gain, on="business_unit", how="left")
             stamp = pl.lit(as_of).alias("as_of")
-            frames = {
-                "unit_alignment": (UNIT_ALIGNMENT, units.with_columns(stamp)),
-                "company_alignment": (COMPANY_ALIGNMENT, company.with_columns(stamp)),
-                "unit_alignment_metrics": (ALIGNMENT_METRICS, metrics.with_columns(stamp)),
-                "unit_drivers": (UNIT_DRIVERS, drivers.with_columns(stamp)),
-                "unit_predictive_check": (PREDICTIVE_CHECK, checks.with_columns(stamp)),
-                "account_risk": (ACCOUNT_RISK, risk.with_columns(stamp)),
+            return {
+                "unit_alignment": units.with_columns(stamp),
+                "company_alignment": company.with_columns(stamp),
+                "unit_alignment_metrics": metrics.with_columns(stamp),
+                "unit_drivers": drivers.with_columns(stamp),
+                "unit_predictive_check": checks.with_columns(stamp),
+                "account_risk": risk.with_columns(stamp),
             }
-            results = write_checked(con, frames)
-            remember(con, "alignment", digest, context.run.run_id)
-            rows = {name: frame.height for name, (_, frame) in frames.items()}
+
+        # A quiet night: the panel the models read is what they read last time.
+        out = write_or_keep(con, "alignment", digest, TABLES, as_of, context.run.run_id, compute)
+        units = (
+            out.frames["unit_alignment"]
+            if out.frames
+            else con.sql("select * from analytics.unit_alignment order by business_unit").pl()
+        )
     seconds = time.perf_counter() - started
     summary = ", ".join(
         f"{r['business_unit']}: {r['quadrant']}" for r in units.iter_rows(named=True)
     )
-    kept = " (inputs unchanged since the last run: results kept)" if reused else ""
-    report(context, f"models   alignment: {summary}{kept}  {seconds:5.1f}s")
+    report(context, f"models   alignment: {summary}{out.note}  {seconds:5.1f}s")
     for name, key in TABLES.items():
         yield dg.MaterializeResult(
             asset_key=key,
             metadata={
-                "dagster/row_count": rows[name],
+                "dagster/row_count": out.rows[name],
                 "seconds": round(seconds, 2),
-                "reused": reused,
+                "reused": out.reused,
             },
         )
-    yield from results
+    yield from out.results
 
 
 @dg.definitions

@@ -13,9 +13,9 @@ import dagster as dg
 import polars as pl
 
 from models.clv.portfolio import CLVParams, contractual_clv, transactional_clv
-from pipelines.defs.contract_check import keep_checked, write_checked
+from pipelines.defs.contract_check import write_or_keep
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.model_cache import code_files, fingerprint, remember, unchanged
+from pipelines.model_cache import code_files, fingerprint
 from pipelines.progress import report
 
 BAND_SQL = "select account_id, in_bottom_cx_band from intermediate.int_account_cx_band order by 1"
@@ -83,13 +83,8 @@ def clv(context: dg.AssetExecutionContext, cxalign: CxalignResource):
             con, [BAND_SQL, RFM_SQL, LIFETIMES_SQL], json.dumps(asdict(params), sort_keys=True),
             code_files("models/clv", "pipelines/defs/models/clv.py"),
         )  # fmt: skip
-        reused = unchanged(con, "clv", digest, [f"analytics.{name}" for name in outputs])
-        if reused:
-            results, rows = keep_checked(con, outputs, as_of)
-            units = con.execute(
-                "select count(*) from analytics.unit_clv where segment = 'All segments'"
-            ).fetchone()[0]
-        else:
+
+        def compute() -> dict[str, pl.DataFrame]:
             band, rfm, lifetimes = (con.sql(q).pl() for q in (BAND_SQL, RFM_SQL, LIFETIMES_SQL))
             fits, accounts = [], []
             if lifetimes.height:
@@ -98,31 +93,28 @@ def clv(context: dg.AssetExecutionContext, cxalign: CxalignResource):
             if rfm.height:
                 f, a = transactional_clv(rfm, band, params)
                 fits.append(f), accounts.append(a)
-            account_frame = pl.concat(accounts, how="diagonal_relaxed").with_columns(
-                pl.lit(as_of).alias("as_of")
-            )
-            unit_frame = pl.concat(fits, how="diagonal_relaxed").with_columns(
-                pl.lit(as_of).alias("as_of")
-            )
-            results = write_checked(
-                con,
-                {"account_clv": (ACCOUNT_CLV, account_frame), "unit_clv": (UNIT_CLV, unit_frame)},
-            )
-            remember(con, "clv", digest, context.run.run_id)
-            rows = {"account_clv": account_frame.height, "unit_clv": unit_frame.height}
-            units = unit_frame.filter(pl.col("segment") == "All segments").height
+            stamp = pl.lit(as_of).alias("as_of")
+            return {
+                "account_clv": pl.concat(accounts, how="diagonal_relaxed").with_columns(stamp),
+                "unit_clv": pl.concat(fits, how="diagonal_relaxed").with_columns(stamp),
+            }
+
+        out = write_or_keep(con, "clv", digest, outputs, as_of, context.run.run_id, compute)
+        units = con.execute(
+            "select count(*) from analytics.unit_clv where segment = 'All segments'"
+        ).fetchone()[0]
     seconds = time.perf_counter() - started
-    kept = " (inputs unchanged since the last run: results kept)" if reused else ""
+    rows = out.rows
     report(
         context,
-        f"models   CLV: {units} unit fit(s), {rows['account_clv']:,} accounts valued{kept}"
+        f"models   CLV: {units} unit fit(s), {rows['account_clv']:,} accounts valued{out.note}"
         f"  {seconds:5.1f}s",
     )
     yield dg.MaterializeResult(
         asset_key=ACCOUNT_CLV,
         metadata={
             "dagster/row_count": rows["account_clv"], "seconds": round(seconds, 2),
-            "reused": reused,
+            "reused": out.reused,
         },
     )  # fmt: skip
     yield dg.MaterializeResult(
@@ -132,7 +124,7 @@ def clv(context: dg.AssetExecutionContext, cxalign: CxalignResource):
             "fit_seconds_per_unit": round(seconds / max(units, 1), 3),
         },
     )
-    yield from results
+    yield from out.results
 
 
 @dg.definitions

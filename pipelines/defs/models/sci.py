@@ -12,10 +12,11 @@ import dagster as dg
 import polars as pl
 
 from models.sci import parse_config, unit_month_sci
-from pipelines.defs.contract_check import keep_checked, write_checked
+from pipelines.defs.contract_check import write_or_keep
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.model_cache import code_files, fingerprint, remember, unchanged
+from pipelines.model_cache import code_files, fingerprint
 from pipelines.progress import report
+from pipelines.sqlparams import used_params
 
 UNIT_MONTH_SCI = dg.AssetKey(["analytics", "unit_month_sci"])
 SCI_BENEFITS = dg.AssetKey(["analytics", "sci_benefits"])
@@ -132,48 +133,36 @@ def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
                        "pipelines/defs/models/sci.py"),
             params=bind,
         )  # fmt: skip
-        tables = [f"analytics.{name}" for name in outputs]
-        reused = unchanged(con, "sci", digest, tables)
-        if reused:
-            results, rows = keep_checked(con, outputs, as_of)
-        else:
-            marts, tickets, responses, panel = (con.execute(q, _used(q, bind)).pl() for q in inputs)
+
+        def compute() -> dict[str, pl.DataFrame]:
+            marts, tickets, responses, panel = (
+                con.execute(q, used_params(q, bind)).pl() for q in inputs
+            )
             frame = unit_month_sci(marts, tickets, responses, panel, config).with_columns(
                 pl.lit(as_of).alias("as_of"),
                 pl.lit(json.dumps(config._raw, sort_keys=True)).alias("sci_config"),
             )
             benefit_frame = benefits(frame).with_columns(pl.lit(as_of).alias("as_of"))
-            results = write_checked(
-                con,
-                {
-                    "unit_month_sci": (UNIT_MONTH_SCI, frame),
-                    "sci_benefits": (SCI_BENEFITS, benefit_frame),
-                },
-            )
-            remember(con, "sci", digest, context.run.run_id)
-            rows = {"unit_month_sci": frame.height, "sci_benefits": benefit_frame.height}
+            return {"unit_month_sci": frame, "sci_benefits": benefit_frame}
+
+        out = write_or_keep(con, "sci", digest, outputs, as_of, context.run.run_id, compute)
     seconds = time.perf_counter() - started
-    kept = " (inputs unchanged since the last run: results kept)" if reused else ""
     report(
         context,
-        f"models   SCI: {rows['unit_month_sci']} unit-months ({config.version}){kept}  "
+        f"models   SCI: {out.rows['unit_month_sci']} unit-months ({config.version}){out.note}  "
         f"{seconds:5.1f}s",
     )
     yield dg.MaterializeResult(
         asset_key=UNIT_MONTH_SCI,
         metadata={
-            "dagster/row_count": rows["unit_month_sci"], "seconds": round(seconds, 2),
-            "reused": reused,
+            "dagster/row_count": out.rows["unit_month_sci"], "seconds": round(seconds, 2),
+            "reused": out.reused,
         },
     )  # fmt: skip
     yield dg.MaterializeResult(
-        asset_key=SCI_BENEFITS, metadata={"dagster/row_count": rows["sci_benefits"]}
+        asset_key=SCI_BENEFITS, metadata={"dagster/row_count": out.rows["sci_benefits"]}
     )
-    yield from results
-
-
-def _used(sql: str, bind: dict) -> dict:
-    return {k: v for k, v in bind.items() if f"${k}" in sql}
+    yield from out.results
 
 
 @dg.definitions
