@@ -9,7 +9,7 @@ Execution the unit's mean standardised CX against the company, account-bootstrap
 Verdict   quadrant (Innovative / Inflicted / Ineffective / Inactive, or Inconclusive) with
           its bootstrap probability and a confidence label.
 
-Pure numpy/polars/scipy; no Dagster. The GLM and OLS fits are small numpy implementations
+numpy/polars/scipy, and DuckDB for standardising; no Dagster. The GLM and OLS fits are small numpy implementations
 checked against statsmodels in the tests (same estimates and cluster-robust errors), because
 statsmodels needed tens of GB at 100k accounts.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import duckdb
 import numpy as np
 import polars as pl
 from scipy import stats
@@ -136,46 +137,108 @@ class AlignmentConfig:
 
 # --- features ----------------------------------------------------------------------------
 
+# The five CX metrics as numbers where higher is better (NULL where not measured), in SQL:
+# standardising runs in DuckDB, over the warehouse or over an in-memory frame alike.
+METRIC_SQL = {
+    "nps": "case nps_category_latest when 'promoter' then 1.0 when 'passive' then 0.0 "
+           "when 'detractor' then -1.0 end",
+    "csat": "csat_mean::double",
+    "ces": "ces_mean::double",
+    # (not greatest(): it skips a NULL, and a missing median must stay missing)
+    "first_response": "-ln(case when first_response_minutes_median < 1 then 1 "
+                      "else first_response_minutes_median end)",
+    "fcr": "fcr_rate::double",
+}  # fmt: skip
+# The account-months a next-month model can use: the next month is observed, and the
+# account is billed this month.
+AT_RISK_SQL = "is_at_risk_next_month and log_mrr is not null"
+# Columns of analytics.account_month the models read (besides config.extra_features).
+PANEL_COLUMNS = (
+    "account_id", "business_unit", "month", "segment", "tenure_months", "mrr", "log_mrr",
+    "log_mrr_change_prior_3m", "churned_next_month", "churned_next_month_voluntary",
+    "churned_next_month_involuntary", "is_at_risk_next_month", "nps_category_latest",
+    "csat_mean", "ces_mean", "first_response_minutes_median", "fcr_rate",
+)  # fmt: skip
 
-def metric_columns(panel: pl.DataFrame) -> pl.DataFrame:
-    """The five CX metrics as numbers where higher is better (NULL where not measured)."""
-    return panel.with_columns(
-        pl.col("nps_category_latest")
-        .replace_strict({"promoter": 1.0, "passive": 0.0, "detractor": -1.0}, default=None,
-                        return_dtype=pl.Float64)
-        .alias("nps"),
-        pl.col("csat_mean").alias("csat"),
-        pl.col("ces_mean").alias("ces"),
-        (-pl.col("first_response_minutes_median").clip(lower_bound=1).log()).alias("first_response"),
-        pl.col("fcr_rate").alias("fcr"),
-    )  # fmt: skip
+
+@dataclass(frozen=True)
+class Scale:
+    """The company's scale: each metric's mean and SD, and the composite's, over the
+    company's at-risk account-months. Every unit is measured on this one scale."""
+
+    metrics: dict[str, tuple[float, float]]  # metrics with spread only
+    composite: tuple[float, float] | None
 
 
-def standardise(panel: pl.DataFrame, reference: pl.DataFrame | None = None) -> pl.DataFrame:
-    """z-scores of each metric and the composite (mean of available z's, re-standardised).
+def _z(metric: str, mean: float, sd: float) -> str:
+    """SQL: the metric's z-score (repr keeps every bit of the float; ::double keeps DuckDB
+    from reading the literal as a DECIMAL)."""
+    return f"(({metric} - {mean!r}::double) / {sd!r}::double)"
 
-    The means and SDs come from `reference` (default: the panel itself, i.e. the company),
-    so every unit is measured on the same scale.
+
+def _raw_composite(metrics: dict[str, tuple[float, float]]) -> str:
+    """SQL: the mean of the available z-scores (NULL when none is)."""
+    z = [_z(m, mu, sd) for m, (mu, sd) in metrics.items()]
+    total = " + ".join(f"coalesce({e}, 0)" for e in z)
+    count = " + ".join(f"({e} is not null)::int" for e in z)
+    return f"({total}) / nullif({count}, 0)"
+
+
+def company_scale(con: duckdb.DuckDBPyConnection, source: str) -> Scale:
+    """Means and SDs of the metrics and of the composite over the at-risk rows of `source`
+    (a table, or a frame registered on `con`). A metric with no spread (or no data) gets no
+    z-score: it is NULL, like a missing answer.
+
+    The five columns are read in a fixed order and summed by numpy: a parallel SQL avg can
+    combine its partial sums in any order and differ in the last bit from one run to the
+    next, which the fits would carry into every number downstream.
     """
-    ref = metric_columns(reference if reference is not None else panel)
-    df = metric_columns(panel)
-    stats_ = {m: (ref[m].mean(), ref[m].std()) for m in METRICS}
-    df = df.with_columns(
-        [((pl.col(m) - mu) / sd).alias(f"z_{m}") for m, (mu, sd) in stats_.items() if sd]
+    metrics_sql = ", ".join(f"{e} as {m}" for m, e in METRIC_SQL.items())
+    frame = con.sql(
+        f"select {metrics_sql} from {source} where {AT_RISK_SQL} order by account_id, month"
+    ).pl()
+    values = {m: frame[m].cast(pl.Float64).to_numpy() for m in METRIC_SQL}
+    del frame
+    metrics = {}
+    for m, v in values.items():
+        v = v[~np.isnan(v)]
+        if len(v) > 1 and np.std(v) > 0:
+            metrics[m] = (float(np.mean(v)), float(np.std(v, ddof=1)))
+    if not metrics:
+        return Scale(metrics, None)
+    z = np.column_stack([(values[m] - mu) / sd for m, (mu, sd) in metrics.items()])
+    present = ~np.isnan(z)
+    with np.errstate(invalid="ignore"):
+        composite = np.where(present, z, 0.0).sum(axis=1) / present.sum(axis=1)
+    composite = composite[~np.isnan(composite)]
+    if len(composite) < 2 or not np.std(composite) > 0:
+        return Scale(metrics, None)
+    return Scale(metrics, (float(np.mean(composite)), float(np.std(composite, ddof=1))))
+
+
+def prepared(con: duckdb.DuckDBPyConnection, source: str, scale: Scale,
+             params: dict | None = None) -> pl.DataFrame:  # fmt: skip
+    """The at-risk rows of `source` with the metrics, their z-scores on the company's scale,
+    the composite (the mean of the available z's, re-standardised) and an integer code per
+    account, by account and month."""
+    z = ", ".join(
+        (_z(m, *scale.metrics[m]) if m in scale.metrics else "null::double") + f" as z_{m}"
+        for m in METRIC_SQL
     )
-    zcols = [f"z_{m}" for m in METRICS if f"z_{m}" in df.columns]
-    # A metric with no spread (or no data) has no z-score; it is NULL, like a missing answer.
-    df = df.with_columns(pl.lit(None, dtype=pl.Float64).alias(f"z_{m}") for m in METRICS
-                         if f"z_{m}" not in df.columns)  # fmt: skip
-    if not zcols:
-        return df.with_columns(pl.lit(None, dtype=pl.Float64).alias(COMPOSITE))
-    df = df.with_columns(pl.mean_horizontal(zcols).alias("_raw_composite"))
-    ref_z = ref.with_columns(
-        [((pl.col(m) - mu) / sd).alias(f"z_{m}") for m, (mu, sd) in stats_.items() if sd]
-    ).select(pl.mean_horizontal(zcols).alias("c"))["c"]
-    mu, sd = ref_z.mean(), ref_z.std()
-    return df.with_columns(((pl.col("_raw_composite") - mu) / sd).alias(COMPOSITE)).drop(
-        "_raw_composite"
+    composite = (
+        _z(f"({_raw_composite(scale.metrics)})", *scale.composite)
+        if scale.composite
+        else "null::double"
+    )
+    metrics_sql = ", ".join(f"{e} as {m}" for m, e in METRIC_SQL.items())
+    query = f"""
+        select *, {composite} as {COMPOSITE}
+        from (select *, {z} from (select *, {metrics_sql} from {source} where {AT_RISK_SQL}))
+        order by account_id, month
+    """
+    df = con.execute(query, params or {}).pl()
+    return df.with_columns(
+        (pl.col("account_id").rank("dense") - 1).cast(pl.UInt32).alias("account_code")
     )
 
 
@@ -238,9 +301,32 @@ def design(
     ).to_dummies(drop_first=True)  # fmt: skip
     X = np.column_stack([np.ones(df.height), *cols, cats.to_numpy().astype(float)])
     names = ["const", *names, *cats.columns]
-    keep = X.std(axis=0) > 0
+    keep = X.max(axis=0) > X.min(axis=0)  # columns that vary (no rows x k temporary)
     keep[0] = True
+    if keep.all():
+        return X, names
     return X[:, keep], [n for n, k in zip(names, keep, strict=True) if k]
+
+
+GRAM_BLOCK = 1 << 16  # rows per block: a (block x columns) temporary of a few MB
+
+
+def weighted_gram(
+    X: np.ndarray, w: np.ndarray, z: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """X' W X and X' W z (W = diag(w)), summed over blocks of rows: the same normal equations
+    without a (rows x columns) weighted copy of X, which at a million accounts is gigabytes
+    per fit."""
+    k = X.shape[1]
+    H = np.zeros((k, k))
+    g = None if z is None else np.zeros(k)
+    for start in range(0, X.shape[0], GRAM_BLOCK):  # blocks of rows, not rows
+        Xb = X[start : start + GRAM_BLOCK]
+        XtW = Xb.T * w[start : start + GRAM_BLOCK]
+        H += XtW @ Xb
+        if g is not None:
+            g += XtW @ z[start : start + GRAM_BLOCK]
+    return H, g
 
 
 def fit_cloglog(
@@ -265,10 +351,9 @@ def fit_cloglog(
         dmu = np.exp(eta - e)
         w = dmu**2 / (mu * (1 - mu))
         z = eta + (y - mu) / np.maximum(dmu, 1e-300)
-        XtW = X.T * w
-        H = XtW @ X
+        H, g = weighted_gram(X, w, z)
         try:
-            new = np.linalg.solve(H, XtW @ z)
+            new = np.linalg.solve(H, g)
         except np.linalg.LinAlgError:
             return beta, None, mu
         done = np.max(np.abs(new - beta)) < tol * (1 + np.max(np.abs(beta)))
@@ -287,11 +372,11 @@ def fit_cloglog(
     d2mu = dmu * (1 - e)
     w_obs = dmu**2 / var - (y - mu) * (d2mu * var - dmu**2 * (1 - 2 * mu)) / var**2
     try:
-        bread = np.linalg.inv((X.T * w_obs) @ X)
+        bread = np.linalg.inv(weighted_gram(X, w_obs)[0])
     except np.linalg.LinAlgError:
         return beta, None, mu
     resid = (y - mu) * dmu / var
-    cov = cr1_covariance(bread, X * resid[:, None], groups)
+    cov = cr1_covariance(bread, X, resid, groups)
     return beta, np.sqrt(np.maximum(np.diag(cov), 0)), mu
 
 
@@ -454,8 +539,7 @@ def _target_position(metric: str, level: np.ndarray, floor: float, target: float
 
 
 def execution_scores(
-    recent: pl.DataFrame, company: pl.DataFrame, config: AlignmentConfig,
-    rng: np.random.Generator, targets: dict[str, tuple[float, float]] | None = None,
+    recent: pl.DataFrame, config: AlignmentConfig, rng: np.random.Generator, targets: dict[str, tuple[float, float]] | None = None,
 ) -> tuple[float, np.ndarray]:  # fmt: skip
     """The unit's execution score and its account-bootstrap replicates.
 
@@ -513,11 +597,14 @@ def outcome_rows(rows: pl.DataFrame, outcome: Outcome) -> pl.DataFrame:
 
 
 def prepare(panel: pl.DataFrame) -> pl.DataFrame:
-    """Standardise on the company's at-risk rows and code accounts as integers."""
-    at_risk = panel.filter(pl.col("is_at_risk_next_month") & pl.col("log_mrr").is_not_null())
-    out = standardise(at_risk)
-    codes = out.select("account_id").unique().sort("account_id").with_row_index("account_code")
-    return out.join(codes, on="account_id")
+    """A whole panel in memory through prepared(), on its own company scale. (The nightly
+    asset reads the warehouse one unit at a time instead, on the same scale.)"""
+    con = duckdb.connect()
+    try:
+        con.register("panel", panel)
+        return prepared(con, "panel", company_scale(con, "panel"))
+    finally:
+        con.close()
 
 
 def _link_verdict(fit: LinkFit | None, q: float, shrunk: float, falsified: bool,
@@ -535,13 +622,69 @@ def _link_verdict(fit: LinkFit | None, q: float, shrunk: float, falsified: bool,
     return "inconclusive", "not enough data to detect a material effect (MDE above threshold)"
 
 
+def recent_start(last_month, config: AlignmentConfig):
+    """The first month of the execution window that ends at the company's last month."""
+    return pl.select(pl.lit(last_month).dt.offset_by(f"-{config.execution_months - 1}mo")).item()
+
+
+def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
+             strategy: UnitStrategy | None = None, recent_from=None) -> tuple[dict, list[dict]]:  # fmt: skip
+    """One unit's link fit, falsification checks, revenue model, execution and exploratory
+    per-metric fits. rows: the unit's prepared rows by account and month; recent_from: the
+    first month of the execution window (default: from the unit's own last month)."""
+    measure = COMPOSITE if config.main_measure == COMPOSITE else f"z_{config.main_measure}"
+    if recent_from is None:
+        recent_from = recent_start(rows["month"].max(), config)
+    unit_random = unit_rng(config.seed, unit, "alignment")
+    strategy = strategy or UnitStrategy()
+    outcome = OUTCOMES[strategy.primary_outcome]
+    at_risk = outcome_rows(rows, outcome)
+    fit = fit_link(at_risk, outcome, measure, config.extra_features)
+    perm = permutation_p(at_risk, outcome, measure, config.permutations, unit_random)
+    # Negative control (retention): CX should not predict failed payments.
+    involuntary = rows.filter(~pl.col("churned_next_month_voluntary"))
+    nc_events = int(involuntary["churned_next_month_involuntary"].sum())
+    nc = (
+        fit_hazard(involuntary, "churned_next_month_involuntary", measure)
+        if outcome.name == "retention" and nc_events >= config.min_negative_control_events
+        else None
+    )
+    revenue = (
+        fit_ols(rows.filter(~pl.col("churned_next_month")), "log_mrr_change_next", measure)
+        if config.revenue_model and "log_mrr_change_next" in rows.columns
+        else None
+    )
+    exec_score, exec_reps = execution_scores(
+        rows.filter(pl.col("month") >= recent_from), config, unit_random, strategy.targets
+    )
+    result = {
+        "business_unit": unit, "fit": fit, "perm": perm, "nc": nc, "nc_events": nc_events,
+        "revenue": revenue, "exec": exec_score, "exec_reps": exec_reps, "outcome": outcome,
+        "targets": bool(strategy.targets),
+        "n_accounts": at_risk["account_code"].n_unique(), "n_rows": at_risk.height,
+        "n_events": int(at_risk[outcome.column].sum()) if outcome.kind == "event" else 0,
+    }  # fmt: skip
+    metric_rows = []
+    voluntary = outcome_rows(rows, OUTCOMES["retention"])
+    for metric in METRICS if config.secondary_metrics else ():
+        m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", f"z_{metric}")
+        metric_rows.append({
+            "business_unit": unit, "metric": metric, "description": METRICS[metric],
+            "effect": m_fit.effect if m_fit else None, "se": m_fit.se if m_fit else None,
+            "p_value": m_fit.p_two_sided if m_fit else None,
+            "n_rows": m_fit.n_rows if m_fit else rows.height,
+            "accounts_measured": int(rows.filter(pl.col(f"z_{metric}").is_not_null())["account_code"].n_unique()),
+        })  # fmt: skip
+    return result, metric_rows
+
+
 def align_units(
     panel: pl.DataFrame,
     config: AlignmentConfig,
     strategies: dict[str, UnitStrategy] | None = None,
     data: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The alignment verdict per business unit.
+    """The alignment verdict per business unit, for a whole panel in memory.
 
     panel: analytics.account_month columns, plus for the other outcomes and the revenue model
     log_mrr_change_next, expanded_next_month and log_handle_hours_next (next month, for
@@ -549,63 +692,22 @@ def align_units(
     retention against the company benchmark). `data`: the panel already through prepare(),
     when the caller has it. Returns (units, company, metrics).
     """
-    rng = np.random.default_rng(config.seed)
     data = prepare(panel) if data is None else data
-    measure = COMPOSITE if config.main_measure == COMPOSITE else f"z_{config.main_measure}"
-    last_month = data["month"].max()
-    recent_start = pl.select(
-        pl.lit(last_month).dt.offset_by(f"-{config.execution_months - 1}mo")
-    ).item()
-    company_recent = data.filter(pl.col("month") >= recent_start)
-
     strategies = strategies or {}
+    recent_from = recent_start(data["month"].max(), config)
+    fitted = map_units(
+        lambda item: fit_unit(item[0], item[1], config, strategies.get(item[0]), recent_from),
+        units_of(data),
+        quiet=True,
+    )
+    return summarise_units(fitted, config, int(data["account_code"].n_unique()))
 
-    def fit_unit(item: tuple[str, pl.DataFrame]) -> tuple[dict, list[dict]]:
-        unit, rows = item
-        unit_random = unit_rng(config.seed, unit, "alignment")
-        strategy = strategies.get(unit, UnitStrategy())
-        outcome = OUTCOMES[strategy.primary_outcome]
-        at_risk = outcome_rows(rows, outcome)
-        fit = fit_link(at_risk, outcome, measure, config.extra_features)
-        perm = permutation_p(at_risk, outcome, measure, config.permutations, unit_random)
-        # Negative control (retention): CX should not predict failed payments.
-        involuntary = rows.filter(~pl.col("churned_next_month_voluntary"))
-        nc_events = int(involuntary["churned_next_month_involuntary"].sum())
-        nc = (
-            fit_hazard(involuntary, "churned_next_month_involuntary", measure)
-            if outcome.name == "retention" and nc_events >= config.min_negative_control_events
-            else None
-        )
-        revenue = (
-            fit_ols(rows.filter(~pl.col("churned_next_month")), "log_mrr_change_next", measure)
-            if config.revenue_model and "log_mrr_change_next" in rows.columns
-            else None
-        )
-        exec_score, exec_reps = execution_scores(
-            rows.filter(pl.col("month") >= recent_start), company_recent, config, unit_random,
-            strategy.targets,
-        )  # fmt: skip
-        result = {
-            "business_unit": unit, "fit": fit, "perm": perm, "nc": nc, "nc_events": nc_events,
-            "revenue": revenue, "exec": exec_score, "exec_reps": exec_reps, "outcome": outcome,
-            "targets": bool(strategy.targets),
-            "n_accounts": at_risk["account_code"].n_unique(), "n_rows": at_risk.height,
-            "n_events": int(at_risk[outcome.column].sum()) if outcome.kind == "event" else 0,
-        }  # fmt: skip
-        metric_rows = []
-        voluntary = outcome_rows(rows, OUTCOMES["retention"])
-        for metric in METRICS if config.secondary_metrics else ():
-            m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", f"z_{metric}")
-            metric_rows.append({
-                "business_unit": unit, "metric": metric, "description": METRICS[metric],
-                "effect": m_fit.effect if m_fit else None, "se": m_fit.se if m_fit else None,
-                "p_value": m_fit.p_two_sided if m_fit else None,
-                "n_rows": m_fit.n_rows if m_fit else rows.height,
-                "accounts_measured": int(rows.filter(pl.col(f"z_{metric}").is_not_null())["account_code"].n_unique()),
-            })  # fmt: skip
-        return result, metric_rows
 
-    fitted_units = map_units(fit_unit, units_of(data), quiet=True)
+def summarise_units(fitted_units: list[tuple[dict, list[dict]]], config: AlignmentConfig,
+                    n_accounts: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    """Across units (in a fixed order): Benjamini-Hochberg, random-effects shrinkage, the
+    verdicts and CX types; the company summary; the per-metric rows."""
+    rng = np.random.default_rng(config.seed)
     units = [u for u, _ in fitted_units]
     metric_rows = [m for _, ms in fitted_units for m in ms]
 
@@ -715,7 +817,7 @@ def align_units(
         "units_weak": int((units_frame["link_verdict"] == "weak").sum()),
         "units_inconclusive": int((units_frame["link_verdict"] == "inconclusive").sum()),
         **{f"units_{k.lower()}" + ("_type" if k == "Inconclusive" else ""): int((units_frame["quadrant"] == k).sum()) for k in ACTIONS},
-        "n_accounts": int(data["account_code"].n_unique()),
+        "n_accounts": n_accounts,
         "n_events": int(sum(u["n_events"] for u in units)),
         "main_measure": config.main_measure,
         "method_version": METHOD_VERSION,

@@ -24,20 +24,27 @@ def cluster_codes(groups: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse.reshape(-1), int(inverse.max()) + 1 if len(inverse) else 0
 
 
-def cluster_sums(contributions: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Rows of `contributions` (n x k) summed within clusters: (n_clusters x k)."""
+def cluster_scores(
+    X: np.ndarray, resid: np.ndarray, codes: np.ndarray, n_clusters: int
+) -> np.ndarray:
+    """Score contributions X[:, j] * resid summed within clusters: (n_clusters x k), one
+    column at a time, so no (rows x k) temporary is made (a unit at a million accounts has
+    millions of rows)."""
     return np.column_stack(
         [
-            np.bincount(codes, weights=contributions[:, j], minlength=n_clusters)
-            for j in range(contributions.shape[1])
+            np.bincount(codes, weights=X[:, j] * resid, minlength=n_clusters)
+            for j in range(X.shape[1])
         ]
     )
 
 
-def cr1_covariance(bread: np.ndarray, contributions: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """bread @ meat @ bread with the CR1 small-sample factor G/(G-1) (n-1)/(n-k)."""
-    n, k = contributions.shape
+def cr1_covariance(
+    bread: np.ndarray, X: np.ndarray, resid: np.ndarray, groups: np.ndarray
+) -> np.ndarray:
+    """bread @ meat @ bread, the meat from the score contributions X * resid summed within
+    clusters, with the CR1 small-sample factor G/(G-1) (n-1)/(n-k)."""
+    n, k = X.shape
     codes, G = cluster_codes(groups)
-    scores = cluster_sums(contributions, codes, G)
+    scores = cluster_scores(X, resid, codes, G)
     correction = G / (G - 1) * (n - 1) / (n - k)
     return correction * bread @ (scores.T @ scores) @ bread

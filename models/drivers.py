@@ -90,51 +90,57 @@ def key_drivers(data: pl.DataFrame, outcomes: dict[str, str], replicates: int = 
     """Per unit: each CX metric's share of the explained variance, with a bootstrap interval.
 
     data: the alignment panel after models.alignment.prepare (z_<metric>, account_code ...).
-    outcomes: unit -> tested outcome name. Units with more than `max_accounts` accounts are
-    measured on a random sample of that many accounts (the importances are descriptive).
+    outcomes: unit -> tested outcome name. See unit_drivers.
     """
-    def unit_drivers(item: tuple[str, pl.DataFrame]) -> list[dict]:
-        unit, unit_rows = item
-        rng = unit_rng(seed, unit, "drivers")
-        rows: list[dict] = []
-        outcome = OUTCOMES[outcomes.get(unit, "retention")]
-        df = outcome_rows(unit_rows, outcome)
-        accounts = df["account_code"].unique().sort()
-        if len(accounts) > max_accounts:
-            keep = rng.choice(accounts.to_numpy(), max_accounts, replace=False)
-            df = df.filter(pl.col("account_code").is_in(keep))
-        if df.height < 100 or df[outcome.column].cast(pl.Float64).std() == 0:
-            return rows
-        X, base, groups = _columns(df, outcome)
-        y = X.shape[1] - 1
-        inv, n_acc = cluster_codes(df["account_code"].to_numpy())
-        # Per-account cross-products (one bincount per column pair over contiguous columns,
-        # never a rows x k^2 array), flattened: each bootstrap replicate is then one product.
-        k = X.shape[1]
-        XT = np.ascontiguousarray(X.T)
-        per_account = np.empty((n_acc, k * k))
-        for i in range(k):  # k columns (about 20), not rows
-            for j in range(i, k):
-                per_account[:, i * k + j] = np.bincount(inv, weights=XT[i] * XT[j], minlength=n_acc)
-                per_account[:, j * k + i] = per_account[:, i * k + j]
-        M = per_account.sum(axis=0).reshape(k, k)
-        importance = lmg(M, base, groups, y)
-        total = _r2(M, base + [c for g in groups for c in g], y) - _r2(M, base, y)
-        w = rng.poisson(1.0, size=(replicates, n_acc)).astype(float)
-        reps = np.array([lmg(Mb.reshape(k, k), base, groups, y) for Mb in w @ per_account])
-        lo, hi = np.nanpercentile(reps, [2.5, 97.5], axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            shares = reps / reps.sum(axis=1, keepdims=True)
-        share_lo, share_hi = np.nanpercentile(shares, [2.5, 97.5], axis=0)
-        for i, metric in enumerate(METRICS):
-            rows.append({
-                "business_unit": unit, "driver": metric, "importance": float(importance[i]),
-                "ci_low": float(lo[i]), "ci_high": float(hi[i]),
-                "importance_share": float(importance[i] / total) if total > 0 else None,
-                "share_ci_low": float(share_lo[i]), "share_ci_high": float(share_hi[i]),
-                "cx_explained_r2": float(total), "outcome_tested": outcome.name, "method": METHOD,
-            })  # fmt: skip
-        return rows
+    rows = map_units(
+        lambda item: unit_drivers(item[0], item[1], outcomes.get(item[0], "retention"),
+                                  replicates, seed, max_accounts),
+        units_of(data),
+    )  # fmt: skip
+    return pl.DataFrame([r for unit_rows in rows for r in unit_rows], infer_schema_length=None)
 
-    rows = [r for unit_rows in map_units(unit_drivers, units_of(data)) for r in unit_rows]
-    return pl.DataFrame(rows, infer_schema_length=None)
+
+def unit_drivers(unit: str, unit_rows: pl.DataFrame, outcome_name: str = "retention",
+                 replicates: int = 100, seed: int = 0, max_accounts: int = 50_000) -> list[dict]:  # fmt: skip
+    """One unit's driver rows. A unit with more than `max_accounts` accounts is measured on a
+    random sample of that many accounts (the importances are descriptive)."""
+    rng = unit_rng(seed, unit, "drivers")
+    rows: list[dict] = []
+    outcome = OUTCOMES[outcome_name]
+    df = outcome_rows(unit_rows, outcome)
+    accounts = df["account_code"].unique().sort()
+    if len(accounts) > max_accounts:
+        keep = rng.choice(accounts.to_numpy(), max_accounts, replace=False)
+        df = df.filter(pl.col("account_code").is_in(keep))
+    if df.height < 100 or df[outcome.column].cast(pl.Float64).std() == 0:
+        return rows
+    X, base, groups = _columns(df, outcome)
+    y = X.shape[1] - 1
+    inv, n_acc = cluster_codes(df["account_code"].to_numpy())
+    # Per-account cross-products (one bincount per column pair over contiguous columns,
+    # never a rows x k^2 array), flattened: each bootstrap replicate is then one product.
+    k = X.shape[1]
+    XT = np.ascontiguousarray(X.T)
+    per_account = np.empty((n_acc, k * k))
+    for i in range(k):  # k columns (about 20), not rows
+        for j in range(i, k):
+            per_account[:, i * k + j] = np.bincount(inv, weights=XT[i] * XT[j], minlength=n_acc)
+            per_account[:, j * k + i] = per_account[:, i * k + j]
+    M = per_account.sum(axis=0).reshape(k, k)
+    importance = lmg(M, base, groups, y)
+    total = _r2(M, base + [c for g in groups for c in g], y) - _r2(M, base, y)
+    w = rng.poisson(1.0, size=(replicates, n_acc)).astype(float)
+    reps = np.array([lmg(Mb.reshape(k, k), base, groups, y) for Mb in w @ per_account])
+    lo, hi = np.nanpercentile(reps, [2.5, 97.5], axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = reps / reps.sum(axis=1, keepdims=True)
+    share_lo, share_hi = np.nanpercentile(shares, [2.5, 97.5], axis=0)
+    for i, metric in enumerate(METRICS):
+        rows.append({
+            "business_unit": unit, "driver": metric, "importance": float(importance[i]),
+            "ci_low": float(lo[i]), "ci_high": float(hi[i]),
+            "importance_share": float(importance[i] / total) if total > 0 else None,
+            "share_ci_low": float(share_lo[i]), "share_ci_high": float(share_hi[i]),
+            "cx_explained_r2": float(total), "outcome_tested": outcome.name, "method": METHOD,
+        })  # fmt: skip
+    return rows

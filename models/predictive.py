@@ -133,93 +133,108 @@ def predictive_check(
 
     data: the alignment panel after models.alignment.prepare; rows of the last month (whose
     outcome is not observed yet) are scored for risk. Retention only: the other declared
-    outcomes are reported as not run. Units with more than `max_train_rows` training rows
-    train on a random sample of that many (the test months are always used in full).
+    outcomes are reported as not run. See unit_check.
     """
-    from sklearn.isotonic import IsotonicRegression
+    done = map_units(
+        lambda item: unit_check(item[0], item[1], outcomes.get(item[0], "retention"),
+                                test_months, replicates, seed, max_train_rows),
+        units_of(data),
+        quiet=True,  # convergence chatter
+    )  # fmt: skip
+    return combine_checks(done)
 
-    def unit_check(item: tuple[str, pl.DataFrame]) -> tuple[list[dict], pl.DataFrame | None]:
-        unit, rows = item
-        rng = unit_rng(seed, unit, "predictive")
-        unit_checks: list[dict] = []
-        if outcomes.get(unit, "retention") != "retention":
-            return unit_checks, None
-        observed = outcome_rows(rows, OUTCOMES["retention"])
-        try:
-            split = time_split(observed["month"].unique().to_list(), test_months)
-        except ValueError:
-            return unit_checks, None
-        train = observed.filter(pl.col("month").is_in(split.train_months))
-        test = observed.filter(pl.col("month").is_in(split.test_months))
-        if train.height > max_train_rows:
-            train = train.sample(max_train_rows, seed=seed)
-        y_train = train["churned_next_month_voluntary"].cast(pl.Int8).to_numpy()
-        y_test = test["churned_next_month_voluntary"].cast(pl.Int8).to_numpy()
-        if y_train.sum() < 10 or y_test.sum() < 5:
-            return unit_checks, None
-        inv, n_accounts = cluster_codes(test["account_code"].to_numpy())
-        # accounts x (1 + replicates): column 0 weighs every account once (the estimate).
-        w = np.column_stack(
-            [np.ones(n_accounts), rng.poisson(1.0, size=(replicates, n_accounts)).T]
-        ).astype(float)
-        counts = np.bincount(inv, minlength=n_accounts).astype(float) @ w
-        fitted = {}
-        for name, make in _models(seed).items():
-            preds = {}
-            for with_cx in (False, True):
-                model = make()
-                model.fit(features(train, with_cx)[0], y_train)
-                preds[with_cx] = model.predict_proba(features(test, with_cx)[0])[:, 1]
-                fitted[(name, with_cx)] = model
-            auc = {k: weighted_auc(y_test, p, w, inv) for k, p in preds.items()}
-            brier = {
-                k: np.bincount(inv, weights=(p - y_test) ** 2, minlength=n_accounts) @ w / counts
-                for k, p in preds.items()
-            }
-            gain = auc[True] - auc[False]
-            brier_gain = brier[False] - brier[True]  # positive: CX makes predictions better
-            unit_checks.append({
-                "business_unit": unit, "model": name,
-                "auc_without_cx": float(auc[False][0]), "auc_with_cx": float(auc[True][0]),
-                "auc_gain": float(gain[0]),
-                "auc_gain_ci_low": float(np.nanpercentile(gain[1:], 2.5)),
-                "auc_gain_ci_high": float(np.nanpercentile(gain[1:], 97.5)),
-                "brier_without_cx": float(brier[False][0]), "brier_with_cx": float(brier[True][0]),
-                "brier_gain": float(brier_gain[0]),
-                "brier_gain_ci_low": float(np.nanpercentile(brier_gain[1:], 2.5)),
-                "brier_gain_ci_high": float(np.nanpercentile(brier_gain[1:], 97.5)),
-                "train_first_month": min(split.train_months), "train_last_month": max(split.train_months),
-                "test_first_month": min(split.test_months), "test_last_month": max(split.test_months),
-                "train_rows": train.height, "test_rows": test.height, "test_events": int(y_test.sum()),
-            })  # fmt: skip
-        # Risk for the accounts of the last month: boosting with CX, calibrated on the test months.
-        latest = rows.filter(pl.col("month") == rows["month"].max())
-        if latest.height == 0:
-            return unit_checks, None
-        gbm = fitted[("gradient_boosting", True)]
-        calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
-            gbm.predict_proba(features(test, True)[0])[:, 1], y_test
-        )
-        monthly = calibrator.predict(gbm.predict_proba(features(latest, True)[0])[:, 1])
-        logistic = fitted[("logistic_l2", True)]
-        X_latest, names = features(latest, True)
-        scaler, lr = logistic[0], logistic[1]
-        contrib = (X_latest - scaler.mean_) / scaler.scale_ * lr.coef_[0]
-        risk = (
-            latest.select("account_id", "business_unit").with_columns(
-                pl.Series("churn_risk_next_month", monthly),
-                pl.Series("churn_risk_next_3_months", 1 - (1 - monthly) ** 3),
-                pl.Series("main_drivers", _drivers(contrib, names)),
-            )
-        )
-        return unit_checks, risk
 
-    done = map_units(unit_check, units_of(data), quiet=True)  # quiet: convergence chatter
+def combine_checks(
+    done: list[tuple[list[dict], pl.DataFrame | None]],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The units' check rows and risk frames as two tables."""
     checks = [c for unit_checks, _ in done for c in unit_checks]
     risks = [risk for _, risk in done if risk is not None]
     check_frame = pl.DataFrame(checks, infer_schema_length=None)
     risk_frame = pl.concat(risks) if risks else pl.DataFrame()
     return check_frame, risk_frame
+
+
+def unit_check(
+    unit: str, rows: pl.DataFrame, outcome_name: str = "retention", test_months: int = 6,
+    replicates: int = 200, seed: int = 0, max_train_rows: int = 200_000,
+) -> tuple[list[dict], pl.DataFrame | None]:  # fmt: skip
+    """One unit's check rows and its accounts' risk (None when it cannot be run). A unit with
+    more than `max_train_rows` training rows trains on a random sample of that many (the
+    test months are always used in full)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    rng = unit_rng(seed, unit, "predictive")
+    unit_checks: list[dict] = []
+    if outcome_name != "retention":
+        return unit_checks, None
+    observed = outcome_rows(rows, OUTCOMES["retention"])
+    try:
+        split = time_split(observed["month"].unique().to_list(), test_months)
+    except ValueError:
+        return unit_checks, None
+    train = observed.filter(pl.col("month").is_in(split.train_months))
+    test = observed.filter(pl.col("month").is_in(split.test_months))
+    if train.height > max_train_rows:
+        train = train.sample(max_train_rows, seed=seed)
+    y_train = train["churned_next_month_voluntary"].cast(pl.Int8).to_numpy()
+    y_test = test["churned_next_month_voluntary"].cast(pl.Int8).to_numpy()
+    if y_train.sum() < 10 or y_test.sum() < 5:
+        return unit_checks, None
+    inv, n_accounts = cluster_codes(test["account_code"].to_numpy())
+    # accounts x (1 + replicates): column 0 weighs every account once (the estimate).
+    w = np.column_stack(
+        [np.ones(n_accounts), rng.poisson(1.0, size=(replicates, n_accounts)).T]
+    ).astype(float)
+    counts = np.bincount(inv, minlength=n_accounts).astype(float) @ w
+    fitted = {}
+    for name, make in _models(seed).items():
+        preds = {}
+        for with_cx in (False, True):
+            model = make()
+            model.fit(features(train, with_cx)[0], y_train)
+            preds[with_cx] = model.predict_proba(features(test, with_cx)[0])[:, 1]
+            fitted[(name, with_cx)] = model
+        auc = {k: weighted_auc(y_test, p, w, inv) for k, p in preds.items()}
+        brier = {
+            k: np.bincount(inv, weights=(p - y_test) ** 2, minlength=n_accounts) @ w / counts
+            for k, p in preds.items()
+        }
+        gain = auc[True] - auc[False]
+        brier_gain = brier[False] - brier[True]  # positive: CX makes predictions better
+        unit_checks.append({
+            "business_unit": unit, "model": name,
+            "auc_without_cx": float(auc[False][0]), "auc_with_cx": float(auc[True][0]),
+            "auc_gain": float(gain[0]),
+            "auc_gain_ci_low": float(np.nanpercentile(gain[1:], 2.5)),
+            "auc_gain_ci_high": float(np.nanpercentile(gain[1:], 97.5)),
+            "brier_without_cx": float(brier[False][0]), "brier_with_cx": float(brier[True][0]),
+            "brier_gain": float(brier_gain[0]),
+            "brier_gain_ci_low": float(np.nanpercentile(brier_gain[1:], 2.5)),
+            "brier_gain_ci_high": float(np.nanpercentile(brier_gain[1:], 97.5)),
+            "train_first_month": min(split.train_months), "train_last_month": max(split.train_months),
+            "test_first_month": min(split.test_months), "test_last_month": max(split.test_months),
+            "train_rows": train.height, "test_rows": test.height, "test_events": int(y_test.sum()),
+        })  # fmt: skip
+    # Risk for the accounts of the last month: boosting with CX, calibrated on the test months.
+    latest = rows.filter(pl.col("month") == rows["month"].max())
+    if latest.height == 0:
+        return unit_checks, None
+    gbm = fitted[("gradient_boosting", True)]
+    calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
+        gbm.predict_proba(features(test, True)[0])[:, 1], y_test
+    )
+    monthly = calibrator.predict(gbm.predict_proba(features(latest, True)[0])[:, 1])
+    logistic = fitted[("logistic_l2", True)]
+    X_latest, names = features(latest, True)
+    scaler, lr = logistic[0], logistic[1]
+    contrib = (X_latest - scaler.mean_) / scaler.scale_ * lr.coef_[0]
+    risk = latest.select("account_id", "business_unit").with_columns(
+        pl.Series("churn_risk_next_month", monthly),
+        pl.Series("churn_risk_next_3_months", 1 - (1 - monthly) ** 3),
+        pl.Series("main_drivers", _drivers(contrib, names)),
+    )
+    return unit_checks, risk
 
 
 def _drivers(contrib: np.ndarray, names: list[str], top: int = 3) -> pl.Series:

@@ -255,7 +255,7 @@ def ols_cluster(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> tuple[np.nd
     XtX_inv = np.linalg.pinv(X.T @ X)
     beta = XtX_inv @ (X.T @ y)
     resid = y - X @ beta
-    cov = cr1_covariance(XtX_inv, X * resid[:, None], groups)
+    cov = cr1_covariance(XtX_inv, X, resid, groups)
     return beta, np.sqrt(np.diag(cov))
 
 

@@ -108,20 +108,20 @@ def contractual_clv(
     ):
         try:
             unit_fit, unit_note = _fit(unit_rows)
-        except SBGInputError as exc:
-            # e.g. no account has left yet: nothing to estimate retention from. The unit is
-            # reported without a model rather than stopping the night.
+        except (SBGInputError, FitError) as exc:
+            # No account has left yet (nothing to estimate retention from), or too few
+            # lifetimes to identify the model (a unit of a handful of accounts: the optimum
+            # is flat, its Hessian singular). The unit is reported without a model, with the
+            # reason, rather than stopping the night for every other unit.
             unestimated.append(
                 {
                     "business_unit": unit,
                     "accounts": unit_rows.height,
-                    "active": int((~unit_rows["churned"]).sum()),
+                    "churn_events": int(unit_rows["churned"].sum()),
                     "note": str(exc),
                 }
             )
             continue
-        except FitError as exc:
-            raise FitError(f"business unit {unit}: {exc}") from exc
         scopes = {ALL_SEGMENTS: (unit_fit, unit_note, unit_rows)}
         for (segment,), seg_rows in unit_rows.group_by("segment", maintain_order=True):
             enough = (
@@ -199,7 +199,7 @@ def _unestimated_row(u: dict, params: CLVParams) -> pl.DataFrame:
     return pl.DataFrame(
         [{"business_unit": u["business_unit"], "segment": ALL_SEGMENTS, "model": "none",
           "loglik": None, "parameters": "{}", "fit_note": f"not estimated: {u['note']}",
-          "accounts": u["accounts"], "churn_events": 0, "active_accounts": 0,
+          "accounts": u["accounts"], "churn_events": u["churn_events"], "active_accounts": 0,
           "total_residual_clv": 0.0, "clv_at_risk": 0.0, "margin": params.margin,
           "discount_rate_per_period": params.monthly_discount}]
     )  # fmt: skip

@@ -79,6 +79,34 @@ def test_units_segments_and_at_risk_value():
     assert all_u2["naive_residual_clv"][0] < all_u2["total_residual_clv"][0]
 
 
+def test_a_unit_too_small_to_identify_the_model_is_reported_not_fatal():
+    # Two accounts: one left after a month, one is still billed after five. The likelihood
+    # is flattest at the bounds (no heterogeneity can be told from one departure), so the
+    # sBG cannot be estimated; the other unit must still be valued, the small one reported.
+    rng = np.random.default_rng(11)
+    tiny = pl.DataFrame(
+        {
+            "account_id": ["T-1", "T-2"], "business_unit": "Tiny", "segment": "SMB",
+            "churned": [True, False], "periods": [1, 5], "entry_period": 1,
+            "current_mrr": [0.0, 80.0],
+        }
+    )  # fmt: skip
+    lifetimes = pl.concat([_lifetimes(rng, "U1", "SMB", 0.8, 2.0, 2000), tiny])
+    band = lifetimes.select("account_id").with_columns(pl.lit(False).alias("in_bottom_cx_band"))
+    fits, accounts = contractual_clv(lifetimes, band, CLVParams())
+
+    row = fits.filter(pl.col("business_unit") == "Tiny").row(0, named=True)
+    assert row["model"] == "none"
+    assert row["fit_note"].startswith("not estimated: sBG: estimate of")
+    assert "do not identify the model" in row["fit_note"]
+    assert (row["accounts"], row["churn_events"]) == (2, 1)
+    assert set(accounts["business_unit"]) == {"U1"}
+    assert (
+        accounts.height
+        == lifetimes.filter((pl.col("business_unit") == "U1") & ~pl.col("churned")).height
+    )
+
+
 def test_homogeneous_retention_falls_back_to_constant_retention():
     # Exactly 10% leave every month: no heterogeneity, so the sBG estimate runs to infinity.
     survivors = [10_000, 9_000, 8_100, 7_290, 6_561, 5_905]

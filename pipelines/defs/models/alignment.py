@@ -10,9 +10,19 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from models.alignment import AlignmentConfig, align_units, prepare
-from models.drivers import key_drivers
-from models.predictive import predictive_check
+from models.alignment import (
+    AT_RISK_SQL,
+    PANEL_COLUMNS,
+    AlignmentConfig,
+    company_scale,
+    fit_unit,
+    prepared,
+    recent_start,
+    summarise_units,
+)
+from models.drivers import unit_drivers
+from models.parallel import map_units
+from models.predictive import combine_checks, unit_check
 from pipelines.defs.contract_check import write_or_keep
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.model_cache import code_files, fingerprint
@@ -35,12 +45,18 @@ TABLES = {
 }
 KEYS = tuple(TABLES.values())
 
-# The panel, with next month's outcomes for accounts still billed then: the MRR change,
-# whether MRR grew (expansion) and the support hours they needed (cost to serve).
+# One unit's account-months (the columns the models read), with next month's outcomes for
+# accounts still billed then: the MRR change, whether MRR grew (expansion) and the support
+# hours they needed (cost to serve). {columns} and {units} are filled in by panel_sql(); an
+# account belongs to one unit, so its next month is among the unit's rows.
 PANEL_SQL = """
-with hours as (
+with unit_months as (
+    select {columns} from analytics.account_month where {units}
+),
+hours as (
     select account_id, created_month as month, sum(handle_minutes)::double / 60 as hours
     from staging.stg_support_tickets
+    where account_id in (select account_id from unit_months)
     group by all
 )
 select am.*,
@@ -48,13 +64,26 @@ select am.*,
            as log_mrr_change_next,
        case when nx.mrr is not null then nx.mrr > am.mrr end as expanded_next_month,
        case when nx.mrr is not null then ln(1 + coalesce(h.hours, 0)) end as log_handle_hours_next
-from analytics.account_month as am
-left join analytics.account_month as nx
+from unit_months as am
+left join unit_months as nx
   on nx.account_id = am.account_id and nx.month = am.month + interval 1 month
 left join hours as h
   on h.account_id = am.account_id and h.month = am.month + interval 1 month
-order by am.account_id, am.month  -- a fixed order: float sums and resamples repeat exactly
 """
+UNITS_SQL = f"""
+select business_unit, min(account_id) as first_account, max(month) as last_month,
+       count(distinct account_id) as accounts
+from analytics.account_month
+where {AT_RISK_SQL}
+group by business_unit
+order by first_account  -- the order units_of() gives a whole panel: results repeat exactly
+"""
+
+
+def panel_sql(config: AlignmentConfig, one_unit: bool) -> str:
+    """The panel query: one unit's rows ($unit), or every unit's (for the fingerprint)."""
+    columns = ", ".join(dict.fromkeys((*PANEL_COLUMNS, *config.extra_features)))
+    return PANEL_SQL.format(columns=columns, units="business_unit = $unit" if one_unit else "true")
 
 
 def alignment_config(cxalign: CxalignResource) -> AlignmentConfig:
@@ -148,7 +177,7 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
                 raise dg.Failure(description=str(exc)) from exc
         digest = fingerprint(
             con,
-            [PANEL_SQL],
+            [panel_sql(config, one_unit=False)],
             json.dumps({"alignment": cxalign.settings.alignment.model_dump(),
                         "strategy": Path(cxalign.strategy_path).read_text() if cxalign.strategy_path else ""},
                        sort_keys=True, default=str),
@@ -158,12 +187,30 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
         )  # fmt: skip
 
         def compute() -> dict[str, pl.DataFrame]:
-            panel = con.sql(PANEL_SQL).pl()
-            data = prepare(panel)
-            units, company, metrics = align_units(panel, config, strategies, data=data)
-            outcomes = {u: s.primary_outcome for u, s in strategies.items()}
-            drivers = key_drivers(data, outcomes, seed=config.seed)
-            checks, risk = predictive_check(data, outcomes, seed=config.seed)
+            # One unit at a time (a worker per core), each read from the warehouse when its
+            # worker starts on it and released when done: memory follows the largest units,
+            # not the company. Every unit is standardised on the company's scale.
+            scale = company_scale(con, "analytics.account_month")
+            listing = con.sql(UNITS_SQL).pl()
+            recent_from = recent_start(listing["last_month"].max(), config)
+            query = panel_sql(config, one_unit=True)
+
+            def unit_work(unit: str):
+                with con.cursor() as cursor:  # a connection of its own per worker
+                    rows = prepared(cursor, f"({query})", scale, {"unit": unit})
+                outcome = strategies[unit].primary_outcome if unit in strategies else "retention"
+                return (
+                    fit_unit(unit, rows, config, strategies.get(unit), recent_from),
+                    unit_drivers(unit, rows, outcome, seed=config.seed),
+                    unit_check(unit, rows, outcome, seed=config.seed),
+                )
+
+            done = map_units(unit_work, listing["business_unit"].to_list(), quiet=True)
+            units, company, metrics = summarise_units(
+                [d[0] for d in done], config, int(listing["accounts"].sum())
+            )
+            drivers = pl.DataFrame([r for d in done for r in d[1]], infer_schema_length=None)
+            checks, risk = combine_checks([d[2] for d in done])
             # The second line of evidence beside the first: the logistic model's AUC gain.
             if checks.height:
                 gain = checks.filter(pl.col("model") == "logistic_l2").select(
