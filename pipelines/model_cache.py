@@ -136,3 +136,4 @@ def forget_all(con: duckdb.DuckDBPyConnection) -> None:
     _ensure_state(con)
     con.execute("delete from ops.model_cache")
     con.execute("delete from ops.table_state")
+    con.execute("drop table if exists ops.chart_cache")  # the scorecards' drawn charts

@@ -10,10 +10,13 @@ by colour alone.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib
 
@@ -43,6 +46,34 @@ plt.rcParams.update({
 class Chart:
     svg: str
     alt: str  # the text alternative: what the chart shows, in words
+
+
+class ChartCache:
+    """Charts already drawn, by a digest of what they draw: the chart function, its inputs
+    and the source of this module and matplotlib's version. A quiet night (the same complete
+    months) draws no trend chart again; the scorecards asset keeps the entries in the
+    warehouse (ops.chart_cache)."""
+
+    _code = hashlib.sha256(
+        Path(__file__).read_bytes() + matplotlib.__version__.encode()
+    ).hexdigest()
+
+    def __init__(self, known: dict[str, tuple[str, str]] | None = None):
+        self.known = dict(known or {})
+        self.used: dict[str, tuple[str, str]] = {}  # what tonight's pages show
+        self.drawn = 0
+
+    def draw(self, fn: Callable[..., Chart], *args, **kwargs) -> Chart:
+        # repr: floats to the last bit, dates and None as themselves
+        what = repr((fn.__name__, args, sorted(kwargs.items())))
+        key = hashlib.sha256((self._code + what).encode()).hexdigest()
+        if key in self.known:
+            chart = Chart(*self.known[key])
+        else:
+            chart = fn(*args, **kwargs)
+            self.drawn += 1
+        self.used[key] = (chart.svg, chart.alt)
+        return chart
 
 
 def _svg(fig) -> str:

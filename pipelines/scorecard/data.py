@@ -70,8 +70,10 @@ def load(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str, settings_json
                (select max(finished_at) from analytics.ingest_runs) as ingested_at
         """,
     )[0]
-    cx = _rows(con, "select * from analytics.unit_month_cx order by business_unit, month")
-    revenue = _rows(con, "select * from analytics.unit_month_revenue order by business_unit, month")
+    # Trends show complete months: the month in progress would show a few days as a month.
+    complete = "where month < date_trunc('month', ?::date) order by business_unit, month"
+    cx = _rows(con, f"select * from analytics.unit_month_cx {complete}", [as_of])
+    revenue = _rows(con, f"select * from analytics.unit_month_revenue {complete}", [as_of])
     company_trends = {
         "cx": [r for r in cx if r["level"] == "company"],
         "revenue": [r for r in revenue if r["level"] == "company"],

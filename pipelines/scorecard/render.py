@@ -51,33 +51,41 @@ def _env() -> Environment:
     return env
 
 
-def _trends(cx: list[dict], revenue: list[dict]) -> list[charts.Chart]:
+def _trends(cx: list[dict], revenue: list[dict], draw, ttm: bool = True) -> list[charts.Chart]:
+    """NPS, CSAT, CES, GRR and NRR monthly, and (ttm) NRR over the trailing 12 months."""
     months = [r["month"] for r in cx]
     rev_months = [r["month"] for r in revenue]
-    return [
-        charts.trend_chart("NPS", months, [r["nps"] for r in cx],
-                           [r["nps_ci_low"] for r in cx], [r["nps_ci_high"] for r in cx]),
-        charts.trend_chart("Mean CSAT (1-5)", months, [r["csat_mean"] for r in cx],
-                           [r["csat_mean_ci_low"] for r in cx], [r["csat_mean_ci_high"] for r in cx]),
-        charts.trend_chart("Mean CES (1-7)", months, [r["ces_mean"] for r in cx],
-                           [r["ces_mean_ci_low"] for r in cx], [r["ces_mean_ci_high"] for r in cx]),
-        charts.trend_chart("Gross revenue retention, monthly (%)", rev_months,
-                           [r["grr_monthly"] for r in revenue], as_percent=True, unit="%"),
-        charts.trend_chart("Net revenue retention, monthly (%)", rev_months,
-                           [r["nrr_monthly"] for r in revenue], as_percent=True, unit="%"),
-        charts.trend_chart("Net revenue retention, trailing 12 months (%)", rev_months,
-                           [r["nrr_ttm"] for r in revenue], as_percent=True, unit="%"),
+    out = [
+        draw(charts.trend_chart, "NPS", months, [r["nps"] for r in cx],
+             [r["nps_ci_low"] for r in cx], [r["nps_ci_high"] for r in cx]),
+        draw(charts.trend_chart, "Mean CSAT (1-5)", months, [r["csat_mean"] for r in cx],
+             [r["csat_mean_ci_low"] for r in cx], [r["csat_mean_ci_high"] for r in cx]),
+        draw(charts.trend_chart, "Mean CES (1-7)", months, [r["ces_mean"] for r in cx],
+             [r["ces_mean_ci_low"] for r in cx], [r["ces_mean_ci_high"] for r in cx]),
+        draw(charts.trend_chart, "Gross revenue retention, monthly (%)", rev_months,
+             [r["grr_monthly"] for r in revenue], as_percent=True, unit="%"),
+        draw(charts.trend_chart, "Net revenue retention, monthly (%)", rev_months,
+             [r["nrr_monthly"] for r in revenue], as_percent=True, unit="%"),
     ]  # fmt: skip
+    if ttm:
+        out.append(
+            draw(charts.trend_chart, "Net revenue retention, trailing 12 months (%)", rev_months,
+                 [r["nrr_ttm"] for r in revenue], as_percent=True, unit="%")
+        )  # fmt: skip
+    return out
 
 
-def write(data: ScorecardData, out: Path) -> list[Path]:
-    """Write every file into `out` (which must exist); returns the files written."""
+def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None) -> list[Path]:
+    """Write every file into `out` (which must exist); returns the files written. Charts come
+    from `cache` when it holds them."""
+    draw = (cache or charts.ChartCache()).draw
     env = _env()
     written = []
     units_dir = out / "units"
     units_dir.mkdir(parents=True, exist_ok=True)
     sci_units = list(data.sci_latest)
-    sci_chart = charts.bar_chart(
+    sci_chart = draw(
+        charts.bar_chart,
         "SCI (0-100)", sci_units, [data.sci_latest[u]["sci"] or 0 for u in sci_units],
         [data.sci_latest[u]["sci_ci_low"] or 0 for u in sci_units],
         [data.sci_latest[u]["sci_ci_high"] or 0 for u in sci_units],
@@ -85,8 +93,10 @@ def write(data: ScorecardData, out: Path) -> list[Path]:
     head = language.headline(data.units, data.company)
     index = env.get_template("index.html").render(
         title="cxalign scorecard", d=data, headline=head,
-        quadrant=charts.quadrant_chart(data.units),
-        trends=_trends(data.company_trends["cx"], data.company_trends["revenue"]),
+        # (without the as-of stamp, which changes nightly and is not drawn)
+        quadrant=draw(charts.quadrant_chart,
+                      [{k: v for k, v in u.items() if k != "as_of"} for u in data.units]),
+        trends=_trends(data.company_trends["cx"], data.company_trends["revenue"], draw),
         sci_chart=sci_chart,
     )  # fmt: skip
     (out / "index.html").write_text(index, encoding="utf-8")
@@ -96,7 +106,8 @@ def write(data: ScorecardData, out: Path) -> list[Path]:
         unit = u["business_unit"]
         drivers = data.drivers.get(unit, [])
         drivers_chart = (
-            charts.bar_chart(
+            draw(
+                charts.bar_chart,
                 "Key drivers: share of what CX explains",
                 [d["driver"] for d in drivers],
                 [d["importance_share"] or 0 for d in drivers],
@@ -108,11 +119,12 @@ def write(data: ScorecardData, out: Path) -> list[Path]:
         )
         trends = data.unit_trends[unit]
         sci_rows = data.sci_trend.get(unit, [])
-        unit_charts = _trends(trends["cx"], trends["revenue"])[:1] + [
-            charts.trend_chart("Support Contribution Index", [r["month"] for r in sci_rows],
-                               [r["sci"] for r in sci_rows], [r["sci_ci_low"] for r in sci_rows],
-                               [r["sci_ci_high"] for r in sci_rows]),
-        ] + _trends(trends["cx"], trends["revenue"])[1:5]  # fmt: skip
+        # The unit page: NPS, the SCI, CSAT, CES, GRR and NRR monthly (not the TTM).
+        nps, *rest = _trends(trends["cx"], trends["revenue"], draw, ttm=False)
+        unit_charts = [nps, draw(charts.trend_chart, "Support Contribution Index",
+                                 [r["month"] for r in sci_rows], [r["sci"] for r in sci_rows],
+                                 [r["sci_ci_low"] for r in sci_rows],
+                                 [r["sci_ci_high"] for r in sci_rows]), *rest]  # fmt: skip
         page = env.get_template("unit.html").render(
             title=f"{unit}: cxalign scorecard", d=data, u=u,
             verdict=language.verdict_sentence(u), link=language.link_sentence(u),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 
 import duckdb
@@ -297,6 +298,8 @@ def test_new_day_validates_only_its_files_and_equals_a_fresh_build(demo_copy, tm
     # The new day reaches no closed month, so the panel and the models stand.
     assert line("analytics.account_month").endswith("(inputs unchanged: kept)")
     assert "results kept" in line("models   alignment")
+    # Same complete months: no chart is drawn again.
+    assert re.search(r"\(5 units, 0 of \d+ charts drawn\)", line("scorecards"))
 
     assert run_cli(demo_copy, fresh, "2026-11-02") == 0
     got = table_contents(nightly / "warehouse.duckdb", exclude=RUN_STATE)

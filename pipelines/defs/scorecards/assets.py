@@ -19,8 +19,31 @@ from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.progress import report
 from pipelines.scorecard import data as scorecard_data
 from pipelines.scorecard import render
+from pipelines.scorecard.charts import ChartCache
 
 SCORECARDS = dg.AssetKey(["scorecards", "html"])
+
+
+def load_charts(con) -> dict[str, tuple[str, str]]:
+    """The charts the last night drew (see ChartCache)."""
+    con.execute("create schema if not exists ops")
+    con.execute(
+        "create table if not exists ops.chart_cache (key varchar primary key, svg varchar, "
+        "alt varchar)"
+    )
+    return {
+        k: (svg, alt) for k, svg, alt in con.execute("select * from ops.chart_cache").fetchall()
+    }
+
+
+def keep_charts(con, cache: ChartCache) -> None:
+    """Keep tonight's charts (only those: the table does not grow night after night)."""
+    con.execute("delete from ops.chart_cache")
+    if cache.used:
+        con.executemany(
+            "insert into ops.chart_cache values (?, ?, ?)",
+            [[k, svg, alt] for k, (svg, alt) in cache.used.items()],
+        )
 
 
 def building_dir(out_dir: str | Path) -> Path:
@@ -57,9 +80,15 @@ def scorecards(context: dg.AssetExecutionContext, cxalign: CxalignResource) -> d
             previous_warehouse=Path(cxalign.warehouse_path),
             strategy_declared=bool(cxalign.strategy_path),
         )
-    files = render.write(d, building)
+        cache = ChartCache(load_charts(con))
+        files = render.write(d, building, cache)
+        keep_charts(con, cache)
     seconds = time.perf_counter() - started
-    report(context, f"scorecards {len(files)} files ({len(d.units)} units)  {seconds:5.1f}s")
+    report(
+        context,
+        f"scorecards {len(files)} files ({len(d.units)} units, {cache.drawn} of "
+        f"{len(cache.used)} charts drawn)  {seconds:5.1f}s",
+    )
     return dg.MaterializeResult(
         metadata={
             "files": len(files),
