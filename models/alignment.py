@@ -266,30 +266,29 @@ class LinkFit:
 
 
 def design(
-    df: pl.DataFrame, measure: str, extra: tuple[str, ...] = ()
+    df: pl.DataFrame, measure: str, extra: tuple[str, ...] = (), with_measure: bool = True
 ) -> tuple[np.ndarray, list[str]]:
     """Design matrix: the measure (0 where missing, with a missing flag), log MRR, segment,
-    tenure band, calendar quarter, prior MRR change (0 where missing, with a flag)."""
-    x = df[measure].to_numpy().astype(float)
-    missing = np.isnan(x)
-    cols = [np.nan_to_num(x, nan=0.0)]
-    names = [measure]
-    if missing.any() and not missing.all():
-        cols.append(missing.astype(float))
-        names.append(f"{measure}_missing")
-    cols.append(df["log_mrr"].to_numpy().astype(float))
-    names.append("log_mrr")
+    tenure band, calendar quarter, prior MRR change (0 where missing, with a flag).
+    with_measure=False: the controls alone (the null model of the permutation check).
+
+    Columns that do not vary are left out (the constant aside). The matrix is allocated once
+    and filled a column at a time: at millions of rows a stacked copy is gigabytes."""
+    parts: list[tuple[str, np.ndarray]] = []
+    if with_measure:
+        x = df[measure].to_numpy().astype(float)
+        missing = np.isnan(x)
+        parts.append((measure, np.nan_to_num(x, nan=0.0)))
+        parts.append((f"{measure}_missing", missing))
+        del x
+    parts.append(("log_mrr", df["log_mrr"].to_numpy().astype(float)))
     prior = df["log_mrr_change_prior_3m"].to_numpy().astype(float)
     prior_missing = np.isnan(prior)
-    cols.append(np.nan_to_num(prior, nan=0.0))
-    names.append("log_mrr_change_prior_3m")
-    if prior_missing.any() and not prior_missing.all():
-        cols.append(prior_missing.astype(float))
-        names.append("prior_change_missing")
+    parts.append(("log_mrr_change_prior_3m", np.nan_to_num(prior, nan=0.0)))
+    parts.append(("prior_change_missing", prior_missing))
+    del prior
     for f in extra:
-        v = df[f].cast(pl.Float64).to_numpy()
-        cols.append(np.nan_to_num(v, nan=0.0))
-        names.append(f)
+        parts.append((f, np.nan_to_num(df[f].cast(pl.Float64).to_numpy(), nan=0.0)))
     cats = df.select(
         pl.col("segment").cast(pl.Utf8),
         pl.when(pl.col("tenure_months") < 6).then(pl.lit("t0-5"))
@@ -299,13 +298,13 @@ def design(
         (pl.col("month").dt.year().cast(pl.Utf8) + "Q" + pl.col("month").dt.quarter().cast(pl.Utf8))
         .alias("quarter"),
     ).to_dummies(drop_first=True)  # fmt: skip
-    X = np.column_stack([np.ones(df.height), *cols, cats.to_numpy().astype(float)])
-    names = ["const", *names, *cats.columns]
-    keep = X.max(axis=0) > X.min(axis=0)  # columns that vary (no rows x k temporary)
-    keep[0] = True
-    if keep.all():
-        return X, names
-    return X[:, keep], [n for n, k in zip(names, keep, strict=True) if k]
+    parts += [(c.name, c.to_numpy()) for c in cats.iter_columns()]
+    varying = [(n, v) for n, v in parts if len(v) and v.max() > v.min()]
+    X = np.empty((df.height, 1 + len(varying)))
+    X[:, 0] = 1.0
+    for j, (_, v) in enumerate(varying, start=1):
+        X[:, j] = v
+    return X, ["const", *(n for n, _ in varying)]
 
 
 GRAM_BLOCK = 1 << 16  # rows per block: a (block x columns) temporary of a few MB
@@ -448,22 +447,24 @@ def permutation_p(df: pl.DataFrame, outcome: Outcome, measure: str, permutations
     y = df[outcome.column].cast(pl.Float64).to_numpy()
     if outcome.kind == "event" and y.sum() < 5:
         return None
-    X, names = design(df, measure)
-    x = X[:, 1]
-    Z = np.delete(X, [i for i, n in enumerate(names) if n.startswith(measure)], axis=1)
+    Z, _ = design(df, measure, with_measure=False)
+    x = np.nan_to_num(df[measure].to_numpy().astype(float), nan=0.0)
+    ones = np.ones(len(x))
     try:
         if outcome.kind == "event":
             _, _, mu = fit_cloglog(y, Z)
             score_resid = (y - mu) * (-np.log1p(-mu) / mu)  # cloglog score weight
         else:
-            coef_null, *_ = np.linalg.lstsq(Z, y, rcond=None)
-            score_resid = y - Z @ coef_null
+            ZtZ, Zty = weighted_gram(Z, ones, y)
+            score_resid = y - Z @ np.linalg.lstsq(ZtZ, Zty, rcond=None)[0]
     except (np.linalg.LinAlgError, ValueError):
         return None
     # Residualise the measure on the controls (ter Braak) so shuffling it does not also
-    # shuffle its correlation with size, segment or tenure.
-    coef, *_ = np.linalg.lstsq(Z, x, rcond=None)
-    x_res = x - Z @ coef
+    # shuffle its correlation with size, segment or tenure. (Least squares through the
+    # normal equations: a k x k solve instead of a decomposition of the rows x k matrix.)
+    ZtZ, Ztx = weighted_gram(Z, ones, x)
+    x_res = x - Z @ np.linalg.lstsq(ZtZ, Ztx, rcond=None)[0]
+    del Z
     _, inv = np.unique(df["account_code"].to_numpy(), return_inverse=True)
     n_acc = inv.max() + 1
     count = np.bincount(inv, minlength=n_acc).astype(float)
@@ -587,13 +588,14 @@ def execution_scores(
 
 def outcome_rows(rows: pl.DataFrame, outcome: Outcome) -> pl.DataFrame:
     """The account-months at risk for an outcome, with its column not NULL."""
-    if outcome.name == "retention":
-        rows = rows.filter(~pl.col("churned_next_month_involuntary"))  # involuntary censors
-    else:
-        rows = rows.filter(~pl.col("churned_next_month"))
     if outcome.column not in rows.columns:
         return rows.head(0)
-    return rows.filter(pl.col(outcome.column).is_not_null())
+    at_risk = (
+        ~pl.col("churned_next_month_involuntary")  # involuntary churn censors
+        if outcome.name == "retention"
+        else ~pl.col("churned_next_month")
+    )
+    return rows.filter(at_risk & pl.col(outcome.column).is_not_null())  # one copy, not two
 
 
 def prepare(panel: pl.DataFrame) -> pl.DataFrame:
@@ -627,20 +629,43 @@ def recent_start(last_month, config: AlignmentConfig):
     return pl.select(pl.lit(last_month).dt.offset_by(f"-{config.execution_months - 1}mo")).item()
 
 
+# What the fits read of a unit's prepared rows (besides config.extra_features); the
+# metrics' own levels are for execution against targets.
+FIT_COLUMNS = (
+    "account_code", "month", "segment", "tenure_months", "log_mrr", "log_mrr_change_prior_3m",
+    COMPOSITE, *(f"z_{m}" for m in METRICS), *METRICS, "churned_next_month",
+    "churned_next_month_voluntary", "churned_next_month_involuntary", "log_mrr_change_next",
+    "expanded_next_month", "log_handle_hours_next",
+)  # fmt: skip
+
+
 def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
              strategy: UnitStrategy | None = None, recent_from=None) -> tuple[dict, list[dict]]:  # fmt: skip
     """One unit's link fit, falsification checks, revenue model, execution and exploratory
     per-metric fits. rows: the unit's prepared rows by account and month; recent_from: the
-    first month of the execution window (default: from the unit's own last month)."""
+    first month of the execution window (default: from the unit's own last month).
+
+    Each subset of rows a fit needs is made (with only the columns the fits read), used and
+    released before the next: at a million accounts a unit has millions of rows."""
     measure = COMPOSITE if config.main_measure == COMPOSITE else f"z_{config.main_measure}"
     if recent_from is None:
         recent_from = recent_start(rows["month"].max(), config)
+    wanted = dict.fromkeys((*FIT_COLUMNS, *config.extra_features))
+    rows = rows.select(c for c in wanted if c in rows.columns)  # no copy: columns are shared
     unit_random = unit_rng(config.seed, unit, "alignment")
     strategy = strategy or UnitStrategy()
     outcome = OUTCOMES[strategy.primary_outcome]
     at_risk = outcome_rows(rows, outcome)
     fit = fit_link(at_risk, outcome, measure, config.extra_features)
     perm = permutation_p(at_risk, outcome, measure, config.permutations, unit_random)
+    counts = {
+        "n_accounts": at_risk["account_code"].n_unique(), "n_rows": at_risk.height,
+        "n_events": int(at_risk[outcome.column].sum()) if outcome.kind == "event" else 0,
+    }  # fmt: skip
+    # The exploratory per-metric fits are on the retention rows: the same rows when the
+    # unit tests retention.
+    voluntary = at_risk if outcome.name == "retention" else None
+    del at_risk
     # Negative control (retention): CX should not predict failed payments.
     involuntary = rows.filter(~pl.col("churned_next_month_voluntary"))
     nc_events = int(involuntary["churned_next_month_involuntary"].sum())
@@ -649,6 +674,7 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
         if outcome.name == "retention" and nc_events >= config.min_negative_control_events
         else None
     )
+    del involuntary
     revenue = (
         fit_ols(rows.filter(~pl.col("churned_next_month")), "log_mrr_change_next", measure)
         if config.revenue_model and "log_mrr_change_next" in rows.columns
@@ -660,20 +686,24 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
     result = {
         "business_unit": unit, "fit": fit, "perm": perm, "nc": nc, "nc_events": nc_events,
         "revenue": revenue, "exec": exec_score, "exec_reps": exec_reps, "outcome": outcome,
-        "targets": bool(strategy.targets),
-        "n_accounts": at_risk["account_code"].n_unique(), "n_rows": at_risk.height,
-        "n_events": int(at_risk[outcome.column].sum()) if outcome.kind == "event" else 0,
+        "targets": bool(strategy.targets), **counts,
     }  # fmt: skip
     metric_rows = []
-    voluntary = outcome_rows(rows, OUTCOMES["retention"])
-    for metric in METRICS if config.secondary_metrics else ():
-        m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", f"z_{metric}")
+    if not config.secondary_metrics:
+        return result, metric_rows
+    if voluntary is None:
+        voluntary = outcome_rows(rows, OUTCOMES["retention"])
+    for metric in METRICS:
+        z = f"z_{metric}"
+        m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", z)
         metric_rows.append({
             "business_unit": unit, "metric": metric, "description": METRICS[metric],
             "effect": m_fit.effect if m_fit else None, "se": m_fit.se if m_fit else None,
             "p_value": m_fit.p_two_sided if m_fit else None,
             "n_rows": m_fit.n_rows if m_fit else rows.height,
-            "accounts_measured": int(rows.filter(pl.col(f"z_{metric}").is_not_null())["account_code"].n_unique()),
+            "accounts_measured": rows.select(
+                pl.col("account_code").filter(pl.col(z).is_not_null()).n_unique()
+            ).item(),
         })  # fmt: skip
     return result, metric_rows
 

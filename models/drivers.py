@@ -107,7 +107,12 @@ def unit_drivers(unit: str, unit_rows: pl.DataFrame, outcome_name: str = "retent
     rng = unit_rng(seed, unit, "drivers")
     rows: list[dict] = []
     outcome = OUTCOMES[outcome_name]
-    df = outcome_rows(unit_rows, outcome)
+    used = ("account_code", "log_mrr", "log_mrr_change_prior_3m", "segment", "tenure_months",
+            *(f"z_{m}" for m in METRICS), "churned_next_month", "churned_next_month_involuntary",
+            outcome.column)  # fmt: skip
+    df = outcome_rows(
+        unit_rows.select(c for c in dict.fromkeys(used) if c in unit_rows.columns), outcome
+    )
     accounts = df["account_code"].unique().sort()
     if len(accounts) > max_accounts:
         keep = rng.choice(accounts.to_numpy(), max_accounts, replace=False)

@@ -168,6 +168,11 @@ def unit_check(
     unit_checks: list[dict] = []
     if outcome_name != "retention":
         return unit_checks, None
+    rows = rows.select(  # the columns used (no copy), so the subsets below copy only these
+        "account_id", "business_unit", "account_code", "month", "log_mrr",
+        "log_mrr_change_prior_3m", "tenure_months", "segment", *(f"z_{m}" for m in METRICS),
+        "churned_next_month", "churned_next_month_voluntary", "churned_next_month_involuntary",
+    )  # fmt: skip
     observed = outcome_rows(rows, OUTCOMES["retention"])
     try:
         split = time_split(observed["month"].unique().to_list(), test_months)

@@ -456,8 +456,7 @@ def unit_month_sci(
       survey_type, score, top2. panel: supported account-months at risk (see outcome_estimate)
       with business_unit.
     """
-    B = config.bootstrap_replicates
-    # Split each input once (by unit, and by unit and month), not once per unit-month.
+    # Split each input once (by unit), not once per unit-month.
     panel_by_unit = panel.partition_by("business_unit", as_dict=True)
     tickets_by_unit = tickets.partition_by("business_unit", as_dict=True)
     responses_by_unit = responses.partition_by("business_unit", as_dict=True)
@@ -465,27 +464,37 @@ def unit_month_sci(
         "business_unit", as_dict=True, maintain_order=True
     )
 
-    def unit_rows(unit: str) -> list[dict]:
-        # Each unit draws from its own generator: its figures do not depend on the others.
-        rng = unit_rng(config.seed, unit, "sci")
-        weights, unit_tickets, unit_responses = _unit_weights(
-            tickets_by_unit.get((unit,), tickets.head(0)),
-            responses_by_unit.get((unit,), responses.head(0)),
-            rng,
-            B,
-        )
-        tickets_by = unit_tickets.partition_by("month", as_dict=True)
-        responses_by = unit_responses.partition_by("month", as_dict=True)
-        unit_panel = panel_by_unit.get((unit,), panel.head(0))
-        return [
-            _unit_month(row, unit_panel, tickets_by, responses_by, unit_tickets,
-                        unit_responses, weights, rng, config)
-            for row in marts_by_unit[(unit,)].iter_rows(named=True)
-        ]  # fmt: skip
+    def one(unit: str) -> list[dict]:
+        key = (unit,)
+        return unit_sci(
+            unit, marts_by_unit[key], tickets_by_unit.get(key, tickets.head(0)),
+            responses_by_unit.get(key, responses.head(0)), panel_by_unit.get(key, panel.head(0)),
+            config,
+        )  # fmt: skip
 
     units = [unit for (unit,) in marts_by_unit]
-    rows = [row for done in map_units(unit_rows, units) for row in done]
-    return pl.DataFrame(rows, infer_schema_length=None)
+    return pl.DataFrame([row for done in map_units(one, units) for row in done],
+                        infer_schema_length=None)  # fmt: skip
+
+
+def unit_sci(
+    unit: str, marts: pl.DataFrame, tickets: pl.DataFrame, responses: pl.DataFrame,
+    panel: pl.DataFrame, config: SCIConfig,
+) -> list[dict]:  # fmt: skip
+    """One unit's rows: its months in `marts` (by month), from its tickets, answers and
+    panel (the inputs of unit_month_sci, this unit's rows only)."""
+    # Each unit draws from its own generator: its figures do not depend on the others.
+    rng = unit_rng(config.seed, unit, "sci")
+    weights, unit_tickets, unit_responses = _unit_weights(
+        tickets, responses, rng, config.bootstrap_replicates
+    )
+    tickets_by = unit_tickets.partition_by("month", as_dict=True)
+    responses_by = unit_responses.partition_by("month", as_dict=True)
+    return [
+        _unit_month(row, panel, tickets_by, responses_by, unit_tickets, unit_responses,
+                    weights, rng, config)
+        for row in marts.iter_rows(named=True)
+    ]  # fmt: skip
 
 
 def _unit_month(

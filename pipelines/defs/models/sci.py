@@ -11,7 +11,8 @@ import time
 import dagster as dg
 import polars as pl
 
-from models.sci import parse_config, unit_month_sci
+from models.parallel import map_units
+from models.sci import parse_config, unit_sci
 from pipelines.defs.contract_check import write_or_keep
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.model_cache import code_files, fingerprint
@@ -38,7 +39,7 @@ select a.business_unit, t.created_month as month, t.account_id,
        t.first_response_minutes, t.resolution_minutes,
        t.first_contact_resolution::int as fcr, t.is_reopened::int as reopened
 from staging.stg_support_tickets as t join staging.stg_accounts as a using (account_id)
-where t.created_month < date_trunc('month', $as_of::date)
+where t.created_month < date_trunc('month', $as_of::date) and {units}
 order by t.ticket_id  -- a fixed order: resamples repeat exactly on a rerun
 """
 RESPONSES_SQL = """
@@ -46,16 +47,25 @@ select a.business_unit, r.response_month as month, r.account_id, r.survey_type, 
        r.is_csat_top2::int as top2
 from staging.stg_survey_responses as r join staging.stg_accounts as a using (account_id)
 where r.survey_type in ('csat', 'ces')
-  and r.response_month < date_trunc('month', $as_of::date)
+  and r.response_month < date_trunc('month', $as_of::date) and {units}
 order by r.response_id
 """
+# The per-account inputs are read one unit at a time ({units}: `business_unit = $unit`),
+# each by the worker that scores the unit; the fingerprint reads them for every unit.
 PANEL_SQL = """
 select account_id, business_unit, month, segment, log_mrr, tenure_months, mrr,
        fcr_rate, csat_mean, first_response_minutes_median, churned_next_month
 from analytics.account_month
-where is_at_risk_next_month and fcr_rate is not null
+where is_at_risk_next_month and fcr_rate is not null and {units}
 order by account_id, month
 """
+
+
+UNIT_INPUTS = (TICKETS_SQL, RESPONSES_SQL, PANEL_SQL)
+
+
+def for_units(sql: str, one_unit: bool) -> str:
+    return sql.replace("{units}", "business_unit = $unit" if one_unit else "true")
 
 
 def benefits(sci: pl.DataFrame) -> pl.DataFrame:
@@ -123,7 +133,7 @@ def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
     as_of = run_as_of(context)
     started = time.perf_counter()
     bind = {"as_of": as_of}
-    inputs = [MARTS_SQL, TICKETS_SQL, RESPONSES_SQL, PANEL_SQL]
+    inputs = [MARTS_SQL, *(for_units(q, one_unit=False) for q in UNIT_INPUTS)]
     outputs = {"unit_month_sci": UNIT_MONTH_SCI, "sci_benefits": SCI_BENEFITS}
     with cxalign.connect() as con:
         # Complete months only: a new day changes none of them, so a quiet night keeps these.
@@ -135,10 +145,20 @@ def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
         )  # fmt: skip
 
         def compute() -> dict[str, pl.DataFrame]:
-            marts, tickets, responses, panel = (
-                con.execute(q, used_params(q, bind)).pl() for q in inputs
-            )
-            frame = unit_month_sci(marts, tickets, responses, panel, config).with_columns(
+            marts = con.execute(MARTS_SQL, used_params(MARTS_SQL, bind)).pl()
+            by_unit = marts.partition_by("business_unit", as_dict=True, maintain_order=True)
+
+            def one(unit: str) -> list[dict]:
+                with con.cursor() as cursor:  # a connection of its own per worker
+                    tickets, responses, panel = (
+                        cursor.execute(q, used_params(q, {**bind, "unit": unit})).pl()
+                        for q in (for_units(q, one_unit=True) for q in UNIT_INPUTS)
+                    )
+                return unit_sci(unit, by_unit[(unit,)], tickets, responses, panel, config)
+
+            units = [unit for (unit,) in by_unit]
+            rows = [row for done in map_units(one, units) for row in done]
+            frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(
                 pl.lit(as_of).alias("as_of"),
                 pl.lit(json.dumps(config._raw, sort_keys=True)).alias("sci_config"),
             )
