@@ -27,6 +27,7 @@ from pipelines.defs.contract_check import write_or_keep
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.model_cache import code_files, fingerprint
 from pipelines.progress import report
+from pipelines.sqlparams import for_units
 from pipelines.strategy import StrategyError, load_strategy
 
 UNIT_ALIGNMENT = dg.AssetKey(["analytics", "unit_alignment"])
@@ -83,7 +84,7 @@ order by first_account  -- the order units_of() gives a whole panel: results rep
 def panel_sql(config: AlignmentConfig, one_unit: bool) -> str:
     """The panel query: one unit's rows ($unit), or every unit's (for the fingerprint)."""
     columns = ", ".join(dict.fromkeys((*PANEL_COLUMNS, *config.extra_features)))
-    return PANEL_SQL.format(columns=columns, units="business_unit = $unit" if one_unit else "true")
+    return for_units(PANEL_SQL.replace("{columns}", columns), one_unit)
 
 
 def alignment_config(cxalign: CxalignResource) -> AlignmentConfig:

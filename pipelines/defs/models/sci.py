@@ -17,7 +17,7 @@ from pipelines.defs.contract_check import write_or_keep
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.model_cache import code_files, fingerprint
 from pipelines.progress import report
-from pipelines.sqlparams import used_params
+from pipelines.sqlparams import for_units, used_params
 
 UNIT_MONTH_SCI = dg.AssetKey(["analytics", "unit_month_sci"])
 SCI_BENEFITS = dg.AssetKey(["analytics", "sci_benefits"])
@@ -62,10 +62,6 @@ order by account_id, month
 
 
 UNIT_INPUTS = (TICKETS_SQL, RESPONSES_SQL, PANEL_SQL)
-
-
-def for_units(sql: str, one_unit: bool) -> str:
-    return sql.replace("{units}", "business_unit = $unit" if one_unit else "true")
 
 
 def benefits(sci: pl.DataFrame) -> pl.DataFrame:
