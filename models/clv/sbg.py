@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betaln, hyp2f1
+from scipy.special import betaln, digamma, hyp2f1
 
 from models.clv._optim import Fit, fit_mle
 
@@ -63,6 +63,26 @@ def neg_loglik(params, periods, churned, counts, entry):
         churned, log_pmf(periods, alpha, beta), log_survival(periods, alpha, beta)
     ) - log_survival(entry - 1, alpha, beta)
     return -float(np.sum(counts * ll))
+
+
+def neg_loglik_gradient(params, periods, churned, counts, entry) -> np.ndarray:
+    """d neg_loglik / d(alpha, beta), from d ln B(a, b)/da = digamma(a) - digamma(a + b).
+
+    A row's log-likelihood is ln B(alpha + 1, beta + t - 1) (left in period t) or
+    ln B(alpha, beta + t) (still here after t), minus ln B(alpha, beta + entry - 1); the
+    ln B(alpha, beta) of the pmf, the survival and the truncation cancel. An exact gradient
+    lets the optimiser converge where a finite-difference one stalls: a unit of 20,000
+    lifetimes has a log-likelihood near 5e4, whose differences drown the gradient's last
+    digits.
+    """
+    alpha, beta = params
+    total = digamma(alpha + beta + periods)
+    d_alpha = np.where(churned, digamma(alpha + 1), digamma(alpha)) - total
+    d_beta = np.where(churned, digamma(beta + periods - 1), digamma(beta + periods)) - total
+    entered = digamma(alpha + beta + entry - 1)
+    d_alpha -= digamma(alpha) - entered
+    d_beta -= digamma(beta + entry - 1) - entered
+    return -np.array([np.sum(counts * d_alpha), np.sum(counts * d_beta)])
 
 
 @dataclass(frozen=True)
@@ -143,6 +163,7 @@ def fit_sbg(periods, churned, counts=None, entry=None) -> SBGFit:
         ("alpha", "beta"),
         np.array([1.0, 1.0]),
         "sBG",
+        gradient=lambda p: neg_loglik_gradient(p, periods, churned, counts, entry),
     )
     return SBGFit(
         alpha=fit.params["alpha"], beta=fit.params["beta"],
