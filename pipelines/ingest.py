@@ -250,6 +250,22 @@ def stage_source(
             "order by finished_at desc limit 1",
             [src],
         ).fetchone()[0]
+    # Rows stay in file and row order, so an append leaves the table as a rebuild would.
+    # New files that sort after every staged one (a new day's file) are inserted at the end;
+    # otherwise the table is rewritten with them in their place.
+    at_end = (
+        appending
+        and con.execute(
+            f"select (select min(_source_file) from _cx_ok) > "
+            f"(select coalesce(max(_source_file), '') from staging.{src})"
+        ).fetchone()[0]
+    )
+    new_rows = f"""
+        select {typed}, _source_file, _source_row
+        from _cx_ok o
+        anti join _cx_viol v using (_source_file, _source_row)
+        anti join _cx_dup d using (_source_file, _source_row)
+    """
     earlier = (
         f"select {typed}, _source_file, _source_row from staging.{src} union all "
         if appending
@@ -257,20 +273,19 @@ def stage_source(
     )
     con.execute("begin transaction")
     try:
-        # In file and row order either way, so an append leaves the table as a rebuild would.
-        con.execute(
-            f"""
-            create or replace table staging.{src} as
-            select * from (
-                {earlier}
-                select {typed}, _source_file, _source_row
-                from _cx_ok o
-                anti join _cx_viol v using (_source_file, _source_row)
-                anti join _cx_dup d using (_source_file, _source_row)
+        if at_end:
+            con.execute(
+                f"insert into staging.{src} select * from ({new_rows}) "
+                "order by _source_file, _source_row"
             )
-            order by _source_file, _source_row
-            """
-        )
+        else:
+            con.execute(
+                f"""
+                create or replace table staging.{src} as
+                select * from ({earlier} {new_rows})
+                order by _source_file, _source_row
+                """
+            )
         if not appending:
             con.execute("delete from analytics.quarantine where source = ?", [src])
         con.execute(

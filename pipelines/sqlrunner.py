@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -92,9 +92,18 @@ class WarehouseParams:
     cx_window_months: int = 6
     notice_lag_months: int = 1
 
+    @property
+    def months_ended_before(self) -> date:
+        """The first day of the month in which the day after as_of falls: every month before
+        it has ended by the as-of date. A model that only needs to know which months are
+        over binds this rather than $as_of, so a new day within a month leaves its
+        fingerprint, and a quiet night its rebuild, alone."""
+        return (self.as_of + timedelta(days=1)).replace(day=1)
+
     def as_dict(self) -> dict:
         return {
             "as_of": self.as_of,
+            "months_ended_before": self.months_ended_before,
             "cx_window_months": self.cx_window_months,
             "notice_lag_months": self.notice_lag_months,
         }

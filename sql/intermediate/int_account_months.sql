@@ -64,8 +64,8 @@ final as (
         case when h.mrr_1_month_ago > 0 and h.mrr_4_months_ago > 0
             then ln(h.mrr_1_month_ago) - ln(h.mrr_4_months_ago) end as log_mrr_change_prior_3m,
         -- churn: known only once the month is over by the as-of date
-        (h.month + interval 1 month) <= ($as_of + 1) as is_month_observed,
-        (h.month + interval 2 month) <= ($as_of + 1) as is_next_month_observed,
+        (h.month + interval 1 month) <= $months_ended_before as is_month_observed,
+        (h.month + interval 2 month) <= $months_ended_before as is_next_month_observed,
         c0.churn_month is not null as churned_this_month,
         c0.churn_type as churn_type_this_month,
         c1.churn_month is not null as churned_next_month_any,

@@ -115,8 +115,10 @@ def test_rerun_changes_nothing_and_new_files_add_only_their_rows(demo_copy, tmp_
     a, b = per_run.values()
     assert [r[:5] for r in a] == [r[:5] for r in b]  # same counts both nights
 
-    # A new file adds exactly its rows.
-    new = landing / "churn_events" / "late.csv"
+    # A new file adds exactly its rows, also when its name sorts before the staged files'
+    # (then the staged table is rewritten with its rows in file order; a new day's file,
+    # which sorts last, is appended: test_new_day_validates_only_its_files...).
+    new = landing / "churn_events" / "a_late.csv"
     new.write_text(
         "account_id,churned_at,churn_type,reason\nACC-0000001,2026-10-31,voluntary,late\n"
     )

@@ -134,6 +134,27 @@ def test_churn_flags_and_observation_horizon(con):
     # Data runs through the as-of day, so April is over on 2024-04-30; May is unknown.
     assert rows[("A1", date(2024, 4, 1))] == (False, None, None, None, False)
     assert rows[("A1", date(2024, 3, 1))][1] is False
+    # A day earlier April is not over: March's next month is unknown.
+    build_warehouse(con, date(2024, 4, 29))
+    march = con.execute(
+        "select churned_next_month from analytics.account_month "
+        "where account_id = 'A1' and month = '2024-03-01'"
+    ).fetchone()
+    assert march == (None,)
+
+
+@pytest.mark.parametrize(
+    ("as_of", "first_open_month"),
+    [
+        (date(2024, 4, 29), date(2024, 4, 1)),
+        (date(2024, 4, 30), date(2024, 5, 1)),
+        (date(2024, 5, 1), date(2024, 5, 1)),
+        (date(2024, 12, 31), date(2025, 1, 1)),
+    ],
+)
+def test_months_ended_before_changes_only_when_a_month_ends(as_of, first_open_month):
+    # What the spine binds instead of $as_of: a new day within a month keeps its fingerprint.
+    assert WarehouseParams(as_of=as_of).months_ended_before == first_open_month
 
 
 def _truncate_to(con: duckdb.DuckDBPyConnection, cutoff: date) -> None:
