@@ -265,15 +265,38 @@ class LinkFit:
         return (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * self.se
 
 
+class DesignBuffer:
+    """One column-major block that a unit's successive design matrices are written into.
+
+    A fresh (rows x columns) array per fit pays its page faults again: about a second per
+    700 MB at a million accounts, where the kernel backs large arrays with huge pages and
+    compacts memory to find them. A matrix taken from the buffer is valid until the next
+    take()."""
+
+    def __init__(self) -> None:
+        self._block: np.ndarray | None = None
+
+    def take(self, rows: int, columns: int) -> np.ndarray:
+        block = self._block
+        if block is None or block.shape[0] < rows or block.shape[1] < columns:
+            self._block = block = None  # release the smaller one first
+            self._block = block = np.empty((rows, columns), order="F")
+        return block[:rows, :columns]
+
+
 def design(
-    df: pl.DataFrame, measure: str, extra: tuple[str, ...] = (), with_measure: bool = True
-) -> tuple[np.ndarray, list[str]]:
+    df: pl.DataFrame, measure: str, extra: tuple[str, ...] = (), with_measure: bool = True,
+    buffer: DesignBuffer | None = None,
+) -> tuple[np.ndarray, list[str]]:  # fmt: skip
     """Design matrix: the measure (0 where missing, with a missing flag), log MRR, segment,
     tenure band, calendar quarter, prior MRR change (0 where missing, with a flag).
     with_measure=False: the controls alone (the null model of the permutation check).
 
     Columns that do not vary are left out (the constant aside). The matrix is allocated once
-    and filled a column at a time: at millions of rows a stacked copy is gigabytes."""
+    and filled a column at a time: at millions of rows a stacked copy is gigabytes. It is
+    column-major, so each column is written (and later read by cluster_scores) contiguously:
+    filled row-major, the strided writes took longer than the fits' normal equations.
+    buffer: write it there (see DesignBuffer) instead of into a new array."""
     parts: list[tuple[str, np.ndarray]] = []
     if with_measure:
         x = df[measure].to_numpy().astype(float)
@@ -300,7 +323,8 @@ def design(
     ).to_dummies(drop_first=True)  # fmt: skip
     parts += [(c.name, c.to_numpy()) for c in cats.iter_columns()]
     varying = [(n, v) for n, v in parts if len(v) and v.max() > v.min()]
-    X = np.empty((df.height, 1 + len(varying)))
+    shape = (df.height, 1 + len(varying))
+    X = buffer.take(*shape) if buffer is not None else np.empty(shape, order="F")
     X[:, 0] = 1.0
     for j, (_, v) in enumerate(varying, start=1):
         X[:, j] = v
@@ -385,6 +409,7 @@ def fit_hazard(
     measure: str,
     extra: tuple[str, ...] = (),
     expected_sign: int = -1,
+    buffer: DesignBuffer | None = None,
 ) -> LinkFit | None:
     """cloglog discrete-time hazard; None when there are too few events to fit.
 
@@ -393,7 +418,7 @@ def fit_hazard(
     events = int(y.sum())
     if events < 5 or df[measure].drop_nulls().n_unique() < 2:
         return None
-    X, names = design(df, measure, extra)
+    X, names = design(df, measure, extra, buffer=buffer)
     beta, ses, _ = fit_cloglog(y, X, df["account_code"].to_numpy())
     if ses is None:
         return None
@@ -408,14 +433,17 @@ def fit_hazard(
     )  # fmt: skip
 
 
-def fit_ols(df: pl.DataFrame, outcome: str, measure: str, expected_sign: int = 1) -> LinkFit | None:
+def fit_ols(
+    df: pl.DataFrame, outcome: str, measure: str, expected_sign: int = 1,
+    buffer: DesignBuffer | None = None,
+) -> LinkFit | None:  # fmt: skip
     """A continuous outcome on the same features (OLS, CR1 errors clustered by account)."""
     from models.sci import ols_cluster
 
     sub = df.filter(pl.col(outcome).is_not_null())
     if sub.height < 50 or sub[measure].drop_nulls().n_unique() < 2:
         return None
-    X, _ = design(sub, measure)
+    X, _ = design(sub, measure, buffer=buffer)
     beta, ses = ols_cluster(sub[outcome].to_numpy(), X, sub["account_code"].to_numpy())
     b, se = float(beta[1]), float(ses[1])
     z = b / se if se > 0 else 0.0
@@ -424,18 +452,20 @@ def fit_ols(df: pl.DataFrame, outcome: str, measure: str, expected_sign: int = 1
 
 
 def fit_link(
-    df: pl.DataFrame, outcome: Outcome, measure: str, extra: tuple[str, ...] = ()
-) -> LinkFit | None:
+    df: pl.DataFrame, outcome: Outcome, measure: str, extra: tuple[str, ...] = (),
+    buffer: DesignBuffer | None = None,
+) -> LinkFit | None:  # fmt: skip
     if outcome.kind == "event":
-        return fit_hazard(df, outcome.column, measure, extra, outcome.expected_sign)
-    return fit_ols(df, outcome.column, measure, outcome.expected_sign)
+        return fit_hazard(df, outcome.column, measure, extra, outcome.expected_sign, buffer)
+    return fit_ols(df, outcome.column, measure, outcome.expected_sign, buffer)
 
 
 # --- falsification: block permutation of CX histories -------------------------------------
 
 
 def permutation_p(df: pl.DataFrame, outcome: Outcome, measure: str, permutations: int,
-                  rng: np.random.Generator) -> float | None:  # fmt: skip
+                  rng: np.random.Generator,
+                  buffer: DesignBuffer | None = None) -> float | None:  # fmt: skip
     """p-value of the CX-outcome association when whole CX histories are shuffled among the
     unit's accounts.
 
@@ -447,7 +477,7 @@ def permutation_p(df: pl.DataFrame, outcome: Outcome, measure: str, permutations
     y = df[outcome.column].cast(pl.Float64).to_numpy()
     if outcome.kind == "event" and y.sum() < 5:
         return None
-    Z, _ = design(df, measure, with_measure=False)
+    Z, _ = design(df, measure, with_measure=False, buffer=buffer)
     x = np.nan_to_num(df[measure].to_numpy().astype(float), nan=0.0)
     ones = np.ones(len(x))
     try:
@@ -656,8 +686,9 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
     strategy = strategy or UnitStrategy()
     outcome = OUTCOMES[strategy.primary_outcome]
     at_risk = outcome_rows(rows, outcome)
-    fit = fit_link(at_risk, outcome, measure, config.extra_features)
-    perm = permutation_p(at_risk, outcome, measure, config.permutations, unit_random)
+    buffer = DesignBuffer()  # one block for all of this unit's design matrices
+    fit = fit_link(at_risk, outcome, measure, config.extra_features, buffer)
+    perm = permutation_p(at_risk, outcome, measure, config.permutations, unit_random, buffer)
     counts = {
         "n_accounts": at_risk["account_code"].n_unique(), "n_rows": at_risk.height,
         "n_events": int(at_risk[outcome.column].sum()) if outcome.kind == "event" else 0,
@@ -670,13 +701,18 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
     involuntary = rows.filter(~pl.col("churned_next_month_voluntary"))
     nc_events = int(involuntary["churned_next_month_involuntary"].sum())
     nc = (
-        fit_hazard(involuntary, "churned_next_month_involuntary", measure)
+        fit_hazard(involuntary, "churned_next_month_involuntary", measure, buffer=buffer)
         if outcome.name == "retention" and nc_events >= config.min_negative_control_events
         else None
     )
     del involuntary
     revenue = (
-        fit_ols(rows.filter(~pl.col("churned_next_month")), "log_mrr_change_next", measure)
+        fit_ols(
+            rows.filter(~pl.col("churned_next_month")),
+            "log_mrr_change_next",
+            measure,
+            buffer=buffer,
+        )
         if config.revenue_model and "log_mrr_change_next" in rows.columns
         else None
     )
@@ -695,7 +731,7 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
         voluntary = outcome_rows(rows, OUTCOMES["retention"])
     for metric in METRICS:
         z = f"z_{metric}"
-        m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", z)
+        m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", z, buffer=buffer)
         metric_rows.append({
             "business_unit": unit, "metric": metric, "description": METRICS[metric],
             "effect": m_fit.effect if m_fit else None, "se": m_fit.se if m_fit else None,
