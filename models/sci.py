@@ -343,8 +343,11 @@ def weighted_quantile(
     v = values[order]
     cum = np.cumsum(weights[order], axis=0)
     total = cum[-1]
-    # The first position where the running weight reaches q x total, per replicate.
-    idx = np.stack([(cum < qi * total).sum(axis=0) for qi in qs], axis=1)
+    # The first position where the running weight reaches q x total, per replicate: a
+    # binary search down each replicate's (non-decreasing) running sum, not a pass over it.
+    idx = np.array(
+        [np.searchsorted(cum[:, r], qs * total[r], side="left") for r in range(cum.shape[1])]
+    ).reshape(cum.shape[1], len(qs))  # one search per replicate, not per observation
     out = np.where(total[:, None] > 0, v[np.minimum(idx, len(v) - 1)], np.nan)
     return out[:, 0] if np.ndim(q) == 0 else out
 
