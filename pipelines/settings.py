@@ -122,6 +122,15 @@ class DuckDBSettings(_Strict):
     # e.g. "8GB"; None leaves DuckDB's default (80% of RAM).
     memory_limit: str | None = None
     threads: int | None = Field(None, ge=1)
+    # DuckDB's limit while the model stages (alignment, SCI, CLV) run. They read one business
+    # unit's rows at a time and fit them in Python, so DuckDB needs little there, and what
+    # its cache does not hold is left to the fits. None: memory_limit.
+    models_memory_limit: str | None = "2GB"
+
+    def for_models(self) -> DuckDBSettings:
+        return self.model_copy(
+            update={"memory_limit": self.models_memory_limit or self.memory_limit}
+        )
 
 
 class Settings(_Strict):

@@ -40,6 +40,10 @@ class CxalignResource(dg.ConfigurableResource):
     def connect(self):
         return connect(self.work_db, self.settings.duckdb)
 
+    def connect_for_models(self):
+        """A connection for the model stages: DuckDB held to duckdb.models_memory_limit."""
+        return connect(self.work_db, self.settings.duckdb.for_models())
+
 
 def resource_from_env() -> CxalignResource:
     return CxalignResource(

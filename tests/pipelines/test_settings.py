@@ -47,3 +47,22 @@ def test_execution_targets_in_config_are_checked(tmp_path):
         load_settings(p)
     p.write_text("alignment:\n  execution_targets:\n    csat: [3.5, 4.5]\n")
     assert load_settings(p).alignment.execution_targets == {"csat": (3.5, 4.5)}
+
+
+def test_model_stages_hold_duckdb_to_their_own_memory_limit(tmp_path):
+    from pipelines.settings import DuckDBSettings
+    from pipelines.warehouse import connect
+
+    def limit(duck: DuckDBSettings) -> str:
+        con = connect(tmp_path / "w.duckdb", duck)
+        try:
+            return con.execute("select current_setting('memory_limit')").fetchone()[0]
+        finally:
+            con.close()
+
+    duck = DuckDBSettings(memory_limit="6GB")
+    assert duck.for_models().memory_limit == "2GB"
+    assert limit(duck.for_models()) == limit(DuckDBSettings(memory_limit="2GB")) != limit(duck)
+    # Unset: the model stages get the general limit.
+    unset = DuckDBSettings(memory_limit="6GB", models_memory_limit=None)
+    assert unset.for_models().memory_limit == "6GB"

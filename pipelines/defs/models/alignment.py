@@ -163,7 +163,7 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
     config = alignment_config(cxalign)
     as_of = run_as_of(context)
     started = time.perf_counter()
-    with cxalign.connect() as con:
+    with cxalign.connect_for_models() as con:
         strategies = {}
         if cxalign.strategy_path:
             known = {

@@ -78,7 +78,7 @@ def clv(context: dg.AssetExecutionContext, cxalign: CxalignResource):
     as_of = run_as_of(context)
     started = time.perf_counter()
     outputs = {"account_clv": ACCOUNT_CLV, "unit_clv": UNIT_CLV}
-    with cxalign.connect() as con:
+    with cxalign.connect_for_models() as con:
         digest = fingerprint(
             con, [BAND_SQL, RFM_SQL, LIFETIMES_SQL], json.dumps(asdict(params), sort_keys=True),
             code_files("models/clv", "pipelines/defs/models/clv.py"),

@@ -131,7 +131,7 @@ def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
     bind = {"as_of": as_of}
     inputs = [MARTS_SQL, *(for_units(q, one_unit=False) for q in UNIT_INPUTS)]
     outputs = {"unit_month_sci": UNIT_MONTH_SCI, "sci_benefits": SCI_BENEFITS}
-    with cxalign.connect() as con:
+    with cxalign.connect_for_models() as con:
         # Complete months only: a new day changes none of them, so a quiet night keeps these.
         digest = fingerprint(
             con, inputs, json.dumps(config._raw, sort_keys=True),
