@@ -266,11 +266,6 @@ def stage_source(
         anti join _cx_viol v using (_source_file, _source_row)
         anti join _cx_dup d using (_source_file, _source_row)
     """
-    earlier = (
-        f"select {typed}, _source_file, _source_row from staging.{src} union all "
-        if appending
-        else ""
-    )
     con.execute("begin transaction")
     try:
         if at_end:
@@ -279,6 +274,11 @@ def stage_source(
                 "order by _source_file, _source_row"
             )
         else:
+            earlier = (
+                f"select {typed}, _source_file, _source_row from staging.{src} union all "
+                if appending
+                else ""
+            )
             con.execute(
                 f"""
                 create or replace table staging.{src} as

@@ -124,7 +124,8 @@ class DuckDBSettings(_Strict):
     threads: int | None = Field(None, ge=1)
     # DuckDB's limit while the model stages (alignment, SCI, CLV) run. They read one business
     # unit's rows at a time and fit them in Python, so DuckDB needs little there, and what
-    # its cache does not hold is left to the fits. None: memory_limit.
+    # its cache does not hold is left to the fits. It replaces memory_limit there, also when
+    # memory_limit is lower: set both. None: memory_limit.
     models_memory_limit: str | None = "2GB"
 
     def for_models(self) -> DuckDBSettings:
