@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy.special import ndtr, ndtri  # normal CDF and its inverse, as scipy.stats.norm uses
 
 from models.cluster import cr1_covariance
 from models.parallel import map_units, unit_rng, units_of
@@ -262,7 +262,7 @@ class LinkFit:
     @property
     def mde(self) -> float:
         """Smallest |log HR| per SD detectable with 80% power at two-sided 5%."""
-        return (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * self.se
+        return (ndtri(0.975) + ndtri(0.8)) * self.se
 
 
 class DesignBuffer:
@@ -427,8 +427,8 @@ def fit_hazard(
         return None
     z = b / se
     return LinkFit(
-        effect=b, se=se, p_two_sided=float(2 * stats.norm.sf(abs(z))),
-        p_expected_direction=float(stats.norm.sf(expected_sign * z)), n_rows=df.height,
+        effect=b, se=se, p_two_sided=float(2 * ndtr(-abs(z))),
+        p_expected_direction=float(ndtr(-expected_sign * z)), n_rows=df.height,
         n_accounts=int(df["account_code"].n_unique()), n_events=events,
     )  # fmt: skip
 
@@ -447,7 +447,7 @@ def fit_ols(
     beta, ses = ols_cluster(sub[outcome].to_numpy(), X, sub["account_code"].to_numpy())
     b, se = float(beta[1]), float(ses[1])
     z = b / se if se > 0 else 0.0
-    return LinkFit(b, se, float(2 * stats.norm.sf(abs(z))), float(stats.norm.sf(expected_sign * z)),
+    return LinkFit(b, se, float(2 * ndtr(-abs(z))), float(ndtr(-expected_sign * z)),
                    sub.height, int(sub["account_code"].n_unique()), 0)  # fmt: skip
 
 

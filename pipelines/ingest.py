@@ -25,7 +25,13 @@ from datetime import date
 import duckdb
 
 from pipelines.contracts import Contract, clean_expr, parse_expr, quote_ident, row_rules
-from pipelines.model_cache import content, record_table, table_state
+from pipelines.model_cache import (
+    content,
+    content_difference,
+    content_sum,
+    record_table,
+    table_state,
+)
 from pipelines.settings import Settings
 from pipelines.sqlparams import used_params
 
@@ -108,7 +114,8 @@ def stage_source(
     src = contract.name
     bind = {"as_of": as_of, "currency": settings.currency, "source": src, "files": only_files}
     appending = only_files is not None
-    in_files = " where _source_file in (select unnest($files::varchar[]))" if appending else ""
+    # `= any(list)` is a filter on each row; `in (select unnest(...))` a join, 20x slower.
+    in_files = " where _source_file = any($files::varchar[])" if appending else ""
 
     select_cols = []
     for c in contract.columns:
@@ -133,7 +140,7 @@ def stage_source(
         "select source_file, source_row, null, 'malformed_row', csv_line, "
         "error_type || ': ' || coalesce(error_message, '') "
         "from raw._rejects where source = $source"
-        + (" and source_file in (select unnest($files::varchar[]))" if appending else "")
+        + (" and source_file = any($files::varchar[])" if appending else "")
     )
     sql = "create or replace temp table _cx_viol as " + "\nunion all\n".join(parts)
     con.execute(sql, used_params(sql, bind))
@@ -260,6 +267,7 @@ def stage_source(
             f"(select coalesce(max(_source_file), '') from staging.{src})"
         ).fetchone()[0]
     )
+    staged_before = table_state(con, f"staging.{src}")[1] if at_end else None
     new_rows = f"""
         select {typed}, _source_file, _source_row
         from _cx_ok o
@@ -308,8 +316,18 @@ def stage_source(
         con.execute("rollback")
         raise
 
-    # What the warehouse SQL will read: recorded, so unchanged models can be kept.
-    record_table(con, f"staging.{src}", content(con, f"staging.{src}"), built_from, run_id)
+    # What the warehouse SQL will read: recorded, so unchanged models can be kept. Rows added
+    # at the end are measured alone and added to what the table held (contents add).
+    if at_end:
+        added = content(
+            con,
+            f"(select * from staging.{src} where _source_file >= $first)",
+            {"first": min(only_files)},
+        )
+        staged = content_sum(staged_before, added)
+    else:
+        staged = content(con, f"staging.{src}")
+    record_table(con, f"staging.{src}", staged, built_from, run_id)
 
     return StageResult(
         source=src,
@@ -441,17 +459,23 @@ def appended_files(
     ]
     if not new:
         return None
+    # The rows of the other files: everything now, less the new files' rows (contents add).
     bind = {"src": src, "files": new}
-    earlier_raw = content(
-        con,
-        f"(select * from raw.{src} where _source_file not in (select unnest($files::varchar[])))",
-        bind,
+    now_raw, now_rejects = inputs.split("|")[1:]
+    earlier_raw = content_difference(
+        now_raw,
+        content(
+            con, f"(select * from raw.{src} where _source_file = any($files::varchar[]))", bind
+        ),
     )
-    earlier_rejects = content(
-        con,
-        "(select * from raw._rejects where source = $src "
-        "and source_file not in (select unnest($files::varchar[])))",
-        bind,
+    earlier_rejects = content_difference(
+        now_rejects,
+        content(
+            con,
+            "(select * from raw._rejects where source = $src "
+            "and source_file = any($files::varchar[]))",
+            bind,
+        ),
     )
     return new if (earlier_raw, earlier_rejects) == (raw, rejects) else None
 

@@ -95,6 +95,18 @@ def content(con: duckdb.DuckDBPyConnection, relation: str, params: dict | None =
     return f"{n}:{total or 0}"
 
 
+def content_sum(a: str, b: str) -> str:
+    """The content of two sets of rows together (counts and hash sums add exactly)."""
+    (na, sa), (nb, sb) = (map(int, c.split(":")) for c in (a, b))
+    return f"{na + nb}:{sa + sb}"
+
+
+def content_difference(whole: str, part: str) -> str:
+    """The content of `whole` without the rows of `part` (which must be among them)."""
+    (nw, sw), (np_, sp) = (map(int, c.split(":")) for c in (whole, part))
+    return f"{nw - np_}:{sw - sp}"
+
+
 def _ensure_state(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists ops")
     con.execute(

@@ -8,9 +8,14 @@ final`). The runner wraps it in `create or replace` and binds the parameters:
     intermediate/  intermediate  table   (joins, windows)
     marts/         analytics     table   (what analysts query)
 
+A file may choose otherwise with a line `-- materialized: view` (or `table`) in its header
+comment, as dbt's `config(materialized=...)` does: a view where storing the rows costs more
+than computing them again for the one or two queries that read them (`int_cx_events`).
+
 A file's dependencies are the `staging.`, `intermediate.` and `analytics.`
 tables it names; parameters are `$name` and are always bound, never formatted
-into the text. Importable and testable without Dagster.
+into the text, except in a view, which DuckDB cannot prepare: there numbers and dates (and
+nothing else) are written in as typed literals (`sqlparams.inline_params`). Importable and testable without Dagster.
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ import duckdb
 
 from pipelines.model_cache import content, record_table, table_state
 from pipelines.paths import SQL_DIR
-from pipelines.sqlparams import PARAM
+from pipelines.sqlparams import PARAM, inline_params
 
 LAYERS = {"staging": ("staging", "view"), "intermediate": ("intermediate", "table"),
           "marts": ("analytics", "table")}  # fmt: skip
 _REF = re.compile(r"\b(staging|intermediate|analytics)\.([a-z_][a-z0-9_]*)\b")
+_MATERIALIZED = re.compile(r"^materialized:\s*(\w+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -48,11 +54,35 @@ class SqlModel:
 
     @property
     def materialization(self) -> str:
-        return LAYERS[self.layer][1]
+        chosen = _MATERIALIZED.search("\n".join(self.header))
+        if chosen is None:
+            return LAYERS[self.layer][1]
+        if chosen.group(1) not in ("view", "table"):
+            raise ValueError(
+                f"{self.path}: materialized must be view or table, not {chosen.group(1)!r}"
+            )
+        return chosen.group(1)
+
+    @property
+    def measured(self) -> bool:
+        """Whether its content is measured after a build (for early cutoff): every table,
+        and a view outside staging, which stands where a table would. A staging view's rows
+        follow its one staged table, whose content is already recorded."""
+        return self.materialization == "table" or self.layer != "staging"
 
     @property
     def relation(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    @property
+    def header(self) -> list[str]:
+        """The comment lines the file opens with, without their `--`."""
+        lines = []
+        for line in self.sql.splitlines():
+            if not line.startswith("--"):
+                break
+            lines.append(line[2:].strip())
+        return lines
 
     @property
     def refs(self) -> set[str]:
@@ -116,11 +146,16 @@ def build(con: duckdb.DuckDBPyConnection, model: SqlModel, params: WarehousePara
     missing = model.params - set(available)
     if missing:
         raise KeyError(f"{model.path.name} uses unknown parameter(s) {sorted(missing)}")
+    kind = _kind(con, model.relation)
+    if kind is not None and kind != model.materialization:
+        # The file changed its materialization: `create or replace` cannot change the kind.
+        con.execute(f"drop {kind} {model.relation}")
     body = model.sql.strip().rstrip(";")
-    con.execute(
-        f"create or replace {model.materialization} {model.relation} as\n{body}",
-        {k: available[k] for k in model.params},
-    )
+    used = {k: available[k] for k in model.params}
+    if model.materialization == "view":  # DuckDB cannot bind parameters into a view
+        con.execute(f"create or replace view {model.relation} as\n{inline_params(body, used)}")
+    else:
+        con.execute(f"create or replace table {model.relation} as\n{body}", used)
     if model.materialization == "table":
         return con.execute(f"select count(*) from {model.relation}").fetchone()[0]
     return None
@@ -130,15 +165,15 @@ def build_all(con: duckdb.DuckDBPyConnection, params: WarehouseParams) -> dict[s
     return {m.relation: build(con, m, params) for m in build_order()}
 
 
-def _exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+def _kind(con: duckdb.DuckDBPyConnection, relation: str) -> str | None:
+    """'table', 'view' or None (absent)."""
     schema, name = relation.split(".")
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?",
-            [schema, name],
-        ).fetchone()[0]
-    )
+    row = con.execute(
+        "select table_type from information_schema.tables where table_schema = ? "
+        "and table_name = ?",
+        [schema, name],
+    ).fetchone()
+    return None if row is None else ("view" if row[0] == "VIEW" else "table")
 
 
 def built_from(con: duckdb.DuckDBPyConnection, model: SqlModel, params: WarehouseParams) -> str:
@@ -160,20 +195,25 @@ def build_if_changed(
 ) -> tuple[int | None, bool]:
     """Build the model unless it exists and was built from exactly these inputs.
 
-    Returns (rows for a table, kept). A view's content is its fingerprint (its rows follow
-    from its SQL and its inputs); a table's is measured after each build, so a rebuild that
-    comes out the same leaves its dependants' fingerprints unchanged (early cutoff).
+    Returns (rows for a table or measured view, kept). A staging view's content is its
+    fingerprint (its rows follow from its SQL and its one staged table); a table's, or an
+    intermediate view's, is measured after each build, so a rebuild that comes out the same
+    leaves its dependants' fingerprints unchanged (early cutoff).
     """
     fingerprint = built_from(con, model, params)
     state = table_state(con, model.relation)
-    if state and state[0] == fingerprint and _exists(con, model.relation):
-        rows = (
-            con.execute(f"select count(*) from {model.relation}").fetchone()[0]
-            if model.materialization == "table"
-            else None
-        )
+    if state and state[0] == fingerprint and _kind(con, model.relation) == model.materialization:
+        if model.materialization == "table":
+            rows = con.execute(f"select count(*) from {model.relation}").fetchone()[0]
+        else:
+            rows = _counted(state[1]) if model.measured else None
         return rows, True
     rows = build(con, model, params)
-    measured = fingerprint if model.materialization == "view" else content(con, model.relation)
+    measured = content(con, model.relation) if model.measured else fingerprint
     record_table(con, model.relation, measured, fingerprint, run_id)
-    return rows, False
+    return (_counted(measured) if rows is None and model.measured else rows), False
+
+
+def _counted(measured: str) -> int:
+    """The row count in a recorded content ("rows:hash sum", see model_cache.content)."""
+    return int(measured.split(":")[0])

@@ -15,7 +15,7 @@ final as (
         region,
         plan,
         created_at,
-        cast(date_trunc('month', created_at) as date) as created_month,
+        cast(date_trunc('month', make_timestamp(epoch_us(created_at))) as date) as created_month,
     from accounts
 )
 

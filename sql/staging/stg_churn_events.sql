@@ -11,7 +11,7 @@ final as (
     select
         account_id,
         churned_at,
-        cast(date_trunc('month', churned_at) as date) as churn_month,
+        cast(date_trunc('month', make_timestamp(epoch_us(churned_at))) as date) as churn_month,
         coalesce(churn_type, 'voluntary') as churn_type,
         churn_type is not null as is_churn_type_recorded,
         reason,

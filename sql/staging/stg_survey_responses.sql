@@ -23,7 +23,7 @@ final as (
         end as nps_category,
         case when survey_type = 'csat' then score >= 4 end as is_csat_top2,
         responded_at,
-        cast(date_trunc('month', responded_at) as date) as response_month,
+        cast(date_trunc('month', make_timestamp(epoch_us(responded_at))) as date) as response_month,
     from responses
 )
 

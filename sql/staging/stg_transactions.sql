@@ -10,7 +10,7 @@ final as (
     select
         account_id,
         occurred_at,
-        cast(occurred_at as date) as purchase_day,
+        cast(make_timestamp(epoch_us(occurred_at)) as date) as purchase_day,
         amount,
     from transactions
 )

@@ -303,6 +303,20 @@ def test_new_day_validates_only_its_files_and_equals_a_fresh_build(demo_copy, tm
     # Same complete months: no chart is drawn again.
     assert re.search(r"\(5 units, 0 of \d+ charts drawn\)", line("scorecards"))
 
+    # Every content the night recorded (staged tables grown by adding the new rows' content,
+    # the measured view int_cx_events) is what the relation holds.
+    from pipelines.model_cache import content
+    from pipelines.warehouse import work_path
+
+    con = duckdb.connect(str(work_path(nightly / "warehouse.duckdb")), read_only=True)
+    recorded = con.execute(
+        "select relation, content from ops.table_state where relation not like 'staging.stg_%'"
+    ).fetchall()
+    assert "intermediate.int_cx_events" in dict(recorded)
+    for relation, measured in recorded:
+        assert content(con, relation) == measured, relation
+    con.close()
+
     assert run_cli(demo_copy, fresh, "2026-11-02") == 0
     got = table_contents(nightly / "warehouse.duckdb", exclude=RUN_STATE)
     want = table_contents(fresh / "warehouse.duckdb", exclude=RUN_STATE)

@@ -34,12 +34,7 @@ def _key(relation: str) -> dg.AssetKey:
 
 
 def _header(model: SqlModel) -> str:
-    lines = []
-    for line in model.sql.splitlines():
-        if not line.startswith("--"):
-            break
-        lines.append(line[2:].strip())
-    return " ".join(lines)
+    return " ".join(ln for ln in model.header if ln and not ln.startswith("materialized:"))
 
 
 def warehouse_params(context, cxalign: CxalignResource) -> WarehouseParams:
