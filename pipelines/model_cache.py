@@ -32,12 +32,18 @@ def fingerprint(
     con: duckdb.DuckDBPyConnection, inputs: list[str], settings: str, code: list[Path],
     params: dict | None = None,
 ) -> str:  # fmt: skip
-    """inputs: the queries (or table names) whose rows the stage reads, exactly as it reads
-    them; params: the values bound to their $names."""
+    """inputs: the queries whose rows the stage reads, or the tables they read them from
+    (equal tables give equal rows: a coarser key, never a wrong one); params: the values
+    bound to their $names. A table's recorded content (ops.table_state, kept by every writer
+    of a warehouse table) stands for reading it again."""
     h = hashlib.sha256(settings.encode())
     for source in inputs:
-        relation = source if " " not in source.strip() else f"({source})"
-        h.update(f"{source}:{content(con, relation, params)}".encode())
+        if " " in source.strip():
+            measured = content(con, f"({source})", params)
+        else:
+            state = table_state(con, source)
+            measured = state[1] if state else content(con, source)
+        h.update(f"{source}:{measured}".encode())
     for path in sorted(code):
         h.update(path.read_bytes())
     return h.hexdigest()

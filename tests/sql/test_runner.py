@@ -114,3 +114,28 @@ def test_months_are_utc_months_in_any_session_time_zone(con):
             "from staging.stg_support_tickets t join staging.stg_accounts a using (account_id)"
         ).fetchone()
         assert months == (date(2026, 1, 1),) * 3, tz
+
+
+def test_a_fingerprint_takes_a_tables_recorded_content_and_measures_a_query(con):
+    from pipelines.model_cache import fingerprint
+
+    con.execute("create schema intermediate")
+    con.execute("create table intermediate.numbers as select range as n from range(5)")
+    record_table(con, "intermediate.numbers", content(con, "intermediate.numbers"))
+    query = "select n from intermediate.numbers where n < 3"
+
+    def key():
+        return fingerprint(con, ["intermediate.numbers", query], "settings", [])
+
+    first = key()
+    # A row the query does not see, not yet recorded: the table part still stands for the
+    # recorded rows (read from ops.table_state, not from the table), the query's rows agree.
+    con.execute("insert into intermediate.numbers values (7)")
+    assert key() == first
+    # Recorded by the writer, as every writer of a warehouse table does: the key changes.
+    record_table(con, "intermediate.numbers", content(con, "intermediate.numbers"))
+    second = key()
+    assert second != first
+    # A row the query sees changes its part even before anything is recorded.
+    con.execute("insert into intermediate.numbers values (1)")
+    assert key() != second

@@ -71,6 +71,16 @@ left join unit_months as nx
 left join hours as h
   on h.account_id = am.account_id and h.month = am.month + interval 1 month
 """
+# What the panel query reads, for the fingerprint: the panel table itself (its recorded
+# content: nothing to read) and the support hours of the months the panel holds (PANEL_SQL
+# joins an account's hours only to a next month that has a panel row). The hours of the
+# month in progress are left out, so a new day of tickets keeps the results.
+HOURS_INPUT_SQL = """
+select account_id, created_month as month, sum(handle_minutes) as minutes
+from staging.stg_support_tickets
+where created_month <= (select max(month) from analytics.account_month)
+group by all
+"""
 UNITS_SQL = f"""
 select business_unit, min(account_id) as first_account, max(month) as last_month,
        count(distinct account_id) as accounts
@@ -81,10 +91,10 @@ order by first_account  -- the order units_of() gives a whole panel: results rep
 """
 
 
-def panel_sql(config: AlignmentConfig, one_unit: bool) -> str:
-    """The panel query: one unit's rows ($unit), or every unit's (for the fingerprint)."""
+def panel_sql(config: AlignmentConfig) -> str:
+    """The panel query for one unit's rows ($unit)."""
     columns = ", ".join(dict.fromkeys((*PANEL_COLUMNS, *config.extra_features)))
-    return for_units(PANEL_SQL.replace("{columns}", columns), one_unit)
+    return for_units(PANEL_SQL.replace("{columns}", columns), one_unit=True)
 
 
 def alignment_config(cxalign: CxalignResource) -> AlignmentConfig:
@@ -178,7 +188,7 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
                 raise dg.Failure(description=str(exc)) from exc
         digest = fingerprint(
             con,
-            [panel_sql(config, one_unit=False)],
+            ["analytics.account_month", HOURS_INPUT_SQL],
             json.dumps({"alignment": cxalign.settings.alignment.model_dump(),
                         "strategy": Path(cxalign.strategy_path).read_text() if cxalign.strategy_path else ""},
                        sort_keys=True, default=str),
@@ -194,7 +204,7 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
             scale = company_scale(con, "analytics.account_month")
             listing = con.sql(UNITS_SQL).pl()
             recent_from = recent_start(listing["last_month"].max(), config)
-            query = panel_sql(config, one_unit=True)
+            query = panel_sql(config)
 
             def unit_work(unit: str):
                 with con.cursor() as cursor:  # a connection of its own per worker

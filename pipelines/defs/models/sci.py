@@ -51,7 +51,8 @@ where r.survey_type in ('csat', 'ces')
 order by r.response_id
 """
 # The per-account inputs are read one unit at a time ({units}: `business_unit = $unit`),
-# each by the worker that scores the unit; the fingerprint reads them for every unit.
+# each by the worker that scores the unit; the fingerprint reads tickets and answers for
+# every unit (complete months only) and takes the panel table's recorded content.
 PANEL_SQL = """
 select account_id, business_unit, month, segment, log_mrr, tenure_months, mrr,
        fcr_rate, csat_mean, first_response_minutes_median, churned_next_month
@@ -129,7 +130,9 @@ def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
     as_of = run_as_of(context)
     started = time.perf_counter()
     bind = {"as_of": as_of}
-    inputs = [MARTS_SQL, *(for_units(q, one_unit=False) for q in UNIT_INPUTS)]
+    # The panel's rows come from one table: its recorded content stands for reading them.
+    inputs = [MARTS_SQL, *(for_units(q, one_unit=False) for q in (TICKETS_SQL, RESPONSES_SQL)),
+              "analytics.account_month"]  # fmt: skip
     outputs = {"unit_month_sci": UNIT_MONTH_SCI, "sci_benefits": SCI_BENEFITS}
     with cxalign.connect_for_models() as con:
         # Complete months only: a new day changes none of them, so a quiet night keeps these.
