@@ -6,7 +6,8 @@
 For the chosen size it:
 1. writes the landing zone with the real demo generator (Parquet);
 2. runs the real `cxalign run` in a child process, recording wall time per stage (from the
-   Dagster event log, `--timings`) and the peak memory of the process tree;
+   Dagster event log, `--timings`) and the peak memory of the process tree, for the night and
+   for each stage (the readings taken while the stage's steps ran);
 3. runs the DuckDB floor (the same sql/ files in one DuckDB process, no orchestration) and
    the pandas reference (bench/pandas_reference.py), checking that it gives the same numbers;
 4. with --incremental, adds one new day of tickets and survey answers and runs the next night,
@@ -41,9 +42,10 @@ AS_OF = date(2026, 11, 1)
 
 
 def run_measured(
-    cmd: list[str], env: dict | None = None
+    cmd: list[str], env: dict | None = None, samples: list | None = None
 ) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Wall seconds and peak RSS (MB) of the process and its children."""
+    """Wall seconds and peak RSS (MB) of the process and its children; `samples`, if given,
+    receives every reading as (epoch seconds, MB)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -60,6 +62,8 @@ def run_measured(
                     c.memory_info().rss for c in p.children(recursive=True)
                 )
                 peak = max(peak, rss)
+                if samples is not None:
+                    samples.append((time.time(), rss / 1e6))
             except psutil.Error:
                 pass
             time.sleep(0.2)
@@ -104,6 +108,19 @@ def stages(timings: Path) -> dict[str, float]:
     return {k: round(v, 1) for k, v in out.items()}
 
 
+def stage_peaks(timings: Path, samples: list[tuple[float, float]]) -> dict[str, int]:
+    """Peak memory (MB) of each stage: the largest reading taken while one of its steps ran
+    (readings every 0.2 s, so a stage shorter than that may have none)."""
+    peaks: dict[str, float] = {}
+    windows = json.loads(timings.read_text()).get("step_windows", {})
+    for step, (start, end) in windows.items():
+        inside = [mb for t, mb in samples if start <= t <= end]
+        if inside:
+            stage = stage_of(step)
+            peaks[stage] = max(peaks.get(stage, 0.0), max(inside))
+    return {k: round(v) for k, v in peaks.items()}
+
+
 def _machine() -> dict:
     return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
             "python": platform.python_version(), "platform": platform.platform(),
@@ -130,7 +147,9 @@ def main() -> int:
     p.add_argument("--no-pandas", action="store_true", help="skip the pandas reference")
     p.add_argument("--keep", action="store_true", help="keep the generated data and warehouse")
     p.add_argument("--duckdb-memory-limit", help="DuckDB's memory_limit for the run, e.g. 4GB "
-                   "(default: DuckDB's own, 80%% of RAM, which its buffer cache may fill)")  # fmt: skip
+                   "(default: DuckDB's own, 80%% of RAM, which its buffer cache may fill)")
+    p.add_argument("--models-memory-budget", help="models.memory_budget for the run, e.g. 5GB: "
+                   "alignment and SCI run units side by side only while they fit in it")  # fmt: skip
     args = p.parse_args()
     accounts, months = (
         PRESETS[args.preset] if args.preset else (args.accounts or 100_000, args.months)
@@ -156,13 +175,22 @@ def main() -> int:
     timings = work / "timings.json"
     run_cmd = [cxalign, "run", "--landing", str(landing), "--warehouse", str(work / "warehouse.duckdb"),
                "--out", str(work / "scorecards"), "--as-of", AS_OF.isoformat(), "--timings", str(timings)]  # fmt: skip
+    settings = ""
     if args.duckdb_memory_limit:
-        config = work / "bench_config.yml"
-        config.write_text(f"duckdb:\n  memory_limit: {args.duckdb_memory_limit}\n")
-        run_cmd[2:2] = ["--config", str(config)]
+        settings += f"duckdb:\n  memory_limit: {args.duckdb_memory_limit}\n"
         result["duckdb_memory_limit"] = args.duckdb_memory_limit
+    if args.models_memory_budget:
+        settings += f"models:\n  memory_budget: {args.models_memory_budget}\n"
+        result["models_memory_budget"] = args.models_memory_budget
+    if os.environ.get("CXALIGN_THREADS"):
+        result["cxalign_threads"] = int(os.environ["CXALIGN_THREADS"])
+    if settings:
+        config = work / "bench_config.yml"
+        config.write_text(settings)
+        run_cmd[2:2] = ["--config", str(config)]
+    samples: list[tuple[float, float]] = []
     try:
-        seconds, peak, _ = run_measured(run_cmd, env)
+        seconds, peak, _ = run_measured(run_cmd, env, samples)
     except RunFailed as exc:
         # Out of memory or a failed check is a finding: record how far the night got.
         result["run"] = {
@@ -177,6 +205,7 @@ def main() -> int:
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(peak),
         "stages": stages(timings),
+        "stage_peak_rss_mb": stage_peaks(timings, samples),
     }
     con = duckdb.connect(str(work / "warehouse.duckdb"), read_only=True)
     result["rows"] = dict(con.execute(
@@ -236,10 +265,12 @@ def main() -> int:
             "--timings",
             str(next_timings),
         ]
-        seconds, peak, _ = run_measured(cmd, env)
+        samples = []
+        seconds, peak, _ = run_measured(cmd, env, samples)
         result["incremental"] = {
             "rows_added": added, "seconds": round(seconds, 1), "peak_rss_mb": round(peak),
             "stages": stages(next_timings),
+            "stage_peak_rss_mb": stage_peaks(next_timings, samples),
             "share_of_full_run": round(seconds / result["run"]["seconds"], 3),
         }  # fmt: skip
 

@@ -2,15 +2,18 @@
 
 The per-unit model work is numpy, polars and scikit-learn, which release the GIL in their
 heavy loops, so threads use both cores of a small machine without copying the panel into
-worker processes. BLAS and OpenMP are held to one thread per worker meanwhile, so two workers do not
-each start a BLAS or OpenMP pool on the same two cores. CXALIGN_THREADS overrides the worker count
-(1: sequential). Each unit draws from its own random generator (unit_rng), so results do not
-depend on the number of workers or on which other units are present.
+worker processes. BLAS and OpenMP are held to one thread per worker meanwhile, so two workers
+do not each start a BLAS or OpenMP pool on the same two cores. CXALIGN_THREADS overrides the
+worker count (1: sequential); a memory budget (`models.memory_budget`) lets a unit start only
+when its estimated memory fits beside that of the units in flight. Each unit draws from its
+own random generator (unit_rng), so results do not depend on the number of workers or on which
+other units are present.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
@@ -29,10 +32,20 @@ def workers() -> int:
     return max(1, int(configured)) if configured else (os.cpu_count() or 1)
 
 
-def map_units(fn: Callable[[T], R], items: Sequence[T], quiet: bool = False) -> list[R]:
+def map_units(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    quiet: bool = False,
+    sizes: Sequence[float] | None = None,
+    budget: float | None = None,
+) -> list[R]:
     """fn over items, results in the order of items. quiet: silence warnings (numerical
     chatter from the fits) for the whole map; warning filters are process-wide, so a
-    catch_warnings inside the worker threads would race."""
+    catch_warnings inside the worker threads would race.
+
+    sizes and budget (bytes): an item starts only when its size and the sizes of the items
+    still running fit within the budget; an item larger than the budget runs alone. Items
+    start in order, so the results (and each item's random stream) do not depend on it."""
     n = min(len(items), workers())
     with warnings.catch_warnings():
         if quiet:
@@ -42,7 +55,36 @@ def map_units(fn: Callable[[T], R], items: Sequence[T], quiet: bool = False) -> 
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1), ThreadPoolExecutor(n) as pool:
-            return list(pool.map(fn, items))
+            if budget is None or sizes is None:
+                return list(pool.map(fn, items))
+            return list(pool.map(_within(fn, items, sizes, budget), range(len(items))))
+
+
+def _within(
+    fn: Callable[[T], R], items: Sequence[T], sizes: Sequence[float], budget: float
+) -> Callable[[int], R]:
+    """fn of the i-th item, made to wait until the item fits within the budget beside the
+    items running."""
+    if len(sizes) != len(items):
+        raise ValueError(f"{len(sizes)} sizes for {len(items)} items")
+    room = threading.Condition()
+    running = {"bytes": 0.0, "items": 0}
+
+    def run(i: int) -> R:
+        size = sizes[i]
+        with room:
+            room.wait_for(lambda: not running["items"] or running["bytes"] + size <= budget)
+            running["bytes"] += size
+            running["items"] += 1
+        try:
+            return fn(items[i])
+        finally:
+            with room:
+                running["bytes"] -= size
+                running["items"] -= 1
+                room.notify_all()
+
+    return run
 
 
 def units_of(data: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="strategy.yaml: each unit's primary outcome and CX targets",
     )  # fmt: skip
     run.add_argument(
-        "--timings", type=Path, default=None, help="write per-stage wall times (JSON) to this file"
+        "--timings", type=Path, default=None, help="write each step's wall time and start and end (JSON) to this file"
     )
     run.add_argument(
         "--full-refresh", action="store_true",
@@ -225,7 +225,7 @@ def _execute(args, as_of) -> int:
             raise_on_error=False,
         )
         elapsed = time.perf_counter() - started
-        steps = _step_seconds(instance, result.run_id)
+        windows = _step_windows(instance, result.run_id)
 
     _print_ingest_summary(work, result.run_id)
     if args.timings:
@@ -233,7 +233,8 @@ def _execute(args, as_of) -> int:
         args.timings.write_text(
             json.dumps(
                 {"run_id": result.run_id, "success": result.success, "total_seconds": elapsed,
-                 "steps": steps},
+                 "steps": {k: round(b - a, 3) for k, (a, b) in windows.items()},
+                 "step_windows": {k: [round(a, 3), round(b, 3)] for k, (a, b) in windows.items()}},
                 indent=2,
             )
             + "\n"
@@ -280,10 +281,10 @@ def _print_ingest_summary(work: Path, run_id: str) -> None:
         print(f"{src:<18}{read:>12,}{staged:>12,}{quar:>13,}{dup:>12,}")
 
 
-def _step_seconds(instance, run_id: str) -> dict[str, float]:
-    """Wall time of each step (asset), from the event log's timestamps."""
+def _step_windows(instance, run_id: str) -> dict[str, tuple[float, float]]:
+    """When each step (asset) started and ended (epoch seconds), from the event log."""
     started: dict[str, float] = {}
-    seconds: dict[str, float] = {}
+    windows: dict[str, tuple[float, float]] = {}
     for entry in instance.all_logs(run_id):
         event = entry.dagster_event
         if event is None or event.step_key is None:
@@ -293,8 +294,8 @@ def _step_seconds(instance, run_id: str) -> dict[str, float]:
         elif (
             event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started
         ):
-            seconds[event.step_key] = round(entry.timestamp - started[event.step_key], 3)
-    return seconds
+            windows[event.step_key] = (started[event.step_key], entry.timestamp)
+    return windows
 
 
 def _failures(result) -> list[str]:

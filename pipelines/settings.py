@@ -7,6 +7,7 @@ a silently ignored line. The annotated template is `config/cxalign.example.yml`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +27,25 @@ SOURCES = (
 
 class ConfigError(ValueError):
     """The configuration file is unreadable or breaks a rule; the message says where."""
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size as DuckDB writes it: "2GB" (10^9 bytes each), "512MiB" (2^20)."""
+    m = _SIZE.match(str(text))
+    if m is None:
+        raise ValueError(f"{text!r} is not a size such as 2GB or 512MiB")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+
+
+def _size_or_none(v: str | None) -> str | None:
+    if v is not None:
+        parse_size(v)
+    return v
 
 
 class _Strict(BaseModel):
@@ -124,14 +144,32 @@ class DuckDBSettings(_Strict):
     threads: int | None = Field(None, ge=1)
     # DuckDB's limit while the model stages (alignment, SCI, CLV) run. They read one business
     # unit's rows at a time and fit them in Python, so DuckDB needs little there, and what
-    # its cache does not hold is left to the fits. It replaces memory_limit there, also when
-    # memory_limit is lower: set both. None: memory_limit.
+    # its cache does not hold is left to the fits. The smaller of the two applies there.
+    # None: memory_limit.
     models_memory_limit: str | None = "2GB"
 
+    _sizes = field_validator("memory_limit", "models_memory_limit")(_size_or_none)
+
     def for_models(self) -> DuckDBSettings:
+        """The settings for the model stages: the smaller of the two limits."""
+        limits = [v for v in (self.models_memory_limit, self.memory_limit) if v is not None]
         return self.model_copy(
-            update={"memory_limit": self.models_memory_limit or self.memory_limit}
+            update={"memory_limit": min(limits, key=parse_size) if limits else None}
         )
+
+
+class ModelsSettings(_Strict):
+    # The model stages (alignment, SCI) fit business units side by side, one per core. With a
+    # budget (e.g. "5GB"), a unit starts only when its estimated memory fits beside that of
+    # the units already running; a unit larger than the budget runs alone. None: one per
+    # core whatever their size. The estimate is per account-month, measured in bench/.
+    memory_budget: str | None = None
+
+    _sizes = field_validator("memory_budget")(_size_or_none)
+
+    @property
+    def memory_budget_bytes(self) -> int | None:
+        return None if self.memory_budget is None else parse_size(self.memory_budget)
 
 
 class Settings(_Strict):
@@ -148,6 +186,7 @@ class Settings(_Strict):
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = ScheduleSettings()
     duckdb: DuckDBSettings = DuckDBSettings()
+    models: ModelsSettings = ModelsSettings()
 
     @field_validator("sources")
     @classmethod

@@ -63,6 +63,21 @@ def test_model_stages_hold_duckdb_to_their_own_memory_limit(tmp_path):
     duck = DuckDBSettings(memory_limit="6GB")
     assert duck.for_models().memory_limit == "2GB"
     assert limit(duck.for_models()) == limit(DuckDBSettings(memory_limit="2GB")) != limit(duck)
-    # Unset: the model stages get the general limit.
+    # Unset: the model stages get the general limit; and never more than it.
     unset = DuckDBSettings(memory_limit="6GB", models_memory_limit=None)
     assert unset.for_models().memory_limit == "6GB"
+    assert DuckDBSettings(memory_limit="1500MB").for_models().memory_limit == "1500MB"
+
+
+def test_sizes_are_read_as_duckdb_reads_them(tmp_path):
+    from pipelines.settings import parse_size
+
+    assert parse_size("2GB") == 2 * 10**9 and parse_size("512MiB") == 512 * 2**20
+    assert parse_size(" 1.5 gb") == 1_500_000_000
+    p = tmp_path / "cx.yml"
+    p.write_text("models:\n  memory_budget: 5GB\n")
+    assert load_settings(p).models.memory_budget_bytes == 5 * 10**9
+    for key in ("duckdb:\n  memory_limit", "models:\n  memory_budget"):
+        p.write_text(f"{key}: 8 gigs\n")
+        with pytest.raises(ConfigError, match="'8 gigs' is not a size such as 2GB"):
+            load_settings(p)

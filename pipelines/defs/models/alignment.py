@@ -83,12 +83,20 @@ group by all
 """
 UNITS_SQL = f"""
 select business_unit, min(account_id) as first_account, max(month) as last_month,
-       count(distinct account_id) as accounts
+       count(distinct account_id) as accounts, count(*) as account_months
 from analytics.account_month
 where {AT_RISK_SQL}
 group by business_unit
 order by first_account  -- the order units_of() gives a whole panel: results repeat exactly
 """
+
+
+# Memory one unit's work holds at its peak, per account-month it fits (the prepared rows, the
+# subsets each fit filters from them, the design block, IRLS temporaries). At L the stage
+# peaked at 14.0 GB with two units in flight and 8.2 GB with one, so one of the two largest
+# units (5.1 M account-months each) holds about 5.8 GB: 1,140 bytes each, rounded up
+# (docs/BENCHMARKS.md). Used with models.memory_budget.
+UNIT_BYTES_PER_ACCOUNT_MONTH = 1_200
 
 
 def panel_sql(config: AlignmentConfig) -> str:
@@ -216,7 +224,13 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
                     unit_check(unit, rows, outcome, seed=config.seed),
                 )
 
-            done = map_units(unit_work, listing["business_unit"].to_list(), quiet=True)
+            done = map_units(
+                unit_work,
+                listing["business_unit"].to_list(),
+                quiet=True,
+                sizes=(listing["account_months"] * UNIT_BYTES_PER_ACCOUNT_MONTH).to_list(),
+                budget=cxalign.settings.models.memory_budget_bytes,
+            )
             units, company, metrics = summarise_units(
                 [d[0] for d in done], config, int(listing["accounts"].sum())
             )

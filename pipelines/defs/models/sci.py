@@ -63,6 +63,12 @@ order by account_id, month
 
 
 UNIT_INPUTS = (TICKETS_SQL, RESPONSES_SQL, PANEL_SQL)
+# Memory one unit's scoring holds, per account-month of the unit (its tickets, answers and
+# panel rows, the bootstrap's weights): at L the stage peaked at 9.1 GB with two units in
+# flight and 6.7 GB with one, about 2.4 GB for one of the largest units (5.4 M
+# account-months): 450 bytes each, rounded up. Used with models.memory_budget.
+UNIT_BYTES_PER_ACCOUNT_MONTH = 500
+UNIT_SIZES_SQL = "select business_unit, count(*) from analytics.account_month group by all"
 
 
 def benefits(sci: pl.DataFrame) -> pl.DataFrame:
@@ -156,7 +162,10 @@ def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
                 return unit_sci(unit, by_unit[(unit,)], tickets, responses, panel, config)
 
             units = [unit for (unit,) in by_unit]
-            rows = [row for done in map_units(one, units) for row in done]
+            account_months = dict(con.execute(UNIT_SIZES_SQL).fetchall())
+            sizes = [account_months.get(u, 0) * UNIT_BYTES_PER_ACCOUNT_MONTH for u in units]
+            budget = cxalign.settings.models.memory_budget_bytes
+            rows = [row for done in map_units(one, units, sizes=sizes, budget=budget) for row in done]
             frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(
                 pl.lit(as_of).alias("as_of"),
                 pl.lit(json.dumps(config._raw, sort_keys=True)).alias("sci_config"),
