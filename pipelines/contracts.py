@@ -165,9 +165,14 @@ def _parse_column(path: Path, i: int, raw: dict) -> ColumnSpec:
     )
 
 
+# libyaml's safe loader where PyYAML was built with it: the same documents, ten times faster
+# (the contracts are read at every start).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_contract_file(path: Path) -> Contract:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise _fail(path, f"not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
