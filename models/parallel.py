@@ -45,8 +45,14 @@ def map_units(
 
     sizes and budget (bytes): an item starts only when its size and the sizes of the items
     still running fit within the budget; an item larger than the budget runs alone. Items
-    start in order, so the results (and each item's random stream) do not depend on it."""
+    start in order, so the results (and each item's random stream) do not depend on it.
+    When no two items fit together, they run one after another on the calling thread, as
+    with one worker: threads taking turns would each keep memory their allocator holds."""
+    if sizes is not None and len(sizes) != len(items):
+        raise ValueError(f"{len(sizes)} sizes for {len(items)} items")
     n = min(len(items), workers())
+    if budget is not None and sizes is not None and not _two_fit(sizes, budget):
+        n = 1
     with warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore")
@@ -60,13 +66,17 @@ def map_units(
             return list(pool.map(_within(fn, items, sizes, budget), range(len(items))))
 
 
+def _two_fit(sizes: Sequence[float], budget: float) -> bool:
+    """Whether any two of the sizes fit within the budget together."""
+    smallest = sorted(sizes)[:2]
+    return len(smallest) == 2 and sum(smallest) <= budget
+
+
 def _within(
     fn: Callable[[T], R], items: Sequence[T], sizes: Sequence[float], budget: float
 ) -> Callable[[int], R]:
     """fn of the i-th item, made to wait until the item fits within the budget beside the
     items running."""
-    if len(sizes) != len(items):
-        raise ValueError(f"{len(sizes)} sizes for {len(items)} items")
     room = threading.Condition()
     running = {"bytes": 0.0, "items": 0}
 

@@ -60,3 +60,12 @@ def test_units_that_fit_together_run_together():
 def test_sizes_must_match_the_items():
     with pytest.raises(ValueError, match="2 sizes for 3 items"):
         map_units(str, [1, 2, 3], sizes=[1, 2], budget=5)
+
+
+def test_units_that_never_fit_together_run_on_the_calling_thread():
+    caller = threading.get_ident()
+    ran_on = map_units(lambda _: threading.get_ident(), "abc", sizes=[5, 6, 7], budget=10)
+    assert ran_on == [caller] * 3
+    # Two of them fit: the workers take them.
+    ran_on = map_units(lambda _: threading.get_ident(), "abc", sizes=[4, 6, 7], budget=10)
+    assert caller not in ran_on
