@@ -52,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="strategy.yaml: each unit's primary outcome and CX targets",
     )  # fmt: skip
     run.add_argument(
-        "--timings", type=Path, default=None, help="write each step's wall time and start and end (JSON) to this file"
-    )
+        "--timings", type=Path, default=None,
+        help="write each step's wall time, start and end (JSON) to this file",
+    )  # fmt: skip
     run.add_argument(
         "--full-refresh", action="store_true",
         help="rebuild every table and refit every model, even where the inputs are unchanged",

@@ -101,15 +101,26 @@ def content(con: duckdb.DuckDBPyConnection, relation: str, params: dict | None =
     return f"{n}:{total or 0}"
 
 
+def _parts(measured: str) -> tuple[int, int]:
+    """(rows, hash sum) of a content as `content` writes it."""
+    rows, total = measured.split(":")
+    return int(rows), int(total)
+
+
+def content_rows(measured: str) -> int:
+    """The row count in a content."""
+    return _parts(measured)[0]
+
+
 def content_sum(a: str, b: str) -> str:
     """The content of two sets of rows together (counts and hash sums add exactly)."""
-    (na, sa), (nb, sb) = (map(int, c.split(":")) for c in (a, b))
+    (na, sa), (nb, sb) = _parts(a), _parts(b)
     return f"{na + nb}:{sa + sb}"
 
 
 def content_difference(whole: str, part: str) -> str:
     """The content of `whole` without the rows of `part` (which must be among them)."""
-    (nw, sw), (np_, sp) = (map(int, c.split(":")) for c in (whole, part))
+    (nw, sw), (np_, sp) = _parts(whole), _parts(part)
     return f"{nw - np_}:{sw - sp}"
 
 

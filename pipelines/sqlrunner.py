@@ -15,7 +15,8 @@ than computing them again for the one or two queries that read them (`int_cx_eve
 A file's dependencies are the `staging.`, `intermediate.` and `analytics.`
 tables it names; parameters are `$name` and are always bound, never formatted
 into the text, except in a view, which DuckDB cannot prepare: there numbers and dates (and
-nothing else) are written in as typed literals (`sqlparams.inline_params`). Importable and testable without Dagster.
+nothing else) are written in as typed literals (`sqlparams.inline_params`). Importable and
+testable without Dagster.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.model_cache import content, record_table, table_state
+from pipelines.model_cache import content, content_rows, record_table, table_state
 from pipelines.paths import SQL_DIR
 from pipelines.sqlparams import PARAM, inline_params
 
@@ -153,7 +154,8 @@ def build(con: duckdb.DuckDBPyConnection, model: SqlModel, params: WarehousePara
     body = model.sql.strip().rstrip(";")
     used = {k: available[k] for k in model.params}
     if model.materialization == "view":  # DuckDB cannot bind parameters into a view
-        con.execute(f"create or replace view {model.relation} as\n{inline_params(body, used)}")
+        # Every known $name, also one only a comment mentions (the view keeps its comments).
+        con.execute(f"create or replace view {model.relation} as\n{inline_params(body, available)}")
     else:
         con.execute(f"create or replace table {model.relation} as\n{body}", used)
     if model.materialization == "table":
@@ -206,14 +208,9 @@ def build_if_changed(
         if model.materialization == "table":
             rows = con.execute(f"select count(*) from {model.relation}").fetchone()[0]
         else:
-            rows = _counted(state[1]) if model.measured else None
+            rows = content_rows(state[1]) if model.measured else None
         return rows, True
     rows = build(con, model, params)
     measured = content(con, model.relation) if model.measured else fingerprint
     record_table(con, model.relation, measured, fingerprint, run_id)
-    return (_counted(measured) if rows is None and model.measured else rows), False
-
-
-def _counted(measured: str) -> int:
-    """The row count in a recorded content ("rows:hash sum", see model_cache.content)."""
-    return int(measured.split(":")[0])
+    return (content_rows(measured) if rows is None and model.measured else rows), False

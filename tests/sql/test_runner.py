@@ -46,6 +46,16 @@ def test_header_chooses_a_view_and_its_parameters_are_written_in(con):
     assert build_if_changed(con, events, PARAMS, "run-2") == (3, True)
 
 
+def test_a_view_whose_comment_names_another_parameter_builds(con):
+    con.execute("create schema intermediate")
+    con.execute("create table intermediate.numbers as select range as n from range(5)")
+    sql = EVENTS.replace(
+        "-- events: the numbers up to a bound.", "-- events: up to a bound ($as_of)."
+    )
+    build(con, _model("intermediate", "events", sql), PARAMS)
+    assert con.execute("select count(*) from intermediate.events").fetchone()[0] == 3
+
+
 def test_a_rebuilt_view_that_comes_out_the_same_keeps_its_dependants(con):
     con.execute("create schema intermediate")
     con.execute("create table intermediate.numbers as select range as n from range(5)")
