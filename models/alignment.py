@@ -17,7 +17,9 @@ statsmodels needed tens of GB at 100k accounts.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -28,6 +30,7 @@ from models.cluster import cr1_covariance
 from models.parallel import map_units, unit_rng, units_of
 
 METHOD_VERSION = "alignment-v1"
+T = TypeVar("T")
 
 # Features measured over a window that ends before the row's month (analytics.account_month).
 # Only these can enter a link model; anything else is refused.
@@ -216,11 +219,21 @@ def company_scale(con: duckdb.DuckDBPyConnection, source: str) -> Scale:
     return Scale(metrics, (float(np.mean(composite)), float(np.std(composite, ddof=1))))
 
 
+# Columns of the source that prepared() reads and does not return: the metrics replace the
+# raw CX columns, and every row returned is at risk. At a million accounts a unit's rows
+# are millions, and these columns were a fifth of their memory.
+REPLACED_COLUMNS = (
+    "nps_category_latest", "csat_mean", "ces_mean", "first_response_minutes_median",
+    "fcr_rate", "is_at_risk_next_month", "mrr",
+)  # fmt: skip
+
+
 def prepared(con: duckdb.DuckDBPyConnection, source: str, scale: Scale,
-             params: dict | None = None) -> pl.DataFrame:  # fmt: skip
+             params: dict | None = None, keep: tuple[str, ...] = ()) -> pl.DataFrame:  # fmt: skip
     """The at-risk rows of `source` with the metrics, their z-scores on the company's scale,
     the composite (the mean of the available z's, re-standardised) and an integer code per
-    account, by account and month."""
+    account, by account and month. The REPLACED_COLUMNS are left out, except those in
+    `keep` (a model's extra features)."""
     z = ", ".join(
         (_z(m, *scale.metrics[m]) if m in scale.metrics else "null::double") + f" as z_{m}"
         for m in METRIC_SQL
@@ -231,8 +244,11 @@ def prepared(con: duckdb.DuckDBPyConnection, source: str, scale: Scale,
         else "null::double"
     )
     metrics_sql = ", ".join(f"{e} as {m}" for m, e in METRIC_SQL.items())
+    present = con.sql(f"select * from {source}", params=params or {}).columns  # bound, not run
+    dropped = [c for c in REPLACED_COLUMNS if c in present and c not in keep]
+    exclude = f"exclude ({', '.join(dropped)})" if dropped else ""
     query = f"""
-        select *, {composite} as {COMPOSITE}
+        select * {exclude}, {composite} as {COMPOSITE}
         from (select *, {z} from (select *, {metrics_sql} from {source} where {AT_RISK_SQL}))
         order by account_id, month
     """
@@ -312,26 +328,73 @@ def design(
     del prior
     for f in extra:
         parts.append((f, np.nan_to_num(df[f].cast(pl.Float64).to_numpy(), nan=0.0)))
-    cats = df.select(
-        pl.col("segment").cast(pl.Utf8),
-        pl.when(pl.col("tenure_months") < 6).then(pl.lit("t0-5"))
-        .when(pl.col("tenure_months") < 12).then(pl.lit("t6-11"))
-        .when(pl.col("tenure_months") < 24).then(pl.lit("t12-23")).otherwise(pl.lit("t24+"))
-        .alias("tenure_band"),
-        (pl.col("month").dt.year().cast(pl.Utf8) + "Q" + pl.col("month").dt.quarter().cast(pl.Utf8))
-        .alias("quarter"),
-    ).to_dummies(drop_first=True)  # fmt: skip
-    parts += [(c.name, c.to_numpy()) for c in cats.iter_columns()]
     varying = [(n, v) for n, v in parts if len(v) and v.max() > v.min()]
-    shape = (df.height, 1 + len(varying))
+    dummies = [
+        d for codes, names, prefix in _categories(df) for d in _dummies(codes, names, prefix)
+    ]
+    shape = (df.height, 1 + len(varying) + len(dummies))
     X = buffer.take(*shape) if buffer is not None else np.empty(shape, order="F")
+    names = ["const", *(n for n, _ in varying), *(n for n, _, _ in dummies)]
     X[:, 0] = 1.0
     for j, (_, v) in enumerate(varying, start=1):
         X[:, j] = v
-    return X, ["const", *(n for n, _ in varying)]
+    del parts, varying
+    # (each indicator varies: its level is present, and the first row is the reference)
+    for j, (_, codes, code) in enumerate(dummies, start=shape[1] - len(dummies)):
+        X[:, j] = codes == code
+    return X, names
+
+
+TENURE_BANDS = ("t0-5", "t6-11", "t12-23", "t24+")  # under 6, 12 and 24 months, and older
+
+
+def _categories(df: pl.DataFrame) -> list[tuple[np.ndarray, list[str], str]]:
+    """Segment, tenure band and calendar quarter as integer codes with their level names."""
+    segment = df["segment"].cast(pl.Utf8).fill_null("null")
+    levels = segment.unique().sort().to_list()
+    # (a missing tenure falls in the last band, as `when ... otherwise` put it)
+    tenure = np.searchsorted([6, 12, 24], df["tenure_months"].cast(pl.Float64).to_numpy(), "right")
+    quarter = df.select(pl.col("month").dt.year() * 4 + pl.col("month").dt.quarter() - 1)
+    quarter = quarter.to_series().to_numpy()
+    first = int(quarter.min()) if len(quarter) else 0
+    quarter_names = (
+        [f"{c // 4}Q{c % 4 + 1}" for c in range(first, int(quarter.max()) + 1)]
+        if len(quarter)
+        else []
+    )
+    return [
+        (segment.cast(pl.Enum(levels)).to_physical().to_numpy(), levels, "segment"),
+        (tenure, list(TENURE_BANDS), "tenure_band"),
+        (quarter - first, quarter_names, "quarter"),
+    ]  # fmt: skip
+
+
+def _dummies(codes: np.ndarray, names: list[str], prefix: str) -> list[tuple[str, np.ndarray, int]]:
+    """One indicator per level present, as polars' to_dummies(drop_first=True) makes them:
+    the first row's level is the reference, the others in order of name."""
+    if not len(codes):
+        return []
+    present = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+    kept = sorted((names[c], int(c)) for c in present if c != codes[0])
+    return [(f"{prefix}_{name}", codes, c) for name, c in kept]
 
 
 GRAM_BLOCK = 1 << 16  # rows per block: a (block x columns) temporary of a few MB
+
+
+def map_blocks(fn: Callable[[int, int], T], n_rows: int) -> list[T]:
+    """fn(start, stop) over consecutive blocks of GRAM_BLOCK rows, in order. (Sharing the
+    blocks between two threads measured no faster at a million accounts: these loops are
+    bound by memory bandwidth, not by the cores; docs/BENCHMARKS.md.)"""
+    return [fn(start, min(start + GRAM_BLOCK, n_rows)) for start in range(0, n_rows, GRAM_BLOCK)]
+
+
+def _summed(parts: list[np.ndarray]) -> np.ndarray:
+    """Partial sums added in block order."""
+    total = np.zeros_like(parts[0])
+    for part in parts:
+        total += part
+    return total
 
 
 def weighted_gram(
@@ -340,16 +403,25 @@ def weighted_gram(
     """X' W X and X' W z (W = diag(w)), summed over blocks of rows: the same normal equations
     without a (rows x columns) weighted copy of X, which at a million accounts is gigabytes
     per fit."""
-    k = X.shape[1]
-    H = np.zeros((k, k))
-    g = None if z is None else np.zeros(k)
-    for start in range(0, X.shape[0], GRAM_BLOCK):  # blocks of rows, not rows
-        Xb = X[start : start + GRAM_BLOCK]
-        XtW = Xb.T * w[start : start + GRAM_BLOCK]
-        H += XtW @ Xb
-        if g is not None:
-            g += XtW @ z[start : start + GRAM_BLOCK]
-    return H, g
+
+    def block(start: int, stop: int):
+        Xb = X[start:stop]
+        XtW = Xb.T * w[start:stop]
+        return XtW @ Xb, None if z is None else XtW @ z[start:stop]
+
+    parts = map_blocks(block, X.shape[0])
+    if not parts:
+        k = X.shape[1]
+        return np.zeros((k, k)), None if z is None else np.zeros(k)
+    H = _summed([h for h, _ in parts])
+    return H, None if z is None else _summed([g for _, g in parts])
+
+
+def _cloglog_mean(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """exp(eta), the mean 1 - exp(-exp(eta)) (kept inside (0, 1)) and its derivative."""
+    e = np.exp(eta)
+    mu = np.clip(-np.expm1(-e), 1e-12, 1 - 1e-12)
+    return e, mu, np.exp(eta - e)
 
 
 def fit_cloglog(
@@ -362,43 +434,67 @@ def fit_cloglog(
     standard errors when `groups` is given, computed with normal equations and per-cluster
     score sums so memory stays O(rows x columns) at millions of rows (statsmodels' path
     needed tens of GB at 100k accounts). None for se when the information matrix is singular.
+
+    Each iteration works a block of rows at a time (map_blocks): the linear predictor, the
+    weights and the working response of a block go straight into its share of the normal
+    equations: no full-length temporaries, and each block is read while it is in cache.
     """
     n, k = X.shape
     ybar = min(max(y.mean(), 1e-6), 1 - 1e-6)
     beta = np.zeros(k)
     beta[0] = math.log(-math.log(1 - ybar))
-    for _ in range(maxiter):
-        eta = np.clip(X @ beta, -30, 3)
-        e = np.exp(eta)
-        mu = np.clip(-np.expm1(-e), 1e-12, 1 - 1e-12)
-        dmu = np.exp(eta - e)
+
+    def irls_block(start: int, stop: int):
+        Xb = X[start:stop]
+        eta = np.clip(Xb @ beta, -30, 3)
+        _, mu, dmu = _cloglog_mean(eta)
         w = dmu**2 / (mu * (1 - mu))
-        z = eta + (y - mu) / np.maximum(dmu, 1e-300)
-        H, g = weighted_gram(X, w, z)
+        z = eta + (y[start:stop] - mu) / np.maximum(dmu, 1e-300)
+        XtW = Xb.T * w
+        return XtW @ Xb, XtW @ z
+
+    def final_block(start: int, stop: int):
+        Xb, yb = X[start:stop], y[start:stop]
+        eta = np.clip(Xb @ beta, -30, 3)
+        e, mu, dmu = _cloglog_mean(eta)
+        if groups is None:
+            return None, mu, None
+        var = mu * (1 - mu)
+        # The bread uses the observed information, as statsmodels does for a non-canonical
+        # link: -d2l/deta2 = mu'^2/V - (y - mu) (mu'' V - mu'^2 (1 - 2 mu)) / V^2,
+        # mu'' = mu' (1 - e^eta).
+        d2mu = dmu * (1 - e)
+        w_obs = dmu**2 / var - (yb - mu) * (d2mu * var - dmu**2 * (1 - 2 * mu)) / var**2
+        XtW = Xb.T * w_obs
+        return XtW @ Xb, mu, (yb - mu) * dmu / var
+
+    def mean_at_beta() -> np.ndarray:
+        means = map_blocks(
+            lambda start, stop: _cloglog_mean(np.clip(X[start:stop] @ beta, -30, 3))[1], n
+        )
+        return np.concatenate(means)
+
+    for _ in range(maxiter):
+        parts = map_blocks(irls_block, n)
+        H, g = _summed([h for h, _ in parts]), _summed([g for _, g in parts])
         try:
             new = np.linalg.solve(H, g)
         except np.linalg.LinAlgError:
-            return beta, None, mu
+            return beta, None, mean_at_beta()
         done = np.max(np.abs(new - beta)) < tol * (1 + np.max(np.abs(beta)))
         beta = new
         if done:
             break
-    eta = np.clip(X @ beta, -30, 3)
-    e = np.exp(eta)
-    mu = np.clip(-np.expm1(-e), 1e-12, 1 - 1e-12)
+    parts = map_blocks(final_block, n)
+    mu = np.concatenate([m for _, m, _ in parts])
     if groups is None:
         return beta, None, mu
-    dmu = np.exp(eta - e)
-    var = mu * (1 - mu)
-    # The bread uses the observed information, as statsmodels does for a non-canonical link:
-    # -d2l/deta2 = mu'^2/V - (y - mu) (mu'' V - mu'^2 (1 - 2 mu)) / V^2, mu'' = mu' (1 - e^eta).
-    d2mu = dmu * (1 - e)
-    w_obs = dmu**2 / var - (y - mu) * (d2mu * var - dmu**2 * (1 - 2 * mu)) / var**2
     try:
-        bread = np.linalg.inv(weighted_gram(X, w_obs)[0])
+        bread = np.linalg.inv(_summed([h for h, _, _ in parts]))
     except np.linalg.LinAlgError:
         return beta, None, mu
-    resid = (y - mu) * dmu / var
+    resid = np.concatenate([r for _, _, r in parts])
+    del parts
     cov = cr1_covariance(bread, X, resid, groups)
     return beta, np.sqrt(np.maximum(np.diag(cov), 0)), mu
 
@@ -591,17 +687,18 @@ def execution_scores(
     )
     if per_account.height == 0:
         return math.nan, np.full(config.bootstrap_replicates, np.nan)
-    w = rng.poisson(1.0, size=(config.bootstrap_replicates, per_account.height)).astype(float)
-    ones = np.ones((1, per_account.height))
+    measured = [c for c in columns if per_account[f"n_{c}"].sum() > 0]
+    # Each measured column's sum and count per account, and under each replicate's weights.
+    sums = per_account.select(
+        pl.col(f"{p}_{c}").cast(pl.Float64) for c in measured for p in ("s", "n")
+    ).to_numpy()
+    reps = poisson_weighted_sums(rng, config.bootstrap_replicates, sums)
+    point = sums.sum(axis=0)
     parts_point, parts_reps = [], []
-    for c in columns:
-        s_ = per_account[f"s_{c}"].to_numpy().astype(float)
-        n_ = per_account[f"n_{c}"].to_numpy().astype(float)
-        if n_.sum() == 0:
-            continue
+    for i, c in enumerate(measured):
         with np.errstate(invalid="ignore", divide="ignore"):
-            level_point = (ones @ s_) / (ones @ n_)
-            level_reps = (w @ s_) / (w @ n_)
+            level_point = point[2 * i] / point[2 * i + 1]
+            level_reps = reps[:, 2 * i] / reps[:, 2 * i + 1]
         if targets:
             floor, target = targets[c]
             level_point = _target_position(c, level_point, floor, target) - 1
@@ -613,11 +710,31 @@ def execution_scores(
     return float(np.mean(parts_point)), np.mean(parts_reps, axis=0)
 
 
+REPLICATE_BLOCK = 16  # replicates drawn at a time: a (block x accounts) array of a few MB
+
+
+def poisson_weighted_sums(
+    rng: np.random.Generator, replicates: int, values: np.ndarray
+) -> np.ndarray:
+    """(replicates x columns): the columns of `values` (accounts x columns) summed under
+    each replicate's Poisson(1) weights per account, drawn a block of replicates at a time.
+    The same draws, in the same order, as one (replicates x accounts) array, which at a
+    million accounts is gigabytes."""
+    out = np.empty((replicates, values.shape[1]))
+    for start in range(0, replicates, REPLICATE_BLOCK):  # blocks of replicates, not rows
+        stop = min(start + REPLICATE_BLOCK, replicates)
+        out[start:stop] = rng.poisson(1.0, size=(stop - start, values.shape[0])) @ values
+    return out
+
+
 # --- putting it together -----------------------------------------------------------------
 
 
-def outcome_rows(rows: pl.DataFrame, outcome: Outcome) -> pl.DataFrame:
-    """The account-months at risk for an outcome, with its column not NULL."""
+def outcome_rows(
+    rows: pl.DataFrame, outcome: Outcome, columns: tuple[str, ...] | None = None
+) -> pl.DataFrame:
+    """The account-months at risk for an outcome, with its column not NULL; only `columns`
+    (default: all), so the copy holds only what its fit reads."""
     if outcome.column not in rows.columns:
         return rows.head(0)
     at_risk = (
@@ -625,7 +742,14 @@ def outcome_rows(rows: pl.DataFrame, outcome: Outcome) -> pl.DataFrame:
         if outcome.name == "retention"
         else ~pl.col("churned_next_month")
     )
-    return rows.filter(at_risk & pl.col(outcome.column).is_not_null())  # one copy, not two
+    return _subset(rows, at_risk & pl.col(outcome.column).is_not_null(), columns)
+
+
+def _subset(rows: pl.DataFrame, keep: pl.Expr, columns: tuple[str, ...] | None) -> pl.DataFrame:
+    """The rows where `keep` holds, in one copy of only `columns` (default: all)."""
+    if columns is None:
+        return rows.filter(keep)
+    return rows.lazy().filter(keep).select(list(dict.fromkeys(columns))).collect()
 
 
 def prepare(panel: pl.DataFrame) -> pl.DataFrame:
@@ -659,6 +783,10 @@ def recent_start(last_month, config: AlignmentConfig):
     return pl.select(pl.lit(last_month).dt.offset_by(f"-{config.execution_months - 1}mo")).item()
 
 
+# What every design matrix reads (design()), besides the measure and extra features.
+DESIGN_COLUMNS = (
+    "account_code", "month", "segment", "tenure_months", "log_mrr", "log_mrr_change_prior_3m",
+)  # fmt: skip
 # What the fits read of a unit's prepared rows (besides config.extra_features); the
 # metrics' own levels are for execution against targets.
 FIT_COLUMNS = (
@@ -685,7 +813,14 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
     unit_random = unit_rng(config.seed, unit, "alignment")
     strategy = strategy or UnitStrategy()
     outcome = OUTCOMES[strategy.primary_outcome]
-    at_risk = outcome_rows(rows, outcome)
+    # What every design matrix reads, then what each fit adds to it.
+    base = tuple(c for c in (*DESIGN_COLUMNS, *config.extra_features) if c in rows.columns)
+    z_columns = tuple(f"z_{m}" for m in METRICS) if config.secondary_metrics else ()
+    retention = OUTCOMES["retention"]
+    at_risk = outcome_rows(
+        rows, outcome,
+        (*base, measure, outcome.column, *(z_columns if outcome.name == "retention" else ())),
+    )  # fmt: skip
     buffer = DesignBuffer()  # one block for all of this unit's design matrices
     fit = fit_link(at_risk, outcome, measure, config.extra_features, buffer)
     perm = permutation_p(at_risk, outcome, measure, config.permutations, unit_random, buffer)
@@ -698,7 +833,8 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
     voluntary = at_risk if outcome.name == "retention" else None
     del at_risk
     # Negative control (retention): CX should not predict failed payments.
-    involuntary = rows.filter(~pl.col("churned_next_month_voluntary"))
+    involuntary = _subset(rows, ~pl.col("churned_next_month_voluntary"),
+                          (*base, measure, "churned_next_month_involuntary"))  # fmt: skip
     nc_events = int(involuntary["churned_next_month_involuntary"].sum())
     nc = (
         fit_hazard(involuntary, "churned_next_month_involuntary", measure, buffer=buffer)
@@ -708,7 +844,7 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
     del involuntary
     revenue = (
         fit_ols(
-            rows.filter(~pl.col("churned_next_month")),
+            _subset(rows, ~pl.col("churned_next_month"), (*base, measure, "log_mrr_change_next")),
             "log_mrr_change_next",
             measure,
             buffer=buffer,
@@ -717,8 +853,9 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
         else None
     )
     exec_score, exec_reps = execution_scores(
-        rows.filter(pl.col("month") >= recent_from), config, unit_random, strategy.targets
-    )
+        _subset(rows, pl.col("month") >= recent_from, ("account_code", COMPOSITE, *METRICS)),
+        config, unit_random, strategy.targets,
+    )  # fmt: skip
     result = {
         "business_unit": unit, "fit": fit, "perm": perm, "nc": nc, "nc_events": nc_events,
         "revenue": revenue, "exec": exec_score, "exec_reps": exec_reps, "outcome": outcome,
@@ -728,7 +865,7 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
     if not config.secondary_metrics:
         return result, metric_rows
     if voluntary is None:
-        voluntary = outcome_rows(rows, OUTCOMES["retention"])
+        voluntary = outcome_rows(rows, retention, (*base, *z_columns, retention.column))
     for metric in METRICS:
         z = f"z_{metric}"
         m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", z, buffer=buffer)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from models.alignment import METRICS, OUTCOMES, outcome_rows
+from models.alignment import METRICS, OUTCOMES, REPLICATE_BLOCK, outcome_rows
 from models.cluster import cluster_codes
 from models.parallel import map_units, unit_rng, units_of
 
@@ -173,24 +173,35 @@ def unit_check(
         "log_mrr_change_prior_3m", "tenure_months", "segment", *(f"z_{m}" for m in METRICS),
         "churned_next_month", "churned_next_month_voluntary", "churned_next_month_involuntary",
     )  # fmt: skip
-    observed = outcome_rows(rows, OUTCOMES["retention"])
+    # Which rows train and which test, found from their row numbers and months alone; then
+    # one copy of each, of the fits' columns (the account ids are for the last month's risk).
+    # Copying every observed row first, and then the training rows, held a gigabyte at a
+    # million accounts only to keep a sample of them.
+    observed = outcome_rows(rows.with_row_index("_row"), OUTCOMES["retention"], ("_row", "month"))
     try:
         split = time_split(observed["month"].unique().to_list(), test_months)
     except ValueError:
         return unit_checks, None
-    train = observed.filter(pl.col("month").is_in(split.train_months))
-    test = observed.filter(pl.col("month").is_in(split.test_months))
-    if train.height > max_train_rows:
-        train = train.sample(max_train_rows, seed=seed)
+    in_train = observed["month"].is_in(split.train_months)
+    train_rows, test_rows = observed["_row"].filter(in_train), observed["_row"].filter(~in_train)
+    del observed
+    if len(train_rows) > max_train_rows:  # the rows DataFrame.sample(seed=seed) would keep
+        train_rows = train_rows.sample(max_train_rows, seed=seed)
+    fit_columns = rows.select(pl.exclude("account_id", "business_unit"))
+    train, test = fit_columns[train_rows], fit_columns[test_rows]
     y_train = train["churned_next_month_voluntary"].cast(pl.Int8).to_numpy()
     y_test = test["churned_next_month_voluntary"].cast(pl.Int8).to_numpy()
     if y_train.sum() < 10 or y_test.sum() < 5:
         return unit_checks, None
     inv, n_accounts = cluster_codes(test["account_code"].to_numpy())
-    # accounts x (1 + replicates): column 0 weighs every account once (the estimate).
-    w = np.column_stack(
-        [np.ones(n_accounts), rng.poisson(1.0, size=(replicates, n_accounts)).T]
-    ).astype(float)
+    # accounts x (1 + replicates): column 0 weighs every account once (the estimate). Drawn
+    # a block of replicates at a time, in the order one (replicates x accounts) draw gives,
+    # whose int64 array and its copies were a gigabyte at a million accounts.
+    w = np.empty((n_accounts, 1 + replicates))
+    w[:, 0] = 1.0
+    for start in range(0, replicates, REPLICATE_BLOCK):  # blocks of replicates, not rows
+        stop = min(start + REPLICATE_BLOCK, replicates)
+        w[:, 1 + start : 1 + stop] = rng.poisson(1.0, size=(stop - start, n_accounts)).T
     counts = np.bincount(inv, minlength=n_accounts).astype(float) @ w
     fitted = {}
     for name, make in _models(seed).items():

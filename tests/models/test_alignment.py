@@ -153,3 +153,55 @@ def test_cloglog_irls_matches_statsmodels_glm_with_cluster_errors():
     )
     np.testing.assert_allclose(beta, ref.params, rtol=1e-6)
     np.testing.assert_allclose(se, ref.bse, rtol=1e-4)
+
+
+def test_design_indicators_are_polars_dummies_of_segment_tenure_band_and_quarter():
+    # The indicators are built from integer codes (no per-row strings); they must be the
+    # columns to_dummies(drop_first=True) gives, in its order, whatever the rows' order and
+    # with a missing tenure in the last band.
+    from models.alignment import design
+
+    data = prepare(simulate_panel([SimUnit("U0", 800)], months=20, seed=9))
+    data = data.sample(fraction=1.0, shuffle=True, seed=2).with_columns(
+        pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("tenure_months"))
+        .alias("tenure_months")
+    )  # fmt: skip
+    expected = data.select(
+        pl.col("segment").cast(pl.Utf8),
+        pl.when(pl.col("tenure_months") < 6).then(pl.lit("t0-5"))
+        .when(pl.col("tenure_months") < 12).then(pl.lit("t6-11"))
+        .when(pl.col("tenure_months") < 24).then(pl.lit("t12-23")).otherwise(pl.lit("t24+"))
+        .alias("tenure_band"),
+        pl.format("{}Q{}", pl.col("month").dt.year(), pl.col("month").dt.quarter()).alias("quarter"),
+    ).to_dummies(drop_first=True)  # fmt: skip
+    X, names = design(data, "cx_composite")
+    got = dict(zip(names, X.T, strict=True))
+    indicators = [n for n in names if n.startswith(("segment_", "tenure_band_", "quarter_"))]
+    assert indicators == expected.columns
+    for name in indicators:
+        np.testing.assert_array_equal(got[name], expected[name].to_numpy())
+
+
+def test_replicate_weights_drawn_in_blocks_are_one_draw():
+    from models.alignment import REPLICATE_BLOCK, poisson_weighted_sums
+
+    values = np.random.default_rng(1).normal(size=(1000, 3))
+    replicates = 2 * REPLICATE_BLOCK + 5  # a partial last block
+    weights = np.random.default_rng(7).poisson(1.0, size=(replicates, 1000))
+    got = poisson_weighted_sums(np.random.default_rng(7), replicates, values)
+    np.testing.assert_allclose(got, weights @ values, rtol=1e-12)
+
+
+def test_prepared_rows_leave_out_the_replaced_columns_unless_kept():
+    panel = simulate_panel([SimUnit("U0", 200)], months=8, seed=4)
+    assert "csat_mean" in panel.columns
+    assert not {"csat_mean", "mrr", "nps_category_latest"} & set(prepare(panel).columns)
+    import duckdb
+
+    from models.alignment import company_scale, prepared
+
+    con = duckdb.connect()
+    con.register("panel", panel)
+    kept = prepared(con, "panel", company_scale(con, "panel"), keep=("csat_mean",))
+    assert "csat_mean" in kept.columns and "ces_mean" not in kept.columns
+    np.testing.assert_array_equal(kept["csat_mean"].to_numpy(), kept["csat"].to_numpy())

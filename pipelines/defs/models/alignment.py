@@ -92,11 +92,11 @@ order by first_account  -- the order units_of() gives a whole panel: results rep
 
 
 # Memory one unit's work holds at its peak, per account-month it fits (the prepared rows, the
-# subsets each fit filters from them, the design block, IRLS temporaries). At L the stage
-# peaked at 14.0 GB with two units in flight and 8.2 GB with one, so one of the two largest
-# units (5.1 M account-months each) holds about 5.8 GB: 1,140 bytes each, rounded up
-# (docs/BENCHMARKS.md). Used with models.memory_budget.
-UNIT_BYTES_PER_ACCOUNT_MONTH = 1_200
+# narrow copy a fit filters from them, the design block; bench/profile_unit.py measures it
+# phase by phase). At L the largest unit (5.1 M account-months) peaked 3.4-3.5 GB above the
+# memory held before it: 660-690 bytes each, rounded up (docs/BENCHMARKS.md). Used with
+# models.memory_budget.
+UNIT_BYTES_PER_ACCOUNT_MONTH = 700
 
 
 def panel_sql(config: AlignmentConfig) -> str:
@@ -216,7 +216,9 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
 
             def unit_work(unit: str):
                 with con.cursor() as cursor:  # a connection of its own per worker
-                    rows = prepared(cursor, f"({query})", scale, {"unit": unit})
+                    rows = prepared(
+                        cursor, f"({query})", scale, {"unit": unit}, keep=config.extra_features
+                    )
                 outcome = strategies[unit].primary_outcome if unit in strategies else "retention"
                 return (
                     fit_unit(unit, rows, config, strategies.get(unit), recent_from),
