@@ -27,6 +27,7 @@ import polars as pl
 from scipy.special import ndtr, ndtri  # normal CDF and its inverse, as scipy.stats.norm uses
 
 from models.cluster import cr1_covariance
+from models.design import Design, as_design
 from models.parallel import map_units, unit_rng, units_of
 
 METHOD_VERSION = "alignment-v1"
@@ -303,16 +304,16 @@ class DesignBuffer:
 def design(
     df: pl.DataFrame, measure: str, extra: tuple[str, ...] = (), with_measure: bool = True,
     buffer: DesignBuffer | None = None,
-) -> tuple[np.ndarray, list[str]]:  # fmt: skip
+) -> tuple[Design, list[str]]:  # fmt: skip
     """Design matrix: the measure (0 where missing, with a missing flag), log MRR, segment,
     tenure band, calendar quarter, prior MRR change (0 where missing, with a flag).
     with_measure=False: the controls alone (the null model of the permutation check).
 
-    Columns that do not vary are left out (the constant aside). The matrix is allocated once
-    and filled a column at a time: at millions of rows a stacked copy is gigabytes. It is
-    column-major, so each column is written (and later read by cluster_scores) contiguously:
-    filled row-major, the strided writes took longer than the fits' normal equations.
-    buffer: write it there (see DesignBuffer) instead of into a new array."""
+    Columns that do not vary are left out (the constant aside). The float columns are
+    allocated once and filled a column at a time (at millions of rows a stacked copy is
+    gigabytes), column-major, so each column is written (and later read by cluster_scores)
+    contiguously; the indicators stay integer codes (models.design). buffer: write the float
+    columns there (see DesignBuffer) instead of into a new array."""
     parts: list[tuple[str, np.ndarray]] = []
     if with_measure:
         x = df[measure].to_numpy().astype(float)
@@ -332,17 +333,17 @@ def design(
     dummies = [
         d for codes, names, prefix in _categories(df) for d in _dummies(codes, names, prefix)
     ]
-    shape = (df.height, 1 + len(varying) + len(dummies))
-    X = buffer.take(*shape) if buffer is not None else np.empty(shape, order="F")
+    shape = (df.height, 1 + len(varying))
+    dense = buffer.take(*shape) if buffer is not None else np.empty(shape, order="F")
     names = ["const", *(n for n, _ in varying), *(n for n, _, _ in dummies)]
-    X[:, 0] = 1.0
+    dense[:, 0] = 1.0
     for j, (_, v) in enumerate(varying, start=1):
-        X[:, j] = v
-    del parts, varying
+        dense[:, j] = v
     # (each indicator varies: its level is present, and the first row is the reference)
-    for j, (_, codes, code) in enumerate(dummies, start=shape[1] - len(dummies)):
-        X[:, j] = codes == code
-    return X, names
+    indicators = np.empty((df.height, len(dummies)), dtype=np.uint8, order="F")
+    for j, (_, codes, code) in enumerate(dummies):
+        indicators[:, j] = codes == code
+    return Design(dense, indicators), names
 
 
 TENURE_BANDS = ("t0-5", "t6-11", "t12-23", "t24+")  # under 6, 12 and 24 months, and older
@@ -363,9 +364,9 @@ def _categories(df: pl.DataFrame) -> list[tuple[np.ndarray, list[str], str]]:
         else []
     )
     return [
-        (segment.cast(pl.Enum(levels)).to_physical().to_numpy(), levels, "segment"),
-        (tenure, list(TENURE_BANDS), "tenure_band"),
-        (quarter - first, quarter_names, "quarter"),
+        (segment.cast(pl.Enum(levels)).to_physical().to_numpy().astype(np.int16), levels, "segment"),
+        (tenure.astype(np.int16), list(TENURE_BANDS), "tenure_band"),
+        ((quarter - first).astype(np.int16), quarter_names, "quarter"),
     ]  # fmt: skip
 
 
@@ -379,14 +380,21 @@ def _dummies(codes: np.ndarray, names: list[str], prefix: str) -> list[tuple[str
     return [(f"{prefix}_{name}", codes, c) for name, c in kept]
 
 
-GRAM_BLOCK = 1 << 16  # rows per block: a (block x columns) temporary of a few MB
+GRAM_BLOCK = 1 << 13  # rows per block: its (block x columns) scratch, 1.5 MB, stays in cache
 
 
 def map_blocks(fn: Callable[[int, int], T], n_rows: int) -> list[T]:
-    """fn(start, stop) over consecutive blocks of GRAM_BLOCK rows, in order. (Sharing the
-    blocks between two threads measured no faster at a million accounts: these loops are
-    bound by memory bandwidth, not by the cores; docs/BENCHMARKS.md.)"""
-    return [fn(start, min(start + GRAM_BLOCK, n_rows)) for start in range(0, n_rows, GRAM_BLOCK)]
+    """fn(start, stop) over consecutive blocks of GRAM_BLOCK rows, in order, with BLAS held to
+    one thread: a block's products are too small to share out (with BLAS free to start its
+    threads, a unit's fits took 66 s instead of 41 s at L). Sharing the blocks themselves
+    between two threads measured no faster either: these loops are bound by memory
+    bandwidth, not by the cores (docs/BENCHMARKS.md)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return [
+            fn(start, min(start + GRAM_BLOCK, n_rows)) for start in range(0, n_rows, GRAM_BLOCK)
+        ]
 
 
 def _summed(parts: list[np.ndarray]) -> np.ndarray:
@@ -398,14 +406,15 @@ def _summed(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def weighted_gram(
-    X: np.ndarray, w: np.ndarray, z: np.ndarray | None = None
+    X: np.ndarray | Design, w: np.ndarray, z: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """X' W X and X' W z (W = diag(w)), summed over blocks of rows: the same normal equations
     without a (rows x columns) weighted copy of X, which at a million accounts is gigabytes
     per fit."""
+    X = as_design(X)
 
     def block(start: int, stop: int):
-        Xb = X[start:stop]
+        Xb = X.rows(start, stop)
         XtW = Xb.T * w[start:stop]
         return XtW @ Xb, None if z is None else XtW @ z[start:stop]
 
@@ -424,8 +433,15 @@ def _cloglog_mean(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return e, mu, np.exp(eta - e)
 
 
+def matvec(X: np.ndarray | Design, b: np.ndarray) -> np.ndarray:
+    """X @ b, a block of rows at a time."""
+    X = as_design(X)
+    parts = map_blocks(lambda start, stop: X.rows(start, stop) @ b, X.shape[0])
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
 def fit_cloglog(
-    y: np.ndarray, X: np.ndarray, groups: np.ndarray | None = None, maxiter: int = 100,
+    y: np.ndarray, X: np.ndarray | Design, groups: np.ndarray | None = None, maxiter: int = 100,
     tol: float = 1e-10,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:  # fmt: skip
     """Binomial GLM with a complementary log-log link by IRLS; returns (beta, se, mu).
@@ -438,14 +454,16 @@ def fit_cloglog(
     Each iteration works a block of rows at a time (map_blocks): the linear predictor, the
     weights and the working response of a block go straight into its share of the normal
     equations: no full-length temporaries, and each block is read while it is in cache.
+    X: a matrix or a compact Design (models.design).
     """
+    X = as_design(X)
     n, k = X.shape
     ybar = min(max(y.mean(), 1e-6), 1 - 1e-6)
     beta = np.zeros(k)
     beta[0] = math.log(-math.log(1 - ybar))
 
     def irls_block(start: int, stop: int):
-        Xb = X[start:stop]
+        Xb = X.rows(start, stop)
         eta = np.clip(Xb @ beta, -30, 3)
         _, mu, dmu = _cloglog_mean(eta)
         w = dmu**2 / (mu * (1 - mu))
@@ -454,7 +472,7 @@ def fit_cloglog(
         return XtW @ Xb, XtW @ z
 
     def final_block(start: int, stop: int):
-        Xb, yb = X[start:stop], y[start:stop]
+        Xb, yb = X.rows(start, stop), y[start:stop]
         eta = np.clip(Xb @ beta, -30, 3)
         e, mu, dmu = _cloglog_mean(eta)
         if groups is None:
@@ -470,7 +488,7 @@ def fit_cloglog(
 
     def mean_at_beta() -> np.ndarray:
         means = map_blocks(
-            lambda start, stop: _cloglog_mean(np.clip(X[start:stop] @ beta, -30, 3))[1], n
+            lambda start, stop: _cloglog_mean(np.clip(X.rows(start, stop) @ beta, -30, 3))[1], n
         )
         return np.concatenate(means)
 
@@ -533,15 +551,18 @@ def fit_ols(
     df: pl.DataFrame, outcome: str, measure: str, expected_sign: int = 1,
     buffer: DesignBuffer | None = None,
 ) -> LinkFit | None:  # fmt: skip
-    """A continuous outcome on the same features (OLS, CR1 errors clustered by account)."""
-    from models.sci import ols_cluster
-
+    """A continuous outcome on the same features (OLS, CR1 errors clustered by account, as
+    statsmodels' cluster), from the normal equations summed over blocks of rows."""
     sub = df.filter(pl.col(outcome).is_not_null())
     if sub.height < 50 or sub[measure].drop_nulls().n_unique() < 2:
         return None
     X, _ = design(sub, measure, buffer=buffer)
-    beta, ses = ols_cluster(sub[outcome].to_numpy(), X, sub["account_code"].to_numpy())
-    b, se = float(beta[1]), float(ses[1])
+    y = sub[outcome].cast(pl.Float64).to_numpy()
+    XtX, Xty = weighted_gram(X, np.ones(len(y)), y)
+    XtX_inv = np.linalg.pinv(XtX)
+    beta = XtX_inv @ Xty
+    cov = cr1_covariance(XtX_inv, X, y - matvec(X, beta), sub["account_code"].to_numpy())
+    b, se = float(beta[1]), float(np.sqrt(cov[1, 1]))
     z = b / se if se > 0 else 0.0
     return LinkFit(b, se, float(2 * ndtr(-abs(z))), float(ndtr(-expected_sign * z)),
                    sub.height, int(sub["account_code"].n_unique()), 0)  # fmt: skip
@@ -582,14 +603,14 @@ def permutation_p(df: pl.DataFrame, outcome: Outcome, measure: str, permutations
             score_resid = (y - mu) * (-np.log1p(-mu) / mu)  # cloglog score weight
         else:
             ZtZ, Zty = weighted_gram(Z, ones, y)
-            score_resid = y - Z @ np.linalg.lstsq(ZtZ, Zty, rcond=None)[0]
+            score_resid = y - matvec(Z, np.linalg.lstsq(ZtZ, Zty, rcond=None)[0])
     except (np.linalg.LinAlgError, ValueError):
         return None
     # Residualise the measure on the controls (ter Braak) so shuffling it does not also
     # shuffle its correlation with size, segment or tenure. (Least squares through the
     # normal equations: a k x k solve instead of a decomposition of the rows x k matrix.)
     ZtZ, Ztx = weighted_gram(Z, ones, x)
-    x_res = x - Z @ np.linalg.lstsq(ZtZ, Ztx, rcond=None)[0]
+    x_res = x - matvec(Z, np.linalg.lstsq(ZtZ, Ztx, rcond=None)[0])
     del Z
     _, inv = np.unique(df["account_code"].to_numpy(), return_inverse=True)
     n_acc = inv.max() + 1

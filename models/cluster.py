@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.design import Design, as_design
+
 
 def cluster_codes(groups: np.ndarray) -> tuple[np.ndarray, int]:
     """Dense codes 0..G-1 for the cluster ids, and G."""
@@ -25,21 +27,22 @@ def cluster_codes(groups: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def cluster_scores(
-    X: np.ndarray, resid: np.ndarray, codes: np.ndarray, n_clusters: int
+    X: np.ndarray | Design, resid: np.ndarray, codes: np.ndarray, n_clusters: int
 ) -> np.ndarray:
     """Score contributions X[:, j] * resid summed within clusters: (n_clusters x k), one
     column at a time, so no (rows x k) temporary is made (a unit at a million accounts has
     millions of rows)."""
+    X = as_design(X)
     return np.column_stack(
         [
-            np.bincount(codes, weights=X[:, j] * resid, minlength=n_clusters)
+            np.bincount(codes, weights=X.column(j) * resid, minlength=n_clusters)
             for j in range(X.shape[1])
         ]
     )
 
 
 def cr1_covariance(
-    bread: np.ndarray, X: np.ndarray, resid: np.ndarray, groups: np.ndarray
+    bread: np.ndarray, X: np.ndarray | Design, resid: np.ndarray, groups: np.ndarray
 ) -> np.ndarray:
     """bread @ meat @ bread, the meat from the score contributions X * resid summed within
     clusters, with the CR1 small-sample factor G/(G-1) (n-1)/(n-k)."""

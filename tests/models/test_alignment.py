@@ -175,7 +175,11 @@ def test_design_indicators_are_polars_dummies_of_segment_tenure_band_and_quarter
         pl.format("{}Q{}", pl.col("month").dt.year(), pl.col("month").dt.quarter()).alias("quarter"),
     ).to_dummies(drop_first=True)  # fmt: skip
     X, names = design(data, "cx_composite")
-    got = dict(zip(names, X.T, strict=True))
+    got = {name: X.column(j) for j, name in enumerate(names)}
+    assert X.shape == (data.height, len(names))
+    whole = np.column_stack([X.column(j) for j in range(len(names))])
+    np.testing.assert_array_equal(X.rows(0, data.height), whole)  # and any block of rows:
+    np.testing.assert_array_equal(X.rows(100, 250), whole[100:250])
     indicators = [n for n in names if n.startswith(("segment_", "tenure_band_", "quarter_"))]
     assert indicators == expected.columns
     for name in indicators:

@@ -92,11 +92,11 @@ order by first_account  -- the order units_of() gives a whole panel: results rep
 
 
 # Memory one unit's work holds at its peak, per account-month it fits (the prepared rows, the
-# narrow copy a fit filters from them, the design block; bench/profile_unit.py measures it
-# phase by phase). At L the largest unit (5.1 M account-months) peaked 3.4-3.5 GB above the
-# memory held before it: 660-690 bytes each, rounded up (docs/BENCHMARKS.md). Used with
+# narrow copy a fit filters from them, the compact design; bench/profile_unit.py measures it
+# phase by phase). At L the largest unit (5.1 M account-months) peaked 2.86 GB above the
+# memory held before it: 559 bytes each, rounded up (docs/BENCHMARKS.md). Used with
 # models.memory_budget.
-UNIT_BYTES_PER_ACCOUNT_MONTH = 700
+UNIT_BYTES_PER_ACCOUNT_MONTH = 600
 
 
 def panel_sql(config: AlignmentConfig) -> str:
