@@ -145,6 +145,8 @@ def main() -> int:
     p.add_argument("--workdir", type=Path, default=ROOT / "bench" / "work")
     p.add_argument("--incremental", action="store_true", help="also time one new day on top")
     p.add_argument("--no-pandas", action="store_true", help="skip the pandas reference")
+    p.add_argument("--no-floor", action="store_true", help="skip the DuckDB floor (to compare "
+                   "settings of the night only)")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the generated data and warehouse")
     p.add_argument("--duckdb-memory-limit", help="DuckDB's memory_limit for the run, e.g. 4GB "
                    "(default: DuckDB's own, 80%% of RAM, which its buffer cache may fill)")
@@ -222,16 +224,17 @@ def main() -> int:
     result["alignment_seconds_per_unit"] = round(alignment / max(result["units"], 1), 1)
 
     work_db = work / ".cxalign" / "warehouse.work.duckdb"
-    floor_s, floor_peak, floor = run_measured(
-        [sys.executable, str(ROOT / "bench" / "warehouse_floor.py"), str(work_db)]
-    )
-    result["floor"] = {
-        **json.loads(floor.stdout.strip().splitlines()[-1]),
-        "peak_rss_mb": round(floor_peak),
-    }
-    result["warehouse_over_floor"] = round(
-        result["run"]["stages"]["warehouse"] / result["floor"]["floor_seconds"], 2
-    )
+    if not args.no_floor:
+        floor_s, floor_peak, floor = run_measured(
+            [sys.executable, str(ROOT / "bench" / "warehouse_floor.py"), str(work_db)]
+        )
+        result["floor"] = {
+            **json.loads(floor.stdout.strip().splitlines()[-1]),
+            "peak_rss_mb": round(floor_peak),
+        }
+        result["warehouse_over_floor"] = round(
+            result["run"]["stages"]["warehouse"] / result["floor"]["floor_seconds"], 2
+        )
 
     if not args.no_pandas:
         try:
