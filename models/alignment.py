@@ -315,7 +315,7 @@ def design(
     Columns that do not vary are left out (the constant aside). The float columns are
     allocated once and filled a column at a time (at millions of rows a stacked copy is
     gigabytes), column-major, so each column is written (and later read by cluster_scores)
-    contiguously; the indicators stay integer codes (models.design). buffer: write the float
+    contiguously; the indicators take one byte each (models.design). buffer: write the float
     columns there (see DesignBuffer) instead of into a new array."""
     parts: list[tuple[str, np.ndarray]] = []
     if with_measure:
