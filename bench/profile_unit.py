@@ -92,8 +92,8 @@ def main() -> int:
             "held_after_mb": round((rss() - unit["start"]) / 1e6),
         }  # fmt: skip
 
-    # Through map_units, as a night runs a unit alone: its row-block loops use every core
-    # (CXALIGN_THREADS=1: one).
+    # Through map_units, as a night runs a unit alone (on the calling thread, with the
+    # fits' numerical warnings silenced).
     work = (
         (lambda _: _alignment(con, args.unit, phase))
         if args.model == "alignment"

@@ -1,5 +1,5 @@
-"""Design matrices kept compact: float columns in one column-major block, indicator columns as
-integer codes, whole rows made a block at a time.
+"""Design matrices kept compact: float columns in one column-major block, 0/1 indicator
+columns one byte each, whole rows made a block at a time.
 
 At a million accounts a business unit's hazard model has 5 M rows and about 24 columns, of
 which 17 are indicators (segment, tenure band, calendar quarter). As float64 the matrix is
