@@ -17,9 +17,7 @@ statsmodels needed tens of GB at 100k accounts.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -27,11 +25,10 @@ import polars as pl
 from scipy.special import ndtr, ndtri  # normal CDF and its inverse, as scipy.stats.norm uses
 
 from models.cluster import cr1_covariance
-from models.design import Design, as_design
+from models.design import Design, as_design, map_blocks, matvec, summed_in_order, weighted_gram
 from models.parallel import map_units, unit_rng, units_of
 
 METHOD_VERSION = "alignment-v1"
-T = TypeVar("T")
 
 # Features measured over a window that ends before the row's month (analytics.account_month).
 # Only these can enter a link model; anything else is refused.
@@ -383,64 +380,11 @@ def _dummies(codes: np.ndarray, names: list[str], prefix: str) -> list[tuple[str
     return [(f"{prefix}_{name}", codes, c) for name, c in kept]
 
 
-GRAM_BLOCK = 1 << 13  # rows per block: its (block x columns) scratch, 1.5 MB, stays in cache
-
-
-def map_blocks(fn: Callable[[int, int], T], n_rows: int) -> list[T]:
-    """fn(start, stop) over consecutive blocks of GRAM_BLOCK rows, in order, with BLAS held to
-    one thread: a block's products are too small to share out (with BLAS free to start its
-    threads, a unit's fits took 66 s instead of 41 s at L). Sharing the blocks themselves
-    between two threads measured no faster either: these loops are bound by memory
-    bandwidth, not by the cores (docs/BENCHMARKS.md)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        return [
-            fn(start, min(start + GRAM_BLOCK, n_rows)) for start in range(0, n_rows, GRAM_BLOCK)
-        ]
-
-
-def _summed(parts: list[np.ndarray]) -> np.ndarray:
-    """Partial sums added in block order."""
-    total = np.zeros_like(parts[0])
-    for part in parts:
-        total += part
-    return total
-
-
-def weighted_gram(
-    X: np.ndarray | Design, w: np.ndarray, z: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """X' W X and X' W z (W = diag(w)), summed over blocks of rows: the same normal equations
-    without a (rows x columns) weighted copy of X, which at a million accounts is gigabytes
-    per fit."""
-    X = as_design(X)
-
-    def block(start: int, stop: int):
-        Xb = X.rows(start, stop)
-        XtW = Xb.T * w[start:stop]
-        return XtW @ Xb, None if z is None else XtW @ z[start:stop]
-
-    parts = map_blocks(block, X.shape[0])
-    if not parts:
-        k = X.shape[1]
-        return np.zeros((k, k)), None if z is None else np.zeros(k)
-    H = _summed([h for h, _ in parts])
-    return H, None if z is None else _summed([g for _, g in parts])
-
-
 def _cloglog_mean(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """exp(eta), the mean 1 - exp(-exp(eta)) (kept inside (0, 1)) and its derivative."""
     e = np.exp(eta)
     mu = np.clip(-np.expm1(-e), 1e-12, 1 - 1e-12)
     return e, mu, np.exp(eta - e)
-
-
-def matvec(X: np.ndarray | Design, b: np.ndarray) -> np.ndarray:
-    """X @ b, a block of rows at a time."""
-    X = as_design(X)
-    parts = map_blocks(lambda start, stop: X.rows(start, stop) @ b, X.shape[0])
-    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def fit_cloglog(
@@ -497,7 +441,7 @@ def fit_cloglog(
 
     for _ in range(maxiter):
         parts = map_blocks(irls_block, n)
-        H, g = _summed([h for h, _ in parts]), _summed([g for _, g in parts])
+        H, g = summed_in_order([h for h, _ in parts]), summed_in_order([g for _, g in parts])
         try:
             new = np.linalg.solve(H, g)
         except np.linalg.LinAlgError:
@@ -511,7 +455,7 @@ def fit_cloglog(
     if groups is None:
         return beta, None, mu
     try:
-        bread = np.linalg.inv(_summed([h for h, _, _ in parts]))
+        bread = np.linalg.inv(summed_in_order([h for h, _, _ in parts]))
     except np.linalg.LinAlgError:
         return beta, None, mu
     resid = np.concatenate([r for _, _, r in parts])
@@ -554,18 +498,16 @@ def fit_ols(
     df: pl.DataFrame, outcome: str, measure: str, expected_sign: int = 1,
     buffer: DesignBuffer | None = None,
 ) -> LinkFit | None:  # fmt: skip
-    """A continuous outcome on the same features (OLS, CR1 errors clustered by account, as
-    statsmodels' cluster), from the normal equations summed over blocks of rows."""
+    """A continuous outcome on the same features (OLS, CR1 errors clustered by account)."""
+    from models.sci import ols_cluster
+
     sub = df.filter(pl.col(outcome).is_not_null())
     if sub.height < 50 or sub[measure].drop_nulls().n_unique() < 2:
         return None
     X, _ = design(sub, measure, buffer=buffer)
     y = sub[outcome].cast(pl.Float64).to_numpy()
-    XtX, Xty = weighted_gram(X, np.ones(len(y)), y)
-    XtX_inv = np.linalg.pinv(XtX)
-    beta = XtX_inv @ Xty
-    cov = cr1_covariance(XtX_inv, X, y - matvec(X, beta), sub["account_code"].to_numpy())
-    b, se = float(beta[1]), float(np.sqrt(cov[1, 1]))
+    beta, ses = ols_cluster(y, X, sub["account_code"].to_numpy())
+    b, se = float(beta[1]), float(ses[1])
     z = b / se if se > 0 else 0.0
     return LinkFit(b, se, float(2 * ndtr(-abs(z))), float(ndtr(-expected_sign * z)),
                    sub.height, int(sub["account_code"].n_unique()), 0)  # fmt: skip

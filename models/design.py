@@ -12,7 +12,12 @@ normal equations is computed (models.alignment.weighted_gram, fit_cloglog).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
+
+T = TypeVar("T")
 
 
 class Design:
@@ -50,3 +55,56 @@ class Design:
 def as_design(X: np.ndarray | Design) -> Design:
     """A Design as it is; a plain matrix as a Design of dense columns (no copy)."""
     return X if isinstance(X, Design) else Design(X)
+
+
+GRAM_BLOCK = 1 << 13  # rows per block: its (block x columns) scratch, 1.5 MB, stays in cache
+
+
+def map_blocks(fn: Callable[[int, int], T], n_rows: int) -> list[T]:
+    """fn(start, stop) over consecutive blocks of GRAM_BLOCK rows, in order, with BLAS held to
+    one thread: a block's products are too small to share out (with BLAS free to start its
+    threads, a unit's fits took 66 s instead of 41 s at L). Sharing the blocks themselves
+    between two threads measured no faster either: these loops are bound by memory
+    bandwidth, not by the cores (docs/BENCHMARKS.md)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return [
+            fn(start, min(start + GRAM_BLOCK, n_rows)) for start in range(0, n_rows, GRAM_BLOCK)
+        ]
+
+
+def summed_in_order(parts: list[np.ndarray]) -> np.ndarray:
+    """Partial sums added in block order."""
+    total = np.zeros_like(parts[0])
+    for part in parts:
+        total += part
+    return total
+
+
+def weighted_gram(
+    X: np.ndarray | Design, w: np.ndarray, z: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """X' W X and X' W z (W = diag(w)), summed over blocks of rows: the same normal equations
+    without a (rows x columns) weighted copy of X, which at a million accounts is gigabytes
+    per fit."""
+    X = as_design(X)
+
+    def block(start: int, stop: int):
+        Xb = X.rows(start, stop)
+        XtW = Xb.T * w[start:stop]
+        return XtW @ Xb, None if z is None else XtW @ z[start:stop]
+
+    parts = map_blocks(block, X.shape[0])
+    if not parts:
+        k = X.shape[1]
+        return np.zeros((k, k)), None if z is None else np.zeros(k)
+    H = summed_in_order([h for h, _ in parts])
+    return H, None if z is None else summed_in_order([g for _, g in parts])
+
+
+def matvec(X: np.ndarray | Design, b: np.ndarray) -> np.ndarray:
+    """X @ b, a block of rows at a time."""
+    X = as_design(X)
+    parts = map_blocks(lambda start, stop: X.rows(start, stop) @ b, X.shape[0])
+    return np.concatenate(parts) if parts else np.empty(0)

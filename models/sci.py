@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from models.cluster import cr1_covariance
+from models.design import Design, matvec, weighted_gram
 from models.parallel import map_units, unit_rng
 
 SCI_VERSION = "sci-v1"
@@ -250,11 +251,15 @@ def combine(scores: dict[str, np.ndarray], config: SCIConfig) -> dict[str, np.nd
 # --- outcome contribution ----------------------------------------------------------------
 
 
-def ols_cluster(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """OLS coefficients with CR1 cluster-robust standard errors (as statsmodels' cluster)."""
-    XtX_inv = np.linalg.pinv(X.T @ X)
-    beta = XtX_inv @ (X.T @ y)
-    resid = y - X @ beta
+def ols_cluster(
+    y: np.ndarray, X: np.ndarray | Design, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """OLS coefficients with CR1 cluster-robust standard errors (as statsmodels' cluster),
+    from normal equations summed a block of rows at a time (X: a matrix or a compact Design)."""
+    XtX, Xty = weighted_gram(X, np.ones(len(y)), y)
+    XtX_inv = np.linalg.pinv(XtX)
+    beta = XtX_inv @ Xty
+    resid = y - matvec(X, beta)
     cov = cr1_covariance(XtX_inv, X, resid, groups)
     return beta, np.sqrt(np.diag(cov))
 
