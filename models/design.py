@@ -7,7 +7,7 @@ which 17 are indicators (segment, tenure band, calendar quarter). As float64 the
 not by the cores (two threads over the row blocks measured no faster). Kept as seven float
 columns and 17 one-byte indicator columns it is 40% of that; each block of rows is written
 out in full into a small scratch array that stays in cache while the block's share of the
-normal equations is computed (models.alignment.weighted_gram, fit_cloglog).
+normal equations is computed (weighted_gram below; models.alignment.fit_cloglog).
 """
 
 from __future__ import annotations
