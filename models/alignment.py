@@ -25,7 +25,16 @@ import polars as pl
 from scipy.special import ndtr, ndtri  # normal CDF and its inverse, as scipy.stats.norm uses
 
 from models.cluster import cr1_covariance
-from models.design import Design, as_design, map_blocks, matvec, summed_in_order, weighted_gram
+from models.design import (
+    Design,
+    as_design,
+    dummies_of,
+    indicator_matrix,
+    map_blocks,
+    matvec,
+    summed_in_order,
+    weighted_gram,
+)
 from models.parallel import map_units, unit_rng, units_of
 
 METHOD_VERSION = "alignment-v1"
@@ -331,7 +340,7 @@ def design(
         parts.append((f, np.nan_to_num(df[f].cast(pl.Float64).to_numpy(), nan=0.0)))
     varying = [(n, v) for n, v in parts if len(v) and v.max() > v.min()]
     dummies = [
-        d for codes, names, prefix in _categories(df) for d in _dummies(codes, names, prefix)
+        d for codes, names, prefix in _categories(df) for d in dummies_of(codes, names, prefix)
     ]
     shape = (df.height, 1 + len(varying))
     dense = buffer.take(*shape) if buffer is not None else np.empty(shape, order="F")
@@ -339,11 +348,7 @@ def design(
     dense[:, 0] = 1.0
     for j, (_, v) in enumerate(varying, start=1):
         dense[:, j] = v
-    # (each indicator varies: its level is present, and the first row is the reference)
-    indicators = np.empty((df.height, len(dummies)), dtype=np.uint8, order="F")
-    for j, (_, codes, code) in enumerate(dummies):
-        indicators[:, j] = codes == code
-    return Design(dense, indicators), names
+    return Design(dense, indicator_matrix(dummies, df.height)), names
 
 
 TENURE_BANDS = ("t0-5", "t6-11", "t12-23", "t24+")  # under 6, 12 and 24 months, and older
@@ -368,16 +373,6 @@ def _categories(df: pl.DataFrame) -> list[tuple[np.ndarray, list[str], str]]:
         (tenure.astype(np.int16), list(TENURE_BANDS), "tenure_band"),
         ((quarter - first).astype(np.int16), quarter_names, "quarter"),
     ]  # fmt: skip
-
-
-def _dummies(codes: np.ndarray, names: list[str], prefix: str) -> list[tuple[str, np.ndarray, int]]:
-    """One indicator per level present, as polars' to_dummies(drop_first=True) makes them:
-    the first row's level is the reference, the others in order of name."""
-    if not len(codes):
-        return []
-    present = np.flatnonzero(np.bincount(codes, minlength=len(names)))
-    kept = sorted((names[c], int(c)) for c in present if c != codes[0])
-    return [(f"{prefix}_{name}", codes, c) for name, c in kept]
 
 
 def _cloglog_mean(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

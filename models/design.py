@@ -52,6 +52,29 @@ class Design:
         return self.dense[:, j] if j < d else self.indicators[:, j - d].astype(float)
 
 
+def dummies_of(
+    codes: np.ndarray, names: list[str], prefix: str
+) -> list[tuple[str, np.ndarray, int]]:
+    """One indicator per level present, as polars' to_dummies(drop_first=True) makes them
+    from the level names: the first row's level is the reference, the others in order of
+    name. codes: each row's level, an index into names. Returns (column name, codes, level)."""
+    if not len(codes):
+        return []
+    present = np.flatnonzero(np.bincount(codes, minlength=len(names)))
+    kept = sorted((names[c], int(c)) for c in present if c != codes[0])
+    return [(f"{prefix}_{name}", codes, c) for name, c in kept]
+
+
+def indicator_matrix(dummies: list[tuple[str, np.ndarray, int]], n_rows: int) -> np.ndarray:
+    """The 0/1 columns of dummies_of(...) results, one byte each, column-major: the
+    `indicators` of a Design. (Each varies: its level is present, and the first row's level
+    is the reference.)"""
+    out = np.empty((n_rows, len(dummies)), dtype=np.uint8, order="F")
+    for j, (_, codes, code) in enumerate(dummies):
+        out[:, j] = codes == code
+    return out
+
+
 def as_design(X: np.ndarray | Design) -> Design:
     """A Design as it is; a plain matrix as a Design of dense columns (no copy)."""
     return X if isinstance(X, Design) else Design(X)

@@ -27,8 +27,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from models.cluster import cr1_covariance
-from models.design import Design, matvec, weighted_gram
+from models.cluster import cluster_codes, cr1_covariance
+from models.design import (
+    GRAM_BLOCK,
+    Design,
+    dummies_of,
+    indicator_matrix,
+    matvec,
+    weighted_gram,
+)
 from models.parallel import map_units, unit_rng
 
 SCI_VERSION = "sci-v1"
@@ -294,6 +301,99 @@ def resolved_well(frame: pl.DataFrame, config: SCIConfig) -> pl.Expr:
     )
 
 
+TENURE_BANDS = ("0-5", "6-11", "12-23", "24+")  # under 6, 12 and 24 months, and older
+
+
+@dataclass(frozen=True)
+class OutcomePanel:
+    """One unit's supported account-months at risk (see outcome_estimate) as arrays in month
+    order, built once per unit, so that each month's trailing window is a slice of rows.
+
+    A window's estimate is then one pass over its rows: its design is made from integer codes
+    and its clusters are integer account codes, instead of a filtered copy of the frame,
+    string dummies and a string rank for each of the unit's months."""
+
+    month: np.ndarray  # datetime64[D], non-decreasing
+    account: np.ndarray  # an integer code per account
+    well: np.ndarray  # bool: resolved well (see resolved_well)
+    retained: np.ndarray  # 1.0 if the account stayed the next month
+    log_mrr: np.ndarray
+    mrr: np.ndarray
+    segment: np.ndarray  # index into segments
+    segments: list[str]
+    tenure: np.ndarray  # index into TENURE_BANDS
+    month_code: np.ndarray  # index into months
+    months: list[str]
+
+    @classmethod
+    def of(cls, panel: pl.DataFrame, config: SCIConfig) -> OutcomePanel:
+        """panel: as outcome_estimate takes it; rows with no log MRR are left out. A stable
+        sort by month keeps the given order within a month (the nightly read gives it)."""
+        df = panel.filter(pl.col("log_mrr").is_not_null()).sort("month", maintain_order=True)
+        segment = df["segment"].cast(pl.Utf8).fill_null("null")
+        segments = segment.unique().sort().to_list()
+        month = df["month"].to_numpy().astype("datetime64[D]")
+        months, month_code = np.unique(month, return_inverse=True)
+        # (a missing tenure falls in the last band, as `when ... otherwise` put it)
+        tenure = np.searchsorted(
+            [6, 12, 24], df["tenure_months"].cast(pl.Float64).to_numpy(), "right"
+        )
+        return cls(
+            month=month,
+            account=df["account_id"].rank("dense").to_numpy(),  # integers: no string sort later
+            well=df.select(resolved_well(df, config).fill_null(False)).to_series().to_numpy(),
+            retained=1.0 - df["churned_next_month"].cast(pl.Float64).to_numpy(),
+            log_mrr=df["log_mrr"].cast(pl.Float64).to_numpy(),
+            mrr=df["mrr"].cast(pl.Float64).to_numpy(),
+            segment=segment.cast(pl.Enum(segments)).to_physical().to_numpy().astype(np.int16),
+            segments=segments,
+            tenure=tenure.astype(np.int16),
+            month_code=month_code.reshape(-1).astype(np.int16),
+            months=[str(m) for m in months],
+        )  # fmt: skip
+
+    def window(self, start, stop) -> tuple[int, int]:
+        """The rows with start <= month < stop (dates; None: unbounded)."""
+        lo = 0 if start is None else int(np.searchsorted(self.month, np.datetime64(start, "D")))
+        hi = (
+            len(self.month)
+            if stop is None
+            else int(np.searchsorted(self.month, np.datetime64(stop, "D")))
+        )
+        return lo, hi
+
+    def estimate(self, lo: int, hi: int, config: SCIConfig) -> OutcomeEstimate | None:
+        """The outcome estimate from rows lo..hi (see outcome_estimate)."""
+        accounts, n_accounts = cluster_codes(self.account[lo:hi])
+        if n_accounts < config.min_outcome_accounts:
+            return None
+        well = self.well[lo:hi]
+        if well.all() or not well.any():
+            return None  # everyone resolved well (or poorly): no contrast
+        n = hi - lo
+        dense = np.empty((n, 3), order="F")
+        dense[:, 0] = 1.0
+        dense[:, 1] = well
+        dense[:, 2] = self.log_mrr[lo:hi]
+        dummies = [
+            d
+            for codes, names, prefix in (
+                (self.segment[lo:hi], self.segments, "segment"),
+                (self.tenure[lo:hi], list(TENURE_BANDS), "tenure_band"),
+                (self.month_code[lo:hi], self.months, "month"),
+            )
+            for d in dummies_of(codes, names, prefix)
+        ]
+        X = Design(dense, indicator_matrix(dummies, n))
+        beta, se = ols_cluster(self.retained[lo:hi], X, accounts)
+        months = len(np.unique(self.month_code[lo:hi]))
+        return OutcomeEstimate(
+            lift_pp=float(beta[1] * 100), se_pp=float(se[1] * 100), n_account_months=n,
+            n_accounts=n_accounts, well_share=float(well.mean()),
+            mrr_well=float(self.mrr[lo:hi][well].sum()) / months,
+        )  # fmt: skip
+
+
 def outcome_estimate(panel: pl.DataFrame, config: SCIConfig) -> OutcomeEstimate | None:
     """Adjusted difference in next-month retention, well- vs poorly-resolved supported accounts.
 
@@ -301,59 +401,59 @@ def outcome_estimate(panel: pl.DataFrame, config: SCIConfig) -> OutcomeEstimate 
     NULL): account_id, month, segment, log_mrr, tenure_months, mrr, fcr_rate, csat_mean,
     first_response_minutes_median, churned_next_month. A linear probability model of
     retention on the resolved-well flag, segment, log MRR, tenure band and month, with
-    standard errors clustered by account. Association, not cause.
+    standard errors clustered by account. Association, not cause. None with fewer accounts
+    than sci.min_outcome_accounts, or when every row (or none) was resolved well.
+    (The nightly run estimates each month's window of one OutcomePanel per unit.)
     """
-    df = panel.filter(pl.col("log_mrr").is_not_null()).with_columns(
-        resolved_well(panel, config).alias("well"),
-        (1.0 - pl.col("churned_next_month").cast(pl.Float64)).alias("retained"),
-        pl.when(pl.col("tenure_months") < 6).then(pl.lit("0-5"))
-        .when(pl.col("tenure_months") < 12).then(pl.lit("6-11"))
-        .when(pl.col("tenure_months") < 24).then(pl.lit("12-23"))
-        .otherwise(pl.lit("24+")).alias("tenure_band"),
-    )  # fmt: skip
-    if df["account_id"].n_unique() < config.min_outcome_accounts:
-        return None
-    well = df["well"].cast(pl.Float64).to_numpy()
-    if well.min() == well.max():
-        return None  # everyone resolved well (or poorly): no contrast
-    dummies = df.select(
-        pl.col("segment").cast(pl.Utf8), pl.col("tenure_band"), pl.col("month").cast(pl.Utf8)
-    ).to_dummies(drop_first=True)
-    X = np.column_stack(
-        [np.ones(df.height), well, df["log_mrr"].to_numpy(), dummies.to_numpy().astype(float)]
-    )
-    accounts = df["account_id"].rank("dense").to_numpy()  # integer cluster ids: no string sort
-    beta, se = ols_cluster(df["retained"].to_numpy(), X, accounts)
-    months = df["month"].n_unique()
-    mrr_well = float(df.filter(pl.col("well"))["mrr"].cast(pl.Float64).sum()) / months
-    return OutcomeEstimate(
-        lift_pp=float(beta[1] * 100), se_pp=float(se[1] * 100), n_account_months=df.height,
-        n_accounts=df["account_id"].n_unique(), well_share=float(well.mean()), mrr_well=mrr_well,
-    )  # fmt: skip
+    rows = OutcomePanel.of(panel, config)
+    return rows.estimate(0, len(rows.month), config)
 
 
 # --- bootstrap over accounts -------------------------------------------------------------
 
 
+QUANTILE_BLOCK = 256  # sorted observations per block of weighted_quantile's running sums
+
+
 def weighted_quantile(
     values: np.ndarray, weights: np.ndarray, q: float | tuple[float, ...]
 ) -> np.ndarray:
-    """Quantile(s) of `values` under each replicate's weights.
+    """Quantile(s) of `values` under each replicate's weights: the smallest value whose
+    running weight, in sorted order, reaches q x the replicate's total.
 
-    weights: observations x replicates (one row per value, so gathering and summing run over
-    contiguous rows). One sort and one cumulative sum serve every q; with a tuple of qs the
-    result has one column per q, else one value per replicate."""
+    weights: observations x replicates (one row per value, so gathering runs over contiguous
+    rows; the bootstrap's counts are one byte each, and integer weights are summed exactly).
+    With a tuple of qs the result has one column per q, else one value per replicate.
+
+    No running sum over every observation and replicate is made (at a million accounts a
+    unit-month has 120,000 tickets x 200 replicates, and that cumulative sum, strided, was
+    most of the SCI stage): the sorted rows are summed in blocks, the block where each
+    replicate's running weight reaches its target is found from the blocks' running sums,
+    and only that block's rows of that replicate are summed one by one."""
     qs = np.atleast_1d(np.asarray(q, dtype=float))
+    n, replicates = weights.shape
+    if n == 0:
+        out = np.full((replicates, len(qs)), np.nan)
+        return out[:, 0] if np.ndim(q) == 0 else out
     order = np.argsort(values, kind="stable")
     v = values[order]
-    cum = np.cumsum(weights[order], axis=0)
-    total = cum[-1]
-    # The first position where the running weight reaches q x total, per replicate: a
-    # binary search down each replicate's (non-decreasing) running sum, not a pass over it.
-    idx = np.array(
-        [np.searchsorted(cum[:, r], qs * total[r], side="left") for r in range(cum.shape[1])]
-    ).reshape(cum.shape[1], len(qs))  # one search per replicate, not per observation
-    out = np.where(total[:, None] > 0, v[np.minimum(idx, len(v) - 1)], np.nan)
+    blocks = -(-n // QUANTILE_BLOCK)
+    w = np.zeros((blocks * QUANTILE_BLOCK, replicates), dtype=weights.dtype)
+    w[:n] = weights[order]
+    w = w.reshape(blocks, QUANTILE_BLOCK, replicates)
+    sum_dtype = np.int64 if weights.dtype.kind in "biu" else float
+    through = np.cumsum(w.sum(axis=1, dtype=sum_dtype), axis=0)  # running sum at each block's end
+    total = through[-1]
+    before = np.vstack([np.zeros((1, replicates), dtype=sum_dtype), through[:-1]])
+    cols = np.arange(replicates)
+    idx = np.empty((replicates, len(qs)), dtype=np.int64)
+    for k, qk in enumerate(qs):
+        target = qk * total
+        # the first block whose end reaches the target (the running sums do not decrease)
+        b = np.minimum((through < target).sum(axis=0), blocks - 1)
+        inside = np.cumsum(w[b, :, cols], axis=1, dtype=sum_dtype) + before[b, cols][:, None]
+        idx[:, k] = b * QUANTILE_BLOCK + (inside < target[:, None]).sum(axis=1)
+    out = np.where(total[:, None] > 0, v[np.minimum(idx, n - 1)], np.nan)
     return out[:, 0] if np.ndim(q) == 0 else out
 
 
@@ -372,16 +472,21 @@ MART_COLUMNS = {
 }
 
 
+REPLICATE_BLOCK = 16  # replicates drawn at a time
+
+
 def _unit_weights(
     tickets: pl.DataFrame, responses: pl.DataFrame, rng: np.random.Generator, replicates: int
 ) -> tuple[np.ndarray, pl.DataFrame, pl.DataFrame]:
     """Poisson(1) resampling weights for each of a unit's accounts (the account bootstrap),
-    accounts x replicates.
+    accounts x replicates, one byte each.
 
-    One matrix (replicates x accounts) per unit serves all its months: each month's interval
-    needs only that month's resampling distribution, and drawing per unit rather than per
-    unit-month cut the stage's random draws thirtyfold. Returns the weights and the inputs
-    with `code`, the column of their account."""
+    One matrix per unit serves all its months: each month's interval needs only that month's
+    resampling distribution, and drawing per unit rather than per unit-month cut the stage's
+    random draws thirtyfold. The draws are those of one (replicates x accounts) draw, taken
+    a block of replicates at a time (at a million accounts the whole draw as integers, then
+    as floats, was 1.2 GB for the largest unit). Returns the weights and the inputs with
+    `code`, the row of their account."""
     accounts = (
         pl.concat([tickets.select("account_id"), responses.select("account_id")])
         .unique()
@@ -389,12 +494,29 @@ def _unit_weights(
         .with_row_index("code")
     )
     # accounts x replicates: a ticket's weights are one contiguous row.
-    weights = rng.poisson(1.0, size=(replicates, accounts.height)).astype(float).T.copy()
+    weights = np.empty((accounts.height, replicates), dtype=np.uint8)
+    for start in range(0, replicates, REPLICATE_BLOCK):
+        stop = min(start + REPLICATE_BLOCK, replicates)
+        drawn = rng.poisson(1.0, size=(stop - start, accounts.height))
+        if drawn.size and drawn.max() > np.iinfo(np.uint8).max:  # P < 1e-400 for Poisson(1)
+            raise OverflowError("a bootstrap count above 255")
+        weights[:, start:stop] = drawn.T
 
     def coded(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.join(accounts, on="account_id", how="left", maintain_order="left")
 
     return weights, coded(tickets), coded(responses)
+
+
+def _weighted_totals(weights: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """weights.T @ columns (replicates x k) over the accounts with a non-zero row in
+    columns, a block of accounts at a time: no float copy of the whole weight matrix."""
+    active = np.flatnonzero(np.any(columns != 0, axis=1))
+    totals = np.zeros((weights.shape[1], columns.shape[1]))
+    for start in range(0, len(active), GRAM_BLOCK):
+        rows = active[start : start + GRAM_BLOCK]
+        totals += weights[rows].T.astype(float) @ columns[rows]
+    return totals
 
 
 def _replicate_components(
@@ -441,7 +563,7 @@ def _replicate_components(
         else:
             out[name] = np.full(replicates, np.nan)
     if names:
-        totals = weights.T @ np.column_stack(columns)
+        totals = _weighted_totals(weights, np.column_stack(columns))
         with np.errstate(invalid="ignore", divide="ignore"):
             for j, name in enumerate(names):
                 out[name] = totals[:, 2 * j] / totals[:, 2 * j + 1]
@@ -498,15 +620,16 @@ def unit_sci(
     )
     tickets_by = unit_tickets.partition_by("month", as_dict=True)
     responses_by = unit_responses.partition_by("month", as_dict=True)
+    outcome_rows = OutcomePanel.of(panel, config)
     return [
-        _unit_month(row, panel, tickets_by, responses_by, unit_tickets, unit_responses,
+        _unit_month(row, outcome_rows, tickets_by, responses_by, unit_tickets, unit_responses,
                     weights, rng, config)
         for row in marts.iter_rows(named=True)
     ]  # fmt: skip
 
 
 def _unit_month(
-    row: dict, unit_panel: pl.DataFrame, tickets_by: dict, responses_by: dict,
+    row: dict, outcome_rows: OutcomePanel, tickets_by: dict, responses_by: dict,
     unit_tickets: pl.DataFrame, unit_responses: pl.DataFrame, weights: np.ndarray,
     rng: np.random.Generator, config: SCIConfig,
 ) -> dict:  # fmt: skip
@@ -514,11 +637,8 @@ def _unit_month(
     B = config.bootstrap_replicates
     unit, month = row["business_unit"], row["month"]
     # Outcome: the unit's supported account-months in the window before this month.
-    window = unit_panel.filter(
-        (pl.col("month") < month)
-        & (pl.col("month") >= pl.lit(month).dt.offset_by(f"-{config.outcome_window_months}mo"))
-    )
-    est = outcome_estimate(window, config)
+    first = pl.select(pl.lit(month).dt.offset_by(f"-{config.outcome_window_months}mo")).item()
+    est = outcome_rows.estimate(*outcome_rows.window(first, month), config)
     values = {name: row[col] for name, col in MART_COLUMNS.items()}
     values["retention_lift"] = est.lift_pp if est else None
     point_scores = {

@@ -14,12 +14,16 @@ from hypothesis import strategies as st
 
 from models.sci import (
     CATALOG,
+    OutcomePanel,
     SCIConfigError,
     combine,
     ols_cluster,
+    outcome_estimate,
     parse_config,
+    resolved_well,
     score,
     unit_month_sci,
+    weighted_quantile,
 )
 
 CONFIG = parse_config()
@@ -162,3 +166,101 @@ def test_cluster_robust_errors_match_statsmodels():
     ref = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups})
     np.testing.assert_allclose(beta, ref.params, rtol=1e-10)
     np.testing.assert_allclose(se, ref.bse, rtol=1e-8)
+
+
+@pytest.mark.parametrize("n", [1, 2, 255, 256, 257, 1_000])
+def test_weighted_quantile_is_the_quantile_of_the_sample_the_counts_repeat(n):
+    # Integer weights (the bootstrap's counts) repeat each value that many times: the weighted
+    # quantile is the plain quantile of that sample, the smallest value whose share of the
+    # sample reaches q (numpy's inverted_cdf). Sizes around the 256-row blocks, with ties.
+    rng = np.random.default_rng(n)
+    values = rng.integers(0, 40, n).astype(float)
+    counts = rng.poisson(1.0, size=(n, 30)).astype(np.uint8)
+    counts[:, 0] = 0  # a replicate that drew none of these rows
+    got = weighted_quantile(values, counts, (0.1, 0.5, 0.9, 1.0))
+    assert np.isnan(got[0]).all()
+    for r in range(1, counts.shape[1]):
+        sample = np.repeat(values, counts[:, r])
+        if len(sample):
+            want = np.quantile(sample, [0.1, 0.5, 0.9, 1.0], method="inverted_cdf")
+            np.testing.assert_array_equal(got[r], want)
+    # one q gives one value per replicate; float weights work the same way
+    np.testing.assert_array_equal(weighted_quantile(values, counts.astype(float), 0.5), got[:, 1])
+
+
+def _outcome_panel(seed: int, lift: float, accounts: int = 1_500, months: int = 12):
+    """Account-months of one unit with a planted retention lift (probability points) for
+    account-months resolved well, beside segment, size, tenure and month effects and an
+    account effect (so errors cluster by account)."""
+    rng = np.random.default_rng(seed)
+    account = np.repeat(np.arange(accounts), months)
+    month = np.tile(np.arange(months), accounts)
+    segment = rng.choice(["enterprise", "mid", "smb"], accounts)[account]
+    log_mrr = rng.normal(7, 1, accounts)[account]
+    tenure = rng.integers(0, 40, accounts)[account] + month
+    fcr = rng.uniform(0.2, 1.0, account.size)
+    csat = np.where(rng.random(account.size) < 0.3, np.nan, rng.uniform(2, 5, account.size))
+    first_response = rng.lognormal(4.5, 1, account.size)
+    well = (fcr >= 0.5) & (np.isnan(csat) | (csat >= 3.5)) & (first_response <= 240)
+    p_stay = (
+        0.90 + lift * well + 0.01 * (log_mrr - 7) + 0.02 * (segment == "enterprise")
+        + 0.005 * (tenure >= 24) - 0.002 * month + rng.normal(0, 0.03, accounts)[account]
+    )  # fmt: skip
+    churned = rng.random(account.size) > np.clip(p_stay, 0, 1)
+    calendar = pl.Series([date(2025 + m // 12, m % 12 + 1, 1) for m in range(months)])
+    return pl.DataFrame({
+        "account_id": [f"acc-{a:05d}" for a in account],
+        "month": calendar.gather(month),
+        "segment": segment, "log_mrr": log_mrr, "tenure_months": tenure,
+        "mrr": np.exp(log_mrr), "fcr_rate": fcr, "csat_mean": csat,
+        "first_response_minutes_median": first_response, "churned_next_month": churned,
+    }).with_columns(pl.col("csat_mean").fill_nan(None))  # fmt: skip
+
+
+def test_outcome_estimate_recovers_a_planted_lift_with_statsmodels_cluster_errors():
+    panel = _outcome_panel(seed=11, lift=0.04).sample(fraction=1.0, shuffle=True, seed=1)
+    est = outcome_estimate(panel, CONFIG)
+    # The same model statsmodels fits from polars' own dummies: same estimate and CR1 error.
+    df = panel.with_columns(
+        resolved_well(panel, CONFIG).cast(pl.Float64).alias("well"),
+        pl.when(pl.col("tenure_months") < 6).then(pl.lit("0-5"))
+        .when(pl.col("tenure_months") < 12).then(pl.lit("6-11"))
+        .when(pl.col("tenure_months") < 24).then(pl.lit("12-23"))
+        .otherwise(pl.lit("24+")).alias("tenure_band"),
+    )  # fmt: skip
+    dummies = df.select("segment", "tenure_band", pl.col("month").cast(pl.Utf8)).to_dummies(
+        drop_first=True
+    )
+    X = np.column_stack(
+        [np.ones(df.height), df["well"], df["log_mrr"], dummies.to_numpy().astype(float)]
+    )
+    y = 1.0 - df["churned_next_month"].cast(pl.Float64).to_numpy()
+    groups = df["account_id"].rank("dense").to_numpy()
+    ref = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    assert est.lift_pp == pytest.approx(100 * ref.params[1], rel=1e-9)
+    assert est.se_pp == pytest.approx(100 * ref.bse[1], rel=1e-8)
+    assert est.n_accounts == 1_500 and est.n_account_months == 18_000
+    assert est.well_share == pytest.approx(df["well"].mean())
+    # The planted 4 points, within three standard errors (about 0.45 points here).
+    assert abs(est.lift_pp - 4.0) < 3 * est.se_pp
+    assert est.se_pp < 1.0
+
+
+def test_each_months_window_estimates_what_the_filtered_rows_do():
+    panel = _outcome_panel(seed=12, lift=0.0, months=18).sample(fraction=1.0, shuffle=True, seed=2)
+    rows = OutcomePanel.of(panel, CONFIG)
+    for first, stop in [(date(2025, 1, 1), date(2026, 1, 1)), (date(2025, 7, 1), date(2026, 7, 1))]:
+        window = panel.filter((pl.col("month") >= first) & (pl.col("month") < stop))
+        got = rows.estimate(*rows.window(first, stop), CONFIG)
+        want = outcome_estimate(window, CONFIG)
+        assert got.n_account_months == want.n_account_months == window.height
+        assert got.lift_pp == pytest.approx(want.lift_pp, rel=1e-9, abs=1e-12)
+        assert got.se_pp == pytest.approx(want.se_pp, rel=1e-9)
+        assert got.mrr_well == pytest.approx(want.mrr_well, rel=1e-12)
+    # Too few accounts, or no contrast: no estimate.
+    assert outcome_estimate(panel.filter(pl.col("account_id") < "acc-00100"), CONFIG) is None
+    everyone_well = panel.with_columns(
+        fcr_rate=pl.lit(1.0), csat_mean=pl.lit(None, pl.Float64),
+        first_response_minutes_median=pl.lit(1.0),
+    )  # fmt: skip
+    assert outcome_estimate(everyone_well, CONFIG) is None

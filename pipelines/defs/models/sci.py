@@ -58,7 +58,7 @@ select account_id, business_unit, month, segment, log_mrr, tenure_months, mrr,
        fcr_rate, csat_mean, first_response_minutes_median, churned_next_month
 from analytics.account_month
 where is_at_risk_next_month and fcr_rate is not null and {units}
-order by account_id, month
+order by month, account_id  -- each month's window is a run of rows (models.sci.OutcomePanel)
 """
 
 
