@@ -8,10 +8,15 @@
 --
 -- How: sums, counts and the latest NPS answer combine across months, so events are
 -- first summed per account and month and the window adds up those monthly rows
--- (1.2 M rows instead of 6.4 M events at 100k accounts). Medians do not combine:
--- they take a window of their own over the duration events, one row each (one
--- window over both kinds of row measured slower). Probe rows (one per
--- account-month) ride along, and each probe's window frame collects its months.
+-- (1.2 M rows instead of 6.4 M events at 100k accounts). Each account-month of
+-- the spine is a probe: its window frame collects the months before it. The sums'
+-- probes are the spine joined to the monthly rows (full join: a month with events
+-- and no spine row still counts for later months), so the window sorts one row
+-- per account-month, not a probe beside each monthly row (a third fewer rows: 92
+-- -> 63 s at 1M accounts). The frame excludes the row's own month, so a probe
+-- carrying its month's sums does not see them. Medians do not combine: they take
+-- a window of their own over the duration events, one row each, with a probe row
+-- per account-month (one window over both kinds of row measured slower).
 with
 
 spine as (
@@ -59,9 +64,9 @@ summed as (
         sum(reopened_sum) over w / sum(reopened_count) over w as reopen_rate,
         cast(sum(handle_minutes) over w as double) / 60 as handle_hours,
     from (
-        select *, false as is_probe from by_month
-        union all by name
-        select account_id, month_idx, true as is_probe from spine
+        select * exclude (probe_account), probe_account is not null as is_probe
+        from by_month full join (select account_id, month_idx, account_id as probe_account from spine)
+            using (account_id, month_idx)
     )
     window w as (
         partition by account_id

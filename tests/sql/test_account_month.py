@@ -101,6 +101,60 @@ def test_window_is_the_six_months_before_the_month(con):
     assert _panel(con)[date(2024, 7, 1)]["nps_responses"] == 2
 
 
+def test_events_in_a_month_without_revenue_still_count_for_the_months_after(con):
+    # April has no revenue row, so it is not in the spine; its answer and ticket still fall
+    # in the windows of May and later months, and nothing of April is lost.
+    months = [m for m in months_between(date(2024, 1, 1), date(2024, 8, 1)) if m.month != 4]
+    make_staging(
+        con,
+        accounts=[
+            {
+                "account_id": "A1",
+                "business_unit": "U1",
+                "segment": "SMB",
+                "created_at": date(2024, 1, 1),
+            }
+        ],  # fmt: skip
+        revenue=[{"account_id": "A1", "month": m, "mrr": 10} for m in months],
+        survey_responses=[
+            {
+                "response_id": "r1",
+                "account_id": "A1",
+                "survey_type": "csat",
+                "score": 2,
+                "responded_at": "2024-02-10 12:00:00+00",
+            },
+            {
+                "response_id": "r2",
+                "account_id": "A1",
+                "survey_type": "csat",
+                "score": 5,
+                "responded_at": "2024-04-10 12:00:00+00",
+            },
+        ],  # fmt: skip
+        support_tickets=[
+            {
+                "ticket_id": "t1",
+                "account_id": "A1",
+                "created_at": "2024-04-02 09:00:00+00",
+                "first_response_at": "2024-04-02 10:00:00+00",
+            },
+        ],  # fmt: skip
+    )
+    build_warehouse(con, date(2024, 10, 1))
+    p = _panel(con)
+    assert date(2024, 4, 1) not in p
+    # March's window (September-February): only the February answer.
+    assert p[date(2024, 3, 1)]["csat_responses"] == 1 and p[date(2024, 3, 1)]["tickets"] == 0
+    # May's window (November-April): February and April.
+    assert p[date(2024, 5, 1)]["csat_responses"] == 2
+    assert p[date(2024, 5, 1)]["csat_mean"] == pytest.approx(3.5)
+    assert p[date(2024, 5, 1)]["tickets"] == 1
+    assert p[date(2024, 5, 1)]["first_response_minutes_median"] == pytest.approx(60.0)
+    # August's window (February-July) still holds both; September is past the revenue.
+    assert p[date(2024, 8, 1)]["csat_responses"] == 2
+
+
 def test_churn_flags_and_observation_horizon(con):
     months = months_between(date(2024, 1, 1), date(2024, 4, 1))
     make_staging(
