@@ -205,11 +205,17 @@ def stage_source(
             ).fetchone()[0]
             if clash:
                 return None
+        # The keys seen more than once, then their versions: counting distinct contents
+        # for every key of every row tripled the step (20 M tickets: 9 -> 3 s). A key with a
+        # NULL part matches nothing in the joins below, as before.
         con.execute(
             f"""
             create or replace temp table _cx_keys as
             select {key}, count(*) as n, count(distinct _content) as versions
-            from _cx_ok group by {key} having count(*) > 1
+            from _cx_ok
+            semi join (select {key} from _cx_ok group by {key} having count(*) > 1)
+                using ({key})
+            group by {key}
             """
         )
         con.execute(
