@@ -15,55 +15,87 @@ churned as (
     select * from intermediate.int_revenue_churned
 ),
 
-scoped_months as (
-    select 'unit' as level, business_unit as scope, * exclude (business_unit) from months
-    union all
-    select 'company', 'All units', * exclude (business_unit) from months
-),
-
-scoped_churned as (
-    select 'unit' as level, business_unit as scope, * exclude (business_unit) from churned
-    union all
-    select 'company', 'All units', * exclude (business_unit) from churned
-),
-
-billed as (
+-- Each sum is taken per unit, and the company's row is the sum of its units' rows:
+-- an account belongs to one unit, and sums of DECIMAL MRR are exact, so this is
+-- what summing the company's accounts gives, at half the work (the trailing-twelve-
+-- month self-join was made over every account-month twice, once per level).
+billed_units as (
     select
-        level, scope, month_idx,
+        business_unit as scope, month_idx,
         count(*) as accounts_end,
         sum(mrr) as ending_mrr,
         sum(mrr_new) as new_mrr,
         sum(mrr_expansion) as expansion_mrr,
         sum(mrr_contraction) as contraction_mrr,
         count(*) filter (where mrr_new > 0) as new_accounts,
-    from scoped_months
+    from months
     group by all
 ),
 
-lost as (
+billed as (
+    select 'unit' as level, * from billed_units
+    union all
     select
-        level, scope, month_idx,
+        'company', 'All units', month_idx,
+        sum(accounts_end)::bigint,
+        sum(ending_mrr),
+        sum(new_mrr),
+        sum(expansion_mrr),
+        sum(contraction_mrr),
+        sum(new_accounts)::bigint,
+    from billed_units
+    group by month_idx
+),
+
+lost_units as (
+    select
+        business_unit as scope, month_idx,
         sum(churned_mrr) filter (where churn_type = 'voluntary') as churned_voluntary_mrr,
         sum(churned_mrr) filter (where churn_type = 'involuntary') as churned_involuntary_mrr,
         count(*) as churned_accounts,
         count(*) filter (where churn_type = 'voluntary') as churned_voluntary_accounts,
         count(*) filter (where churn_type = 'involuntary') as churned_involuntary_accounts,
-    from scoped_churned
+    from churned
     group by all
 ),
 
--- Trailing twelve months: the cohort billed twelve months before.
-ttm as (
+lost as (
+    select 'unit' as level, * from lost_units
+    union all
     select
-        base.level, base.scope, base.month_idx + 12 as month_idx,
+        'company', 'All units', month_idx,
+        sum(churned_voluntary_mrr),
+        sum(churned_involuntary_mrr),
+        sum(churned_accounts)::bigint,
+        sum(churned_voluntary_accounts)::bigint,
+        sum(churned_involuntary_accounts)::bigint,
+    from lost_units
+    group by month_idx
+),
+
+-- Trailing twelve months: the cohort billed twelve months before.
+ttm_units as (
+    select
+        base.business_unit as scope, base.month_idx + 12 as month_idx,
         sum(base.mrr) as ttm_base_mrr,
         sum(coalesce(now.mrr, 0)) as ttm_cohort_mrr,
         sum(least(coalesce(now.mrr, 0), base.mrr)) as ttm_cohort_mrr_capped,
-    from scoped_months as base
-    left join scoped_months as now
-        on now.level = base.level and now.scope = base.scope
-       and now.account_id = base.account_id and now.month_idx = base.month_idx + 12
+    from months as base
+    left join months as now
+        on now.account_id = base.account_id and now.month_idx = base.month_idx + 12
     group by all
+),
+
+ttm as (
+    select 'unit' as level, * from ttm_units
+    union all
+    select
+        'company', 'All units', month_idx,
+        sum(ttm_base_mrr),
+        sum(ttm_cohort_mrr),
+        sum(ttm_cohort_mrr_capped),
+    from ttm_units
+    group by month_idx
 ),
 
 -- Every scope and month after the first month of data in which the scope bills
