@@ -280,8 +280,6 @@ class LinkFit:
     n_rows: int
     n_accounts: int
     n_events: int
-    # Every coefficient by design column: where a later fit on the same rows may start.
-    coefficients: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def ci(self) -> tuple[float, float]:
@@ -386,7 +384,7 @@ def _cloglog_mean(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def fit_cloglog(
     y: np.ndarray, X: np.ndarray | Design, groups: np.ndarray | None = None, maxiter: int = 100,
-    tol: float = 1e-10, start: np.ndarray | None = None,
+    tol: float = 1e-10,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:  # fmt: skip
     """Binomial GLM with a complementary log-log link by IRLS; returns (beta, se, mu).
 
@@ -398,18 +396,13 @@ def fit_cloglog(
     Each iteration works a block of rows at a time (map_blocks): the linear predictor, the
     weights and the working response of a block go straight into its share of the normal
     equations: no full-length temporaries, and each block is read while it is in cache.
-    X: a matrix or a compact Design (models.design). start: where the iterations start
-    (default: the constant at the overall event rate, every other coefficient 0); the
-    estimate is the same, to the stopping tolerance, from any start that converges.
+    X: a matrix or a compact Design (models.design).
     """
     X = as_design(X)
     n, k = X.shape
-    if start is not None:
-        beta = np.array(start, dtype=float)
-    else:
-        ybar = min(max(y.mean(), 1e-6), 1 - 1e-6)
-        beta = np.zeros(k)
-        beta[0] = math.log(-math.log(1 - ybar))
+    ybar = min(max(y.mean(), 1e-6), 1 - 1e-6)
+    beta = np.zeros(k)
+    beta[0] = math.log(-math.log(1 - ybar))
 
     def irls_block(start: int, stop: int):
         Xb = X.rows(start, stop)
@@ -473,24 +466,16 @@ def fit_hazard(
     extra: tuple[str, ...] = (),
     expected_sign: int = -1,
     buffer: DesignBuffer | None = None,
-    start: LinkFit | None = None,
 ) -> LinkFit | None:
     """cloglog discrete-time hazard; None when there are too few events to fit.
 
-    p_expected_direction is one-sided in `expected_sign` (-1: better CX, fewer events).
-    start: an earlier fit of the same outcome on the same rows; its coefficients of the
-    columns both designs have are where this fit's iterations start (the measure's at 0).
-    The unit's five per-metric fits share their controls with the link fit: started there,
-    each takes about half the iterations, for the same estimate to the tolerance."""
+    p_expected_direction is one-sided in `expected_sign` (-1: better CX, fewer events)."""
     y = df[outcome].cast(pl.Float64).to_numpy()
     events = int(y.sum())
     if events < 5 or df[measure].drop_nulls().n_unique() < 2:
         return None
     X, names = design(df, measure, extra, buffer=buffer)
-    beta0 = None
-    if start is not None and "const" in start.coefficients:
-        beta0 = np.array([start.coefficients.get(name, 0.0) for name in names])
-    beta, ses, _ = fit_cloglog(y, X, df["account_code"].to_numpy(), start=beta0)
+    beta, ses, _ = fit_cloglog(y, X, df["account_code"].to_numpy())
     if ses is None:
         return None
     b, se = float(beta[1]), float(ses[1])
@@ -501,7 +486,6 @@ def fit_hazard(
         effect=b, se=se, p_two_sided=float(2 * ndtr(-abs(z))),
         p_expected_direction=float(ndtr(-expected_sign * z)), n_rows=df.height,
         n_accounts=int(df["account_code"].n_unique()), n_events=events,
-        coefficients=dict(zip(names, map(float, beta), strict=True)),
     )  # fmt: skip
 
 
@@ -843,14 +827,9 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
         return result, metric_rows
     if voluntary is None:
         voluntary = outcome_rows(rows, retention, (*base, *z_columns, retention.column))
-    # Each starts from the last fit of voluntary churn on these rows (the link fit when the
-    # unit tests retention): the controls' coefficients barely move between them.
-    start = fit if outcome.name == "retention" else None
     for metric in METRICS:
         z = f"z_{metric}"
-        m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", z, buffer=buffer,
-                           start=start)  # fmt: skip
-        start = m_fit or start
+        m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", z, buffer=buffer)
         metric_rows.append({
             "business_unit": unit, "metric": metric, "description": METRICS[metric],
             "effect": m_fit.effect if m_fit else None, "se": m_fit.se if m_fit else None,

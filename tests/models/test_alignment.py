@@ -209,34 +209,3 @@ def test_prepared_rows_leave_out_the_replaced_columns_unless_kept():
     kept = prepared(con, "panel", company_scale(con, "panel"), keep=("csat_mean",))
     assert "csat_mean" in kept.columns and "ces_mean" not in kept.columns
     np.testing.assert_array_equal(kept["csat_mean"].to_numpy(), kept["csat"].to_numpy())
-
-
-def test_a_fit_started_from_an_earlier_fit_gives_the_same_estimate_in_fewer_iterations(
-    monkeypatch,
-):
-    # The per-metric fits start from the link fit's coefficients: the same estimates (to the
-    # stopping tolerance), fewer passes over the rows.
-    import models.alignment as alignment
-
-    panel = simulate_panel([SimUnit("U", 3000, link=-0.3)], months=24, seed=5, hazard_on="csat")
-    data = prepare(panel).filter(~pl.col("churned_next_month_involuntary"))
-    passes = []
-    counted = alignment.map_blocks
-
-    def counting(fn, n):
-        passes.append(fn.__name__)
-        return counted(fn, n)
-
-    monkeypatch.setattr(alignment, "map_blocks", counting)
-    link = fit_hazard(data, "churned_next_month_voluntary", "cx_composite")
-    for metric in ("z_csat", "z_fcr", "z_nps"):
-        passes.clear()
-        cold = fit_hazard(data, "churned_next_month_voluntary", metric)
-        cold_passes = passes.count("irls_block")
-        passes.clear()
-        warm = fit_hazard(data, "churned_next_month_voluntary", metric, start=link)
-        assert warm.effect == pytest.approx(cold.effect, rel=1e-8)
-        assert warm.se == pytest.approx(cold.se, rel=1e-8)
-        assert passes.count("irls_block") < cold_passes
-        assert warm.coefficients.keys() == cold.coefficients.keys()
-        assert warm.coefficients.keys() & link.coefficients.keys() > {"const", "log_mrr"}
