@@ -149,7 +149,12 @@ def _frame_select(contract: Contract) -> str:
                 expr = q
             cols.append(f"{expr} as {q}")
         if c.required or c.type != "text":
-            cols.append(quote_ident(c.name + "__raw"))
+            # Of the raw text GE needs only whether it is there (the required rule, and the
+            # type rule's condition): its length, NULL where the text is, reaches pandas as
+            # a float column instead of a Python string per row (20 M tickets: the pass
+            # outside GE itself, reading the rows into pandas, 14.0 -> 10.7 s).
+            raw = quote_ident(c.name + "__raw")
+            cols.append(f"length({raw})::double as {raw}")
     return f"select {', '.join(cols)} from {CANDIDATES}"
 
 
