@@ -28,12 +28,10 @@ from models.cluster import cr1_covariance
 from models.design import (
     Design,
     as_design,
-    dummies_of,
-    indicator_matrix,
     map_blocks,
     matvec,
-    summed_in_order,
     weighted_gram,
+    with_categories,
 )
 from models.parallel import map_units, unit_rng, units_of
 
@@ -321,7 +319,8 @@ def design(
     Columns that do not vary are left out (the constant aside). The float columns are
     allocated once and filled a column at a time (at millions of rows a stacked copy is
     gigabytes), column-major, so each column is written (and later read by cluster_scores)
-    contiguously; the indicators take one byte each (models.design). buffer: write the float
+    contiguously; the indicators are kept as each row's cell, its combination of segment,
+    tenure band and quarter (models.design.with_categories). buffer: write the float
     columns there (see DesignBuffer) instead of into a new array."""
     parts: list[tuple[str, np.ndarray]] = []
     if with_measure:
@@ -339,16 +338,13 @@ def design(
     for f in extra:
         parts.append((f, np.nan_to_num(df[f].cast(pl.Float64).to_numpy(), nan=0.0)))
     varying = [(n, v) for n, v in parts if len(v) and v.max() > v.min()]
-    dummies = [
-        d for codes, names, prefix in _categories(df) for d in dummies_of(codes, names, prefix)
-    ]
     shape = (df.height, 1 + len(varying))
     dense = buffer.take(*shape) if buffer is not None else np.empty(shape, order="F")
-    names = ["const", *(n for n, _ in varying), *(n for n, _, _ in dummies)]
     dense[:, 0] = 1.0
     for j, (_, v) in enumerate(varying, start=1):
         dense[:, j] = v
-    return Design(dense, indicator_matrix(dummies, df.height)), names
+    X, dummy_names = with_categories(dense, _categories(df))
+    return X, ["const", *(n for n, _ in varying), *dummy_names]
 
 
 TENURE_BANDS = ("t0-5", "t6-11", "t12-23", "t24+")  # under 6, 12 and 24 months, and older
@@ -405,17 +401,15 @@ def fit_cloglog(
     beta[0] = math.log(-math.log(1 - ybar))
 
     def irls_block(start: int, stop: int):
-        Xb = X.rows(start, stop)
-        eta = np.clip(Xb @ beta, -30, 3)
+        eta = np.clip(X.dot(start, stop, beta), -30, 3)
         _, mu, dmu = _cloglog_mean(eta)
         w = dmu**2 / (mu * (1 - mu))
         z = eta + (y[start:stop] - mu) / np.maximum(dmu, 1e-300)
-        XtW = Xb.T * w
-        return XtW @ Xb, XtW @ z
+        return X.gram_part(start, stop, w, z)
 
     def final_block(start: int, stop: int):
-        Xb, yb = X.rows(start, stop), y[start:stop]
-        eta = np.clip(Xb @ beta, -30, 3)
+        yb = y[start:stop]
+        eta = np.clip(X.dot(start, stop, beta), -30, 3)
         e, mu, dmu = _cloglog_mean(eta)
         if groups is None:
             return None, mu, None
@@ -425,18 +419,16 @@ def fit_cloglog(
         # mu'' = mu' (1 - e^eta).
         d2mu = dmu * (1 - e)
         w_obs = dmu**2 / var - (yb - mu) * (d2mu * var - dmu**2 * (1 - 2 * mu)) / var**2
-        XtW = Xb.T * w_obs
-        return XtW @ Xb, mu, (yb - mu) * dmu / var
+        return X.gram_part(start, stop, w_obs, None), mu, (yb - mu) * dmu / var
 
     def mean_at_beta() -> np.ndarray:
         means = map_blocks(
-            lambda start, stop: _cloglog_mean(np.clip(X.rows(start, stop) @ beta, -30, 3))[1], n
+            lambda start, stop: _cloglog_mean(np.clip(X.dot(start, stop, beta), -30, 3))[1], n
         )
         return np.concatenate(means)
 
     for _ in range(maxiter):
-        parts = map_blocks(irls_block, n)
-        H, g = summed_in_order([h for h, _ in parts]), summed_in_order([g for _, g in parts])
+        H, g = X.gram_total(map_blocks(irls_block, n))
         try:
             new = np.linalg.solve(H, g)
         except np.linalg.LinAlgError:
@@ -450,7 +442,7 @@ def fit_cloglog(
     if groups is None:
         return beta, None, mu
     try:
-        bread = np.linalg.inv(summed_in_order([h for h, _, _ in parts]))
+        bread = np.linalg.inv(X.gram_total([h for h, _, _ in parts])[0])
     except np.linalg.LinAlgError:
         return beta, None, mu
     resid = np.concatenate([r for _, _, r in parts])

@@ -28,14 +28,7 @@ import numpy as np
 import polars as pl
 
 from models.cluster import cluster_codes, cr1_covariance
-from models.design import (
-    GRAM_BLOCK,
-    Design,
-    dummies_of,
-    indicator_matrix,
-    matvec,
-    weighted_gram,
-)
+from models.design import GRAM_BLOCK, Design, matvec, weighted_gram, with_categories
 from models.parallel import map_units, unit_rng
 
 SCI_VERSION = "sci-v1"
@@ -375,16 +368,14 @@ class OutcomePanel:
         dense[:, 0] = 1.0
         dense[:, 1] = well
         dense[:, 2] = self.log_mrr[lo:hi]
-        dummies = [
-            d
-            for codes, names, prefix in (
+        X, _ = with_categories(
+            dense,
+            [
                 (self.segment[lo:hi], self.segments, "segment"),
                 (self.tenure[lo:hi], list(TENURE_BANDS), "tenure_band"),
                 (self.month_code[lo:hi], self.months, "month"),
-            )
-            for d in dummies_of(codes, names, prefix)
-        ]
-        X = Design(dense, indicator_matrix(dummies, n))
+            ],
+        )
         beta, se = ols_cluster(self.retained[lo:hi], X, accounts)
         months = len(np.unique(self.month_code[lo:hi]))
         return OutcomeEstimate(

@@ -184,6 +184,19 @@ def test_design_indicators_are_polars_dummies_of_segment_tenure_band_and_quarter
     assert indicators == expected.columns
     for name in indicators:
         np.testing.assert_array_equal(got[name], expected[name].to_numpy())
+    # The indicators are kept as each row's cell (segment x tenure band x quarter): the
+    # normal equations and products summed from the cells are those of the whole matrix,
+    # over more than one block of rows.
+    from models.design import GRAM_BLOCK, matvec, weighted_gram
+
+    assert data.height > GRAM_BLOCK
+    rng = np.random.default_rng(3)
+    w, z, b = rng.random(data.height), rng.normal(size=data.height), rng.normal(size=len(names))
+    H, g = weighted_gram(X, w, z)
+    np.testing.assert_allclose(H, (whole.T * w) @ whole, rtol=1e-10)
+    np.testing.assert_allclose(g, (whole.T * w) @ z, rtol=1e-10)
+    np.testing.assert_allclose(weighted_gram(X, w)[0], H, rtol=1e-12)
+    np.testing.assert_allclose(matvec(X, b), whole @ b, rtol=1e-10)
 
 
 def test_replicate_weights_drawn_in_blocks_are_one_draw():
