@@ -29,19 +29,21 @@ def _panel(con, account="A1"):
     }
 
 
+def _one_account_billed(months, created_at) -> dict:
+    """make_staging's accounts and revenue for account A1 (unit U1, SMB), billed 10 in each
+    of `months`."""
+    return {
+        "accounts": [{"account_id": "A1", "business_unit": "U1", "segment": "SMB",
+                      "created_at": created_at}],
+        "revenue": [{"account_id": "A1", "month": m, "mrr": 10} for m in months],
+    }  # fmt: skip
+
+
 def test_window_is_the_six_months_before_the_month(con):
     months = months_between(date(2023, 12, 1), date(2024, 9, 1))
     make_staging(
         con,
-        accounts=[
-            {
-                "account_id": "A1",
-                "business_unit": "U1",
-                "segment": "SMB",
-                "created_at": date(2023, 12, 1),
-            }
-        ],  # fmt: skip
-        revenue=[{"account_id": "A1", "month": m, "mrr": 10} for m in months],
+        **_one_account_billed(months, created_at=date(2023, 12, 1)),
         survey_responses=[
             # The last second of December and the first second of January.
             {
@@ -107,15 +109,7 @@ def test_events_in_a_month_without_revenue_still_count_for_the_months_after(con)
     months = [m for m in months_between(date(2024, 1, 1), date(2024, 8, 1)) if m.month != 4]
     make_staging(
         con,
-        accounts=[
-            {
-                "account_id": "A1",
-                "business_unit": "U1",
-                "segment": "SMB",
-                "created_at": date(2024, 1, 1),
-            }
-        ],  # fmt: skip
-        revenue=[{"account_id": "A1", "month": m, "mrr": 10} for m in months],
+        **_one_account_billed(months, created_at=date(2024, 1, 1)),
         survey_responses=[
             {
                 "response_id": "r1",
