@@ -225,8 +225,11 @@ def main() -> int:
 
     work_db = work / ".cxalign" / "warehouse.work.duckdb"
     if not args.no_floor:
+        # The floor gets the night's memory limit: without one DuckDB may take 80% of RAM
+        # and spill nothing, which the night, held to it, cannot.
+        limit = ["--memory-limit", args.duckdb_memory_limit] if args.duckdb_memory_limit else []
         floor_s, floor_peak, floor = run_measured(
-            [sys.executable, str(ROOT / "bench" / "warehouse_floor.py"), str(work_db)]
+            [sys.executable, str(ROOT / "bench" / "warehouse_floor.py"), str(work_db), *limit]
         )
         result["floor"] = {
             **json.loads(floor.stdout.strip().splitlines()[-1]),
