@@ -33,7 +33,7 @@ from models.design import (
     weighted_gram,
     with_categories,
 )
-from models.parallel import map_units, unit_rng, units_of
+from models.parallel import map_units, poisson_blocks, unit_rng, units_of
 
 METHOD_VERSION = "alignment-v1"
 
@@ -663,9 +663,6 @@ def execution_scores(
     return float(np.mean(parts_point)), np.mean(parts_reps, axis=0)
 
 
-REPLICATE_BLOCK = 16  # replicates drawn at a time: a (block x accounts) array of a few MB
-
-
 def poisson_weighted_sums(
     rng: np.random.Generator, replicates: int, values: np.ndarray
 ) -> np.ndarray:
@@ -674,9 +671,8 @@ def poisson_weighted_sums(
     The same draws, in the same order, as one (replicates x accounts) array, which at a
     million accounts is gigabytes."""
     out = np.empty((replicates, values.shape[1]))
-    for start in range(0, replicates, REPLICATE_BLOCK):  # blocks of replicates, not rows
-        stop = min(start + REPLICATE_BLOCK, replicates)
-        out[start:stop] = rng.poisson(1.0, size=(stop - start, values.shape[0])) @ values
+    for start, stop, counts in poisson_blocks(rng, replicates, values.shape[0]):
+        out[start:stop] = counts @ values
     return out
 
 

@@ -16,7 +16,7 @@ import os
 import threading
 import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -111,3 +111,18 @@ def units_of(data: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
 def unit_rng(seed: int, unit: str, stream: str = "") -> np.random.Generator:
     """A generator of its own for one unit (and purpose), fixed by seed and name."""
     return np.random.default_rng([seed, zlib.crc32(f"{unit}\x00{stream}".encode())])
+
+
+REPLICATE_BLOCK = 16  # replicates drawn at a time: a (block x accounts) array of a few MB
+
+
+def poisson_blocks(
+    rng: np.random.Generator, replicates: int, n: int
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The account bootstrap's Poisson(1) counts for n accounts, a block of replicates at a
+    time: (start, stop, counts of replicates start..stop, (stop - start) x n). The same
+    draws, in the same order, as one (replicates x n) draw, whose int64 array (and the
+    copies made of it) is gigabytes at a million accounts."""
+    for start in range(0, replicates, REPLICATE_BLOCK):
+        stop = min(start + REPLICATE_BLOCK, replicates)
+        yield start, stop, rng.poisson(1.0, size=(stop - start, n))

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from models.alignment import METRICS, OUTCOMES, REPLICATE_BLOCK, outcome_rows
+from models.alignment import METRICS, OUTCOMES, outcome_rows
 from models.cluster import cluster_codes
-from models.parallel import map_units, unit_rng, units_of
+from models.parallel import map_units, poisson_blocks, unit_rng, units_of
 
 DRIVER_LABELS = {
     "nps": ("NPS answers", "detractor or low NPS", "no NPS answer"),
@@ -199,9 +199,8 @@ def unit_check(
     # whose int64 array and its copies were a gigabyte at a million accounts.
     w = np.empty((n_accounts, 1 + replicates))
     w[:, 0] = 1.0
-    for start in range(0, replicates, REPLICATE_BLOCK):  # blocks of replicates, not rows
-        stop = min(start + REPLICATE_BLOCK, replicates)
-        w[:, 1 + start : 1 + stop] = rng.poisson(1.0, size=(stop - start, n_accounts)).T
+    for start, stop, counts in poisson_blocks(rng, replicates, n_accounts):
+        w[:, 1 + start : 1 + stop] = counts.T
     counts = np.bincount(inv, minlength=n_accounts).astype(float) @ w
     fitted = {}
     for name, make in _models(seed).items():

@@ -29,7 +29,7 @@ import polars as pl
 
 from models.cluster import cluster_codes, cr1_covariance
 from models.design import GRAM_BLOCK, Design, matvec, weighted_gram, with_categories
-from models.parallel import map_units, unit_rng
+from models.parallel import map_units, poisson_blocks, unit_rng
 
 SCI_VERSION = "sci-v1"
 
@@ -463,9 +463,6 @@ MART_COLUMNS = {
 }
 
 
-REPLICATE_BLOCK = 16  # replicates drawn at a time
-
-
 def _unit_weights(
     tickets: pl.DataFrame, responses: pl.DataFrame, rng: np.random.Generator, replicates: int
 ) -> tuple[np.ndarray, pl.DataFrame, pl.DataFrame]:
@@ -486,12 +483,10 @@ def _unit_weights(
     )
     # accounts x replicates: a ticket's weights are one contiguous row.
     weights = np.empty((accounts.height, replicates), dtype=np.uint8)
-    for start in range(0, replicates, REPLICATE_BLOCK):
-        stop = min(start + REPLICATE_BLOCK, replicates)
-        drawn = rng.poisson(1.0, size=(stop - start, accounts.height))
-        if drawn.size and drawn.max() > np.iinfo(np.uint8).max:  # P < 1e-400 for Poisson(1)
+    for start, stop, counts in poisson_blocks(rng, replicates, accounts.height):
+        if counts.size and counts.max() > np.iinfo(np.uint8).max:  # P < 1e-400 for Poisson(1)
             raise OverflowError("a bootstrap count above 255")
-        weights[:, start:stop] = drawn.T
+        weights[:, start:stop] = counts.T
 
     def coded(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.join(accounts, on="account_id", how="left", maintain_order="left")

@@ -200,7 +200,8 @@ def test_design_indicators_are_polars_dummies_of_segment_tenure_band_and_quarter
 
 
 def test_replicate_weights_drawn_in_blocks_are_one_draw():
-    from models.alignment import REPLICATE_BLOCK, poisson_weighted_sums
+    from models.alignment import poisson_weighted_sums
+    from models.parallel import REPLICATE_BLOCK
 
     values = np.random.default_rng(1).normal(size=(1000, 3))
     replicates = 2 * REPLICATE_BLOCK + 5  # a partial last block
