@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 from scipy.special import ndtr, ndtri  # normal CDF and its inverse, as scipy.stats.norm uses
 
-from models.cluster import cr1_covariance
+from models.cluster import cr1_covariance, ols_cluster
 from models.design import (
     Design,
     as_design,
@@ -486,8 +486,6 @@ def fit_ols(
     buffer: DesignBuffer | None = None,
 ) -> LinkFit | None:  # fmt: skip
     """A continuous outcome on the same features (OLS, CR1 errors clustered by account)."""
-    from models.sci import ols_cluster
-
     sub = df.filter(pl.col(outcome).is_not_null())
     if sub.height < 50 or sub[measure].drop_nulls().n_unique() < 2:
         return None

@@ -1,4 +1,4 @@
-"""Cluster-robust (CR1) pieces shared by the OLS and hazard fits.
+"""Cluster-robust (CR1) pieces shared by the OLS and hazard fits, and the OLS fit itself.
 
 Both need the score contributions summed within each cluster (account). Summing with one
 `np.bincount` per column is linear in rows; `np.add.at` (unbuffered) and `np.unique` over
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.design import Design, as_design
+from models.design import Design, as_design, matvec, weighted_gram
 
 
 def cluster_codes(groups: np.ndarray) -> tuple[np.ndarray, int]:
@@ -51,3 +51,16 @@ def cr1_covariance(
     scores = cluster_scores(X, resid, codes, G)
     correction = G / (G - 1) * (n - 1) / (n - k)
     return correction * bread @ (scores.T @ scores) @ bread
+
+
+def ols_cluster(
+    y: np.ndarray, X: np.ndarray | Design, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """OLS coefficients with CR1 cluster-robust standard errors (as statsmodels' cluster),
+    from normal equations summed a block of rows at a time (X: a matrix or a compact Design)."""
+    XtX, Xty = weighted_gram(X, np.ones(len(y)), y)
+    XtX_inv = np.linalg.pinv(XtX)
+    beta = XtX_inv @ Xty
+    resid = y - matvec(X, beta)
+    cov = cr1_covariance(XtX_inv, X, resid, groups)
+    return beta, np.sqrt(np.diag(cov))

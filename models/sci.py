@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from models.cluster import cluster_codes, cr1_covariance
-from models.design import GRAM_BLOCK, Design, matvec, weighted_gram, with_categories
+from models.cluster import cluster_codes, ols_cluster
+from models.design import GRAM_BLOCK, with_categories
 from models.parallel import map_units, poisson_blocks, unit_rng
 
 SCI_VERSION = "sci-v1"
@@ -249,19 +249,6 @@ def combine(scores: dict[str, np.ndarray], config: SCIConfig) -> dict[str, np.nd
 
 
 # --- outcome contribution ----------------------------------------------------------------
-
-
-def ols_cluster(
-    y: np.ndarray, X: np.ndarray | Design, groups: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """OLS coefficients with CR1 cluster-robust standard errors (as statsmodels' cluster),
-    from normal equations summed a block of rows at a time (X: a matrix or a compact Design)."""
-    XtX, Xty = weighted_gram(X, np.ones(len(y)), y)
-    XtX_inv = np.linalg.pinv(XtX)
-    beta = XtX_inv @ Xty
-    resid = y - matvec(X, beta)
-    cov = cr1_covariance(XtX_inv, X, resid, groups)
-    return beta, np.sqrt(np.diag(cov))
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ import statsmodels.api as sm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models.cluster import ols_cluster
 from models.sci import (
     CATALOG,
     OutcomePanel,
     SCIConfigError,
     combine,
-    ols_cluster,
     outcome_estimate,
     parse_config,
     resolved_well,
