@@ -28,8 +28,10 @@ from models.cluster import cr1_covariance, ols_cluster
 from models.design import (
     Design,
     as_design,
+    level_codes,
     map_blocks,
     matvec,
+    tenure_band_codes,
     weighted_gram,
     with_categories,
 )
@@ -352,10 +354,7 @@ TENURE_BANDS = ("t0-5", "t6-11", "t12-23", "t24+")  # under 6, 12 and 24 months,
 
 def _categories(df: pl.DataFrame) -> list[tuple[np.ndarray, list[str], str]]:
     """Segment, tenure band and calendar quarter as integer codes with their level names."""
-    segment = df["segment"].cast(pl.Utf8).fill_null("null")
-    levels = segment.unique().sort().to_list()
-    # (a missing tenure falls in the last band, as `when ... otherwise` put it)
-    tenure = np.searchsorted([6, 12, 24], df["tenure_months"].cast(pl.Float64).to_numpy(), "right")
+    segment, levels = level_codes(df["segment"])
     quarter = df.select(pl.col("month").dt.year() * 4 + pl.col("month").dt.quarter() - 1)
     quarter = quarter.to_series().to_numpy()
     first = int(quarter.min()) if len(quarter) else 0
@@ -365,8 +364,8 @@ def _categories(df: pl.DataFrame) -> list[tuple[np.ndarray, list[str], str]]:
         else []
     )
     return [
-        (segment.cast(pl.Enum(levels)).to_physical().to_numpy().astype(np.int16), levels, "segment"),
-        (tenure.astype(np.int16), list(TENURE_BANDS), "tenure_band"),
+        (segment, levels, "segment"),
+        (tenure_band_codes(df["tenure_months"]), list(TENURE_BANDS), "tenure_band"),
         ((quarter - first).astype(np.int16), quarter_names, "quarter"),
     ]  # fmt: skip
 

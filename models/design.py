@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
+import polars as pl
 
 T = TypeVar("T")
 
@@ -112,6 +113,24 @@ class Design:
         H[:d, d:] = cross.T
         H[d:, d:] = L.T @ (per_cell[:, :1] * L)
         return H, None if g is None else np.concatenate([g, L.T @ per_cell[:, -1]])
+
+
+def level_codes(values: pl.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's level as an index into the level names, sorted by name (a missing value is
+    the level "null"), and the names."""
+    text = values.cast(pl.Utf8).fill_null("null")
+    names = text.unique().sort().to_list()
+    return text.cast(pl.Enum(names)).to_physical().to_numpy().astype(np.int16), names
+
+
+TENURE_EDGES = (6, 12, 24)  # tenure bands: under 6, 12 and 24 months, and older
+
+
+def tenure_band_codes(tenure_months: pl.Series) -> np.ndarray:
+    """Each row's tenure band, 0..3 (TENURE_EDGES); a missing tenure falls in the last band,
+    as `when ... otherwise` put it."""
+    months = tenure_months.cast(pl.Float64).to_numpy()
+    return np.searchsorted(TENURE_EDGES, months, "right").astype(np.int16)
 
 
 def dummies_of(

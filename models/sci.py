@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from models.cluster import cluster_codes, ols_cluster
-from models.design import GRAM_BLOCK, with_categories
+from models.design import GRAM_BLOCK, level_codes, tenure_band_codes, with_categories
 from models.parallel import map_units, poisson_blocks, unit_rng
 
 SCI_VERSION = "sci-v1"
@@ -310,14 +310,9 @@ class OutcomePanel:
         """panel: as outcome_estimate takes it; rows with no log MRR are left out. A stable
         sort by month keeps the given order within a month (the nightly read gives it)."""
         df = panel.filter(pl.col("log_mrr").is_not_null()).sort("month", maintain_order=True)
-        segment = df["segment"].cast(pl.Utf8).fill_null("null")
-        segments = segment.unique().sort().to_list()
+        segment, segments = level_codes(df["segment"])
         month = df["month"].to_numpy().astype("datetime64[D]")
         months, month_code = np.unique(month, return_inverse=True)
-        # (a missing tenure falls in the last band, as `when ... otherwise` put it)
-        tenure = np.searchsorted(
-            [6, 12, 24], df["tenure_months"].cast(pl.Float64).to_numpy(), "right"
-        )
         return cls(
             month=month,
             account=df["account_id"].rank("dense").to_numpy(),  # integers: no string sort later
@@ -325,9 +320,9 @@ class OutcomePanel:
             retained=1.0 - df["churned_next_month"].cast(pl.Float64).to_numpy(),
             log_mrr=df["log_mrr"].cast(pl.Float64).to_numpy(),
             mrr=df["mrr"].cast(pl.Float64).to_numpy(),
-            segment=segment.cast(pl.Enum(segments)).to_physical().to_numpy().astype(np.int16),
+            segment=segment,
             segments=segments,
-            tenure=tenure.astype(np.int16),
+            tenure=tenure_band_codes(df["tenure_months"]),
             month_code=month_code.reshape(-1).astype(np.int16),
             months=[str(m) for m in months],
         )  # fmt: skip
