@@ -200,8 +200,15 @@ def _load_file(
         # Typed columns and exact row numbers, nothing rejected: straight into raw, with no
         # copy of the file in a temp table first (at 1M accounts, the same raw rows:
         # tickets 64 -> 37 s, revenue 26 -> 15 s, survey answers 19 -> 13 s).
-        return _load_parquet(con, scan, scan_params, rel, digest, contract, select_list,
-                             extra_keys, run_id, replacing, path.stat().st_size)  # fmt: skip
+        if replacing:
+            _delete_file_rows(con, contract.name, rel)
+        try:
+            loaded = _insert_rows(con, contract.name, rel, "file_row_number + 1", select_list,
+                                  extra_keys, scan, scan_params)  # fmt: skip
+        except duckdb.Error as exc:
+            raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
+        _record_file(con, contract.name, rel, digest, path, loaded, 0, run_id)
+        return loaded, 0
 
     con.execute("drop table if exists _cx_reject_errors")
     con.execute("drop table if exists _cx_reject_scans")
@@ -245,72 +252,54 @@ def _load_file(
     else:
         row_expr = f"{position} + 1"
 
-    extra_expr, extra_params = _extra(extra_keys)
-
     try:
         if replacing:
             _delete_file_rows(con, contract.name, rel)
-        con.execute(
-            f"""
-            insert into raw.{contract.name}
-            select ? as _source_file, {row_expr} as _source_row,
-                   {", ".join(select_list)},
-                   {extra_expr} as _extra
-            from _cx_load _l
-            """,
-            [rel, *extra_params],
+        loaded = _insert_rows(
+            con, contract.name, rel, row_expr, select_list, extra_keys, "_cx_load _l", []
         )
         if rejects:
             con.executemany(
                 "insert into raw._rejects values (?, ?, ?, ?, ?, ?)",
                 [(contract.name, rel, r[0], r[1], r[2], r[3]) for r in rejects],
             )
-        loaded = con.execute("select count(*) from _cx_load").fetchone()[0]
-        con.execute(
-            "insert into raw._files values (?, ?, ?, ?, ?, ?, now(), ?)",
-            [contract.name, rel, digest, path.stat().st_size, loaded, len(rejects), run_id],
-        )
+        _record_file(con, contract.name, rel, digest, path, loaded, len(rejects), run_id)
     finally:
         con.execute("drop table if exists _cx_load")
     return loaded, len(rejects)
 
 
-def _extra(extra_keys: list[str]) -> tuple[str, list]:
-    """SQL for the _extra column (the file's columns the contract does not know, as JSON)."""
-    if not extra_keys:
-        return "null", []
-    parts = [f"?, {_ident(key)}::varchar" for key in extra_keys]
-    return f"json_object({', '.join(parts)})", list(extra_keys)
+def _insert_rows(
+    con: duckdb.DuckDBPyConnection, source: str, rel: str, row_expr: str,
+    select_list: list[str], extra_keys: list[str], rows: str, rows_params: list,
+) -> int:  # fmt: skip
+    """Insert `rows` (a scan or a table) into raw.<source> as the file `rel`, each row numbered
+    by row_expr, the contract's columns as select_list maps them, the file's other columns
+    as JSON in _extra. Returns the rows inserted."""
+    extra, extra_params = "null", []
+    if extra_keys:
+        extra = "json_object(" + ", ".join(f"?, {_ident(k)}::varchar" for k in extra_keys) + ")"
+        extra_params = list(extra_keys)
+    return con.execute(
+        f"""
+        insert into raw.{source}
+        select ? as _source_file, {row_expr} as _source_row,
+               {", ".join(select_list)},
+               {extra} as _extra
+        from {rows}
+        """,
+        [rel, *extra_params, *rows_params],
+    ).fetchone()[0]
 
 
-def _load_parquet(
-    con: duckdb.DuckDBPyConnection, scan: str, scan_params: list, rel: str, digest: str,
-    contract: Contract, select_list: list[str], extra_keys: list[str], run_id: str | None,
-    replacing: bool, size: int,
-) -> tuple[int, int]:  # fmt: skip
-    """Load one Parquet file into raw.<source> (see _load_file): its rows straight from the
-    file, numbered by their row in it."""
-    extra_expr, extra_params = _extra(extra_keys)
-    if replacing:
-        _delete_file_rows(con, contract.name, rel)
-    try:
-        loaded = con.execute(
-            f"""
-            insert into raw.{contract.name}
-            select ? as _source_file, file_row_number + 1 as _source_row,
-                   {", ".join(select_list)},
-                   {extra_expr} as _extra
-            from {scan}
-            """,
-            [rel, *extra_params, *scan_params],
-        ).fetchone()[0]
-    except duckdb.Error as exc:
-        raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
+def _record_file(
+    con: duckdb.DuckDBPyConnection, source: str, rel: str, digest: str, path: Path,
+    loaded: int, rejected: int, run_id: str | None,
+) -> None:  # fmt: skip
     con.execute(
         "insert into raw._files values (?, ?, ?, ?, ?, ?, now(), ?)",
-        [contract.name, rel, digest, size, loaded, 0, run_id],
+        [source, rel, digest, path.stat().st_size, loaded, rejected, run_id],
     )
-    return loaded, 0
 
 
 def _read_header(con, scan: str, params: list, rel: str, is_parquet: bool) -> list[str]:
