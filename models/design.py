@@ -43,21 +43,13 @@ class Design:
         self.levels = levels
         m = 0 if levels is None else levels.shape[1]
         self.shape = (dense.shape[0], dense.shape[1] + m)
-        self._scratch: np.ndarray | None = None
 
     def rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows start..stop of the whole matrix. Without indicators a view of `dense`;
-        otherwise written into a scratch array that the next call reuses."""
-        d = self.dense.shape[1]
-        if self.shape[1] == d:
+        """Rows start..stop of the whole matrix, written out (to inspect it: the fits work
+        through dot, gram_part and column, which never write the indicators out)."""
+        if self.cells is None:
             return self.dense[start:stop]
-        n = stop - start
-        if self._scratch is None or self._scratch.shape[0] < n:
-            self._scratch = np.empty((n, self.shape[1]), order="F")
-        out = self._scratch[:n]
-        out[:, :d] = self.dense[start:stop]
-        out[:, d:] = self.levels[self.cells[start:stop]]
-        return out
+        return np.hstack([self.dense[start:stop], self.levels[self.cells[start:stop]]])
 
     def column(self, j: int) -> np.ndarray:
         """Column j over every row (an indicator column is made float for the call)."""
@@ -68,20 +60,19 @@ class Design:
 
     def dot(self, start: int, stop: int, b: np.ndarray) -> np.ndarray:
         """Rows start..stop of X @ b."""
-        if self.cells is None:
-            return self.rows(start, stop) @ b
         d = self.dense.shape[1]
-        return self.dense[start:stop] @ b[:d] + (self.levels @ b[d:])[self.cells[start:stop]]
+        out = self.dense[start:stop] @ b[:d]
+        if self.cells is not None:
+            out += (self.levels @ b[d:])[self.cells[start:stop]]
+        return out
 
     def gram_part(self, start: int, stop: int, w: np.ndarray, z: np.ndarray | None) -> tuple:
         """Rows start..stop's share of X' W X and X' W z (w, z: those rows' values), as
         parts that add up across blocks; gram_total() makes the matrices from them."""
-        if self.cells is None:
-            Xb = self.rows(start, stop)
-            XtW = Xb.T * w
-            return XtW @ Xb, None if z is None else XtW @ z, None
         D = self.dense[start:stop]
         DtW = D.T * w
+        if self.cells is None:
+            return DtW @ D, None if z is None else DtW @ z, None
         cells, n_cells = self.cells[start:stop], self.levels.shape[0]
         # Per cell: the weight, each weighted dense column and the weighted z, summed.
         per_cell = np.empty((n_cells, DtW.shape[0] + 2))
