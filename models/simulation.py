@@ -118,6 +118,7 @@ def simulate_panel(
                         "month": month_dates[t],
                         "tenure_months": tenure[idx] + t,
                         "log_mrr": log_mrr[idx],
+                        "log_mrr_window_end": log_mrr[idx],  # MRR does not move here
                         "log_mrr_change_prior_3m": rng.normal(0, 0.05, k),
                         "is_at_risk_next_month": True,
                         "churned_next_month": voluntary | involuntary,

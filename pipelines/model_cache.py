@@ -50,12 +50,20 @@ def fingerprint(
 
 
 def code_files(*relative: str) -> list[Path]:
-    """Source files (under the project root) whose change must invalidate the cache."""
+    """Source files (under the project root) whose change must invalidate the cache: a
+    folder stands for every .py and .sql file under it."""
     out = []
     for rel in relative:
         p = PROJECT_ROOT / rel
-        out += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        out += sorted([*p.rglob("*.py"), *p.rglob("*.sql")]) if p.is_dir() else [p]
     return out
+
+
+def model_code(*stage_files: str) -> list[Path]:
+    """What a model stage's results depend on in code, by construction: every file of the
+    statistics (models/) and of the SQL (sql/), and the stage's own files. A change to any
+    of them, a shared helper included, recomputes the stage on the next night."""
+    return code_files("models", "sql", *stage_files)
 
 
 def _ensure(con: duckdb.DuckDBPyConnection) -> None:

@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from models.alignment.config import AlignmentConfig
+
 SOURCES = (
     "accounts",
     "survey_responses",
@@ -96,34 +98,8 @@ class CLVSettings(_Strict):
     horizon_weeks: int = Field(52, ge=1)
 
 
-class AlignmentSettings(_Strict):
-    # The main CX measure: cx_composite (standardised mean of NPS, CSAT, CES, first
-    # response (inverted) and FCR) or one of nps, csat, ces, first_response, fcr.
-    main_measure: str = "cx_composite"
-    # A hazard ratio per SD of the main measure at or below this is material.
-    materiality_hr: float = Field(0.85, gt=0.0, lt=1.0)
-    fdr_q: float = Field(0.10, gt=0.0, lt=1.0)
-    permutations: int = Field(200, ge=20)
-    min_negative_control_events: int = Field(20, ge=5)
-    # Execution is measured on the most recent months.
-    execution_months: int = Field(12, ge=1)
-    # Optional targets for every unit without its own in strategy.yaml, instead of the
-    # company benchmark: metric -> [floor, target] in the metric's units.
-    execution_targets: dict[str, tuple[float, float]] | None = None
-    bootstrap_replicates: int = Field(400, ge=50)
-    established_probability: float = Field(0.8, gt=0.5, lt=1.0)
-    seed: int = 20261122
-
-    @field_validator("execution_targets")
-    @classmethod
-    def _valid_targets(cls, v):
-        from pipelines.strategy import target_problem
-
-        for metric, (floor, target) in (v or {}).items():
-            problem = target_problem(metric, floor, target)
-            if problem:
-                raise ValueError(problem)
-        return v
+# The alignment test's settings are declared once, by the model itself.
+AlignmentSettings = AlignmentConfig
 
 
 class ScheduleSettings(_Strict):

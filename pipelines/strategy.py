@@ -23,23 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from models.alignment import METRICS, OUTCOMES, UnitStrategy
-
-# Which way is better, per metric (first response: fewer minutes).
-_LOWER_IS_BETTER = {"first_response"}
-
-
-def target_problem(metric: str, floor: float, target: float) -> str | None:
-    """Why a (floor, target) pair is unusable for a metric, or None."""
-    if metric not in METRICS:
-        return f"unknown metric {metric!r} (one of {', '.join(METRICS)})"
-    lower = metric in _LOWER_IS_BETTER
-    if (lower and not target < floor) or (not lower and not target > floor):
-        better = "below" if lower else "above"
-        return f"{metric} target {target:g} must be {better} its floor {floor:g}: the range is the wrong way round"
-    if metric == "first_response" and min(floor, target) <= 0:
-        return "first_response minutes must be positive"
-    return None
+from models.alignment import METRICS, OUTCOMES, UnitStrategy, target_problem
 
 
 class StrategyError(ValueError):

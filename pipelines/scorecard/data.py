@@ -60,7 +60,11 @@ def fingerprint(con: duckdb.DuckDBPyConnection, settings_json: str) -> str:
 def load(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str, settings_json: str,
          previous_warehouse: Path | None = None, strategy_declared: bool = False) -> ScorecardData:  # fmt: skip
     units = _rows(con, "select * from analytics.unit_alignment order by business_unit")
-    company = _rows(con, "select * from analytics.company_alignment")[0]
+    # One row per outcome tested (never pooled across outcomes): the page leads with
+    # retention, the default outcome, or else the first outcome any unit tests.
+    company = _rows(
+        con, "select * from analytics.company_alignment order by outcome <> 'retention', outcome"
+    )[0]
     freshness = _rows(
         con,
         """

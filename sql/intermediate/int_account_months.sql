@@ -1,6 +1,6 @@
 -- int_account_months: the account-month spine. A month with a revenue row is an
 -- active month. Adds tenure, MRR movement against the previous calendar month,
--- the MRR change over the three months before, and churn in this and the next month.
+-- the MRR at the CX window's end and its change over the three months before, and churn in this and the next month.
 -- Grain: one row per account and active month.
 with
 
@@ -23,7 +23,10 @@ churn as (
     group by all
 ),
 
--- MRR of exactly one and four months earlier (NULL where that month has no row).
+-- MRR of exactly one month earlier, at the end of the CX window ($notice_lag_months
+-- before the month: the window's last month) and three months before that (NULL where
+-- that month has no row). The models' size controls are measured no later than the CX
+-- window: a downgrade in the notice month is part of the outcome, not a control.
 with_history as (
     select
         account_id,
@@ -36,8 +39,12 @@ with_history as (
         ) as mrr_1_month_ago,
         max(mrr) over (
             partition by account_id order by month_idx
-            range between 4 preceding and 4 preceding
-        ) as mrr_4_months_ago,
+            range between $notice_lag_months preceding and $notice_lag_months preceding
+        ) as mrr_window_end,
+        max(mrr) over (
+            partition by account_id order by month_idx
+            range between ($notice_lag_months + 3) preceding and ($notice_lag_months + 3) preceding
+        ) as mrr_window_end_3m_before,
     from revenue
 ),
 
@@ -61,8 +68,10 @@ final as (
         case when h.mrr_1_month_ago > 0 then greatest(h.mrr_1_month_ago - h.mrr, 0) else 0 end
             as mrr_contraction,
         case when h.mrr > 0 then ln(h.mrr) end as log_mrr,
-        case when h.mrr_1_month_ago > 0 and h.mrr_4_months_ago > 0
-            then ln(h.mrr_1_month_ago) - ln(h.mrr_4_months_ago) end as log_mrr_change_prior_3m,
+        case when h.mrr_window_end > 0 then ln(h.mrr_window_end) end as log_mrr_window_end,
+        case when h.mrr_window_end > 0 and h.mrr_window_end_3m_before > 0
+            then ln(h.mrr_window_end) - ln(h.mrr_window_end_3m_before) end
+            as log_mrr_change_prior_3m,
         -- churn: known only once the month is over by the as-of date
         (h.month + interval 1 month) <= $months_ended_before as is_month_observed,
         (h.month + interval 2 month) <= $months_ended_before as is_next_month_observed,

@@ -32,6 +32,7 @@ final as (
         m.mrr_expansion,
         m.mrr_contraction,
         m.log_mrr,
+        m.log_mrr_window_end,
         m.log_mrr_change_prior_3m,
         -- outcomes
         case when m.is_month_observed then m.churned_this_month end as churned_this_month,

@@ -15,7 +15,7 @@ from models.parallel import map_units
 from models.sci import parse_config, unit_sci
 from pipelines.defs.contract_check import write_or_keep
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.model_cache import code_files, fingerprint
+from pipelines.model_cache import fingerprint, model_code
 from pipelines.progress import report
 from pipelines.sqlparams import for_units, used_params
 
@@ -144,8 +144,7 @@ def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
         # Complete months only: a new day changes none of them, so a quiet night keeps these.
         digest = fingerprint(
             con, inputs, json.dumps(config._raw, sort_keys=True),
-            code_files("models/sci.py", "models/cluster.py", "models/parallel.py",
-                       "pipelines/defs/models/sci.py"),
+            model_code("pipelines/defs/models/sci.py"),
             params=bind,
         )  # fmt: skip
 
