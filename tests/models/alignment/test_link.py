@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from models.alignment import prepare
-from models.alignment.link import design, fit_cloglog, fit_hazard
+from models.alignment.link import LinkFit, NoFit, design, fit_cloglog, fit_hazard
 from models.simulation import SimUnit, simulate_panel
 
 
@@ -89,3 +89,23 @@ def test_design_indicators_are_polars_dummies_of_segment_tenure_band_and_quarter
     np.testing.assert_allclose(g, (whole.T * w) @ z, rtol=1e-10)
     np.testing.assert_allclose(weighted_gram(X, w)[0], H, rtol=1e-12)
     np.testing.assert_allclose(matvec(X, b), whole @ b, rtol=1e-10)
+
+
+def test_a_fit_that_runs_out_of_iterations_says_so():
+    rng = np.random.default_rng(1)
+    X = np.column_stack([np.ones(3000), rng.normal(size=3000)])
+    y = (rng.random(3000) < 0.05).astype(float)
+    assert fit_cloglog(y, X, np.arange(3000)).converged
+    assert not fit_cloglog(y, X, np.arange(3000), maxiter=1).converged
+
+
+def test_a_collinear_design_is_reported_as_such_not_as_too_few_events():
+    # v1 said "too few events" for any fit it could not make.
+    data = prepare(simulate_panel([SimUnit("U", 1500, link=-0.5)], months=18, seed=2))
+    data = data.filter(~pl.col("churned_next_month_involuntary"))
+    clash = data.with_columns(pl.col("log_mrr_control").alias("cx_composite"))
+    got = fit_hazard(clash, "churned_next_month_voluntary", "cx_composite")
+    assert isinstance(got, NoFit) and got.reason == "singular", got
+    assert isinstance(fit_hazard(data, "churned_next_month_voluntary", "cx_composite"), LinkFit)
+    few = data.with_columns(pl.lit(False).alias("churned_next_month_voluntary"))
+    assert fit_hazard(few, "churned_next_month_voluntary", "cx_composite") == NoFit("too_few_events")

@@ -28,3 +28,15 @@ def test_random_effects_pooling_by_hand():
     np.testing.assert_allclose(pooled.shrunk, shrink * b + (1 - shrink) * pooled.mean)
     # Shrinkage pulls each unit towards the pooled mean, never past it.
     assert np.all(np.abs(pooled.shrunk - pooled.mean) <= np.abs(b - pooled.mean))
+
+
+def test_units_more_alike_than_their_errors_pool_with_no_spread():
+    # statsmodels' combine_effects(method_re="dl") leaves tau^2 negative here (and its SE
+    # NaN); DerSimonian-Laird truncates it at zero.
+    b, se = np.array([-0.1, -0.1001, -0.0999, -0.1]), np.array([0.1, 0.1, 0.2, 0.1])
+    pooled = random_effects(b, se)
+    assert pooled.tau2 == 0.0
+    w = 1 / se**2
+    assert pooled.mean == pytest.approx((w * b).sum() / w.sum())
+    assert pooled.se == pytest.approx(np.sqrt(1 / w.sum()))
+    np.testing.assert_allclose(pooled.shrunk, pooled.mean)
