@@ -15,6 +15,7 @@ fits: 27 -> 15 s) against writing every indicator into each block and multiplyin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -174,12 +175,22 @@ def map_blocks(fn: Callable[[int, int], T], n_rows: int) -> list[T]:
     threads, a unit's fits took 66 s instead of 41 s at L). Sharing the blocks themselves
     between two threads measured no faster either: these loops are bound by memory
     bandwidth, not by the cores (docs/BENCHMARKS.md)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_controller().limit(limits=1, user_api="blas"):
         return [
             fn(start, min(start + GRAM_BLOCK, n_rows)) for start in range(0, n_rows, GRAM_BLOCK)
         ]
+
+
+@functools.cache
+def blas_controller():
+    """threadpoolctl's view of the loaded BLAS and OpenMP libraries, found once. Finding them
+    reads the process's memory map, and threadpool_limits() did that on every call: 6 ms a
+    call once scikit-learn, scipy and polars are loaded, a third of a small unit's fits
+    (bench/calibration.py). The libraries a limit needs (numpy's BLAS) are loaded before the
+    first fit."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def summed_in_order(parts: list[np.ndarray]) -> np.ndarray:

@@ -22,6 +22,9 @@ import numpy as np
 import polars as pl
 
 SEGMENTS = ("SMB", "Mid-Market", "Enterprise")
+REGIONS = ("North", "South", "East", "West")
+REGION_SHARES = (0.4, 0.3, 0.2, 0.1)
+REGION_SCORE = np.array([0.9, 0.0, -0.7, -1.5])  # each region's CX and churn shift (SD units)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,10 @@ class SimUnit:
     size_effect: float = 0.0  # log hazard ratio per SD of log MRR
     cx_size_correlation: float = 0.0  # confounding: CX tied to account size
     expansion_link: float = 0.0  # log hazard ratio of expanding next month per SD of CX
+    # confounding by region: the account's CX moves by region_cx x its region's score (SD
+    # units) and its hazard by exp(region_churn x score); CX itself may do nothing
+    region_cx: float = 0.0
+    region_churn: float = 0.0
 
 
 def simulate_panel(
@@ -43,7 +50,10 @@ def simulate_panel(
     base_hazard: float = 0.02,
     involuntary_hazard: float = 0.004,
     first_month: date = date(2024, 1, 1),
+    trend: float = 0.0,
 ) -> pl.DataFrame:
+    """trend: a company-wide CX change per month (SD units) added to every account's latent
+    CX; churn does not follow it (the hazard's CX variable is measured from the trend)."""
     rng = np.random.default_rng(seed)
     frames = []
     month_dates = [
@@ -62,6 +72,8 @@ def simulate_panel(
         account = np.sqrt(1 - unit.cx_size_correlation**2) * rng.normal(0, 0.7, n) + (
             unit.cx_size_correlation * 0.7 * size_z
         )
+        region = rng.choice(len(REGIONS), n, p=REGION_SHARES)
+        account = account + unit.region_cx * REGION_SCORE[region]
         wobble = rng.normal(0, 0.7, n)
         history: list[np.ndarray] = []
         alive = np.ones(n, bool)
@@ -69,7 +81,7 @@ def simulate_panel(
         ids = np.char.add(f"{unit.name}-", np.arange(n).astype(str))
         for t in range(months):
             wobble = 0.6 * wobble + 0.8 * rng.normal(0, 0.7, n)
-            x = unit.execution + account + wobble
+            x = unit.execution + account + wobble + trend * t
             history.append(x)
             if len(history) < 2:
                 continue  # the first month has no window before it
@@ -97,11 +109,14 @@ def simulate_panel(
                 z = (csat_obs - 3.9) / np.nanstd(csat_obs) if k > 1 else np.zeros(k)
                 z = np.nan_to_num(z)
             else:
-                z = (w - unit.execution) / 0.8
+                # the trend over the window's months (t-6 .. t-1, or fewer at the start)
+                span = np.arange(max(t - 6, 0), t)
+                z = (w - unit.execution - trend * span.mean()) / 0.8
             h = (
                 base_hazard
                 * np.array([1.3, 0.8, 0.5])[seg[idx]]
-                * np.exp(unit.link * z + unit.size_effect * size_z[idx])
+                * np.exp(unit.link * z + unit.size_effect * size_z[idx]
+                         + unit.region_churn * REGION_SCORE[region[idx]])
             )
             voluntary = rng.random(k) < 1 - np.exp(-h)
             involuntary = ~voluntary & (rng.random(k) < involuntary_hazard)
@@ -115,6 +130,7 @@ def simulate_panel(
                         "account_id": ids[idx],
                         "business_unit": unit.name,
                         "segment": np.array(SEGMENTS)[seg[idx]],
+                        "region": np.array(REGIONS)[region[idx]],
                         "month": month_dates[t],
                         "tenure_months": tenure[idx] + t,
                         "log_mrr": log_mrr[idx],
