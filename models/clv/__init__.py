@@ -8,6 +8,7 @@ from models.clv._optim import FitError
 from models.clv.bgnbd import (
     BGNBDFit,
     GammaGammaFit,
+    GammaGammaMeanUndefined,
     TransactionInputError,
     discounted_expected_purchases,
     fit_bgnbd,
@@ -17,7 +18,7 @@ from models.clv.bgnbd import (
 from models.clv.sbg import SBGFit, SBGInputError, fit_sbg, fit_survivors, lifetimes_from_survivors
 
 __all__ = [
-    "BGNBDFit", "FitError", "GammaGammaFit", "SBGFit", "SBGInputError", "TransactionInputError",
-    "discounted_expected_purchases", "fit_bgnbd", "fit_gamma_gamma", "fit_sbg", "fit_survivors",
-    "lifetimes_from_survivors", "rfm_summary",
+    "BGNBDFit", "FitError", "GammaGammaFit", "GammaGammaMeanUndefined", "SBGFit",
+    "SBGInputError", "TransactionInputError", "discounted_expected_purchases", "fit_bgnbd",
+    "fit_gamma_gamma", "fit_sbg", "fit_survivors", "lifetimes_from_survivors", "rfm_summary",
 ]  # fmt: skip

@@ -7,7 +7,10 @@ time of the last one and T the time observed, both from her first purchase.
 
 Gamma-Gamma: Fader & Hardie (2013), "The Gamma-Gamma model of monetary value". Spend per
 transaction ~ Gamma(p, nu), nu ~ Gamma(q, gamma), independent of the purchase process;
-fitted on repeat buyers' mean repeat spend.
+fitted on repeat buyers' mean repeat spend. The population's mean spend p gamma / (q - 1)
+exists only for q > 1, so a fit with q <= 1 is refused; the correlation between repeat
+purchases and mean spend among repeat buyers is reported as the check of independence
+Fader & Hardie make (near zero where the model's assumption holds).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 import polars as pl
 from scipy.special import betaln, gammaln, hyp2f1
 
-from models.clv._optim import fit_mle
+from models.clv._optim import FitError, fit_mle
 
 # The warehouse's SQL is the one definition of the purchase summary.
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -157,6 +160,10 @@ def gamma_gamma_loglik_terms(params, x, mean_spend) -> np.ndarray:
     )  # fmt: skip
 
 
+class GammaGammaMeanUndefined(FitError):
+    """The Gamma-Gamma estimate has q <= 1: the mean spend p gamma / (q - 1) is undefined."""
+
+
 @dataclass(frozen=True)
 class GammaGammaFit:
     p: float
@@ -165,6 +172,9 @@ class GammaGammaFit:
     std_errors: dict[str, float]
     loglik: float
     customers: int
+    # Pearson correlation of repeat purchases (x) and mean repeat spend among the repeat
+    # buyers fitted: the model assumes spend independent of frequency.
+    spend_frequency_correlation: float = float("nan")
 
     def expected_spend(self, x, mean_spend) -> np.ndarray:
         """E[spend per transaction | x, mean spend]: shrinks her mean towards the population's."""
@@ -175,7 +185,20 @@ class GammaGammaFit:
 
     def summary(self) -> dict:
         return {"p": self.p, "q": self.q, "gamma": self.gamma, "std_errors": self.std_errors,
-                "loglik": self.loglik, "customers": self.customers}  # fmt: skip
+                "loglik": self.loglik, "customers": self.customers,
+                "spend_frequency_correlation": None if np.isnan(self.spend_frequency_correlation)
+                else self.spend_frequency_correlation}  # fmt: skip
+
+
+def spend_frequency_correlation(x, mean_spend) -> float:
+    """Correlation of repeat purchases and mean repeat spend among repeat buyers (x > 0,
+    spend > 0); NaN when either does not vary."""
+    x, z = np.asarray(x, dtype=float), np.asarray(mean_spend, dtype=float)
+    keep = (x > 0) & (z > 0)
+    x, z = x[keep], z[keep]
+    if len(x) < 2 or np.std(x) == 0 or np.std(z) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, z)[0, 1])
 
 
 def fit_gamma_gamma(x, mean_spend) -> GammaGammaFit:
@@ -192,9 +215,18 @@ def fit_gamma_gamma(x, mean_spend) -> GammaGammaFit:
         "Gamma-Gamma",
     )
     prm = fit.params
+    if prm["q"] <= 1:
+        raise GammaGammaMeanUndefined(
+            f"Gamma-Gamma: q = {prm['q']:.3g} <= 1 (p = {prm['p']:.3g}, gamma = "
+            f"{prm['gamma']:.3g}): the mean spend per purchase p*gamma/(q - 1) is undefined, so "
+            f"expected spend cannot be computed; spend is too heavy-tailed for the model "
+            f"(check the largest orders, or value these customers another way)",
+            estimate=prm,
+        )
     return GammaGammaFit(
-        prm["p"], prm["q"], prm["gamma"], fit.std_errors, fit.loglik, int(keep.sum())
-    )
+        prm["p"], prm["q"], prm["gamma"], fit.std_errors, fit.loglik, int(keep.sum()),
+        spend_frequency_correlation(x, z),
+    )  # fmt: skip
 
 
 def discounted_expected_purchases(

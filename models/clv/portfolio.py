@@ -3,7 +3,9 @@
 Contractual accounts (monthly billing): an sBG per business unit, and per segment within
 it where the segment has enough data; each active account's residual value is
 margin x MRR x DERL at its tenure. Transactional accounts: BG/NBD + Gamma-Gamma per unit.
-CLV at risk is the residual value held by active accounts in the bottom CX band.
+CLV at risk is the residual value held by active accounts in the bottom CX band. A unit whose
+model cannot be fitted gets a row with NULL values and the reason, and its accounts are not
+valued: no number is better than a made-up zero.
 
 Frames in, frames out (polars); no database, no Dagster.
 """
@@ -18,7 +20,14 @@ import polars as pl
 
 from models.clv._optim import FitError
 from models.clv.bgnbd import discounted_expected_purchases, fit_bgnbd, fit_gamma_gamma
-from models.clv.sbg import GeometricFit, SBGFit, SBGInputError, fit_geometric, fit_sbg
+from models.clv.sbg import (
+    GeometricFit,
+    SBGFit,
+    SBGInputError,
+    fit_geometric,
+    fit_sbg,
+    geometric_derl,
+)
 
 ALL_SEGMENTS = "All segments"
 
@@ -114,13 +123,9 @@ def contractual_clv(
             # is flat, its Hessian singular). The unit is reported without a model, with the
             # reason, rather than stopping the night for every other unit.
             unestimated.append(
-                {
-                    "business_unit": unit,
-                    "accounts": unit_rows.height,
-                    "churn_events": int(unit_rows["churned"].sum()),
-                    "note": str(exc),
-                }
-            )
+                _unestimated_row(unit, unit_rows.height, int(unit_rows["churned"].sum()),
+                                 str(exc), params.monthly_discount, params)
+            )  # fmt: skip
             continue
         scopes = {ALL_SEGMENTS: (unit_fit, unit_note, unit_rows)}
         for (segment,), seg_rows in unit_rows.group_by("segment", maintain_order=True):
@@ -178,13 +183,8 @@ def contractual_clv(
             "in_bottom_cx_band",
         )  # fmt: skip
     )
-    fit_frame = pl.concat(
-        [
-            _fit_rows(fits, account_frame, params),
-            *(_unestimated_row(u, params) for u in unestimated),
-        ],
-        how="diagonal_relaxed",
-    )
+    fit_frame = pl.concat([_fit_rows(fits, account_frame, params), *unestimated],
+                          how="diagonal_relaxed")  # fmt: skip
     return fit_frame, account_frame
 
 
@@ -195,13 +195,21 @@ _EMPTY_ACCOUNTS = pl.DataFrame(
 )  # fmt: skip
 
 
-def _unestimated_row(u: dict, params: CLVParams) -> pl.DataFrame:
+def _unestimated_row(unit: str, accounts: int, churn_events: int | None, reason: str,
+                     discount: float, params: CLVParams) -> pl.DataFrame:  # fmt: skip
+    """A unit without a model: its values are NULL (unknown, not zero), with the reason."""
     return pl.DataFrame(
-        [{"business_unit": u["business_unit"], "segment": ALL_SEGMENTS, "model": "none",
-          "loglik": None, "parameters": "{}", "fit_note": f"not estimated: {u['note']}",
-          "accounts": u["accounts"], "churn_events": u["churn_events"], "active_accounts": 0,
-          "total_residual_clv": 0.0, "clv_at_risk": 0.0, "margin": params.margin,
-          "discount_rate_per_period": params.monthly_discount}]
+        [{"business_unit": unit, "segment": ALL_SEGMENTS, "model": "none",
+          "loglik": None, "parameters": "{}", "fit_note": f"not estimated: {reason}",
+          "not_estimated_reason": reason, "spend_frequency_correlation": None,
+          "accounts": accounts, "churn_events": churn_events, "active_accounts": 0,
+          "total_residual_clv": None, "naive_residual_clv": None, "clv_at_risk": None,
+          "clv_at_risk_share": None, "margin": params.margin,
+          "discount_rate_per_period": discount}],
+        schema_overrides={"total_residual_clv": pl.Float64, "naive_residual_clv": pl.Float64,
+                          "clv_at_risk": pl.Float64, "clv_at_risk_share": pl.Float64,
+                          "loglik": pl.Float64, "churn_events": pl.Int64,
+                          "spend_frequency_correlation": pl.Float64},
     )  # fmt: skip
 
 
@@ -220,11 +228,15 @@ def _fit_rows(fits: list[dict], accounts: pl.DataFrame, params: CLVParams) -> pl
             else 0.0
         )
         churn_rate = f["churn_events"] / f["exposure_months"] if f["exposure_months"] else None
+        # Every account at the average churn rate, discounted and timed as DERL is (the
+        # next payment undiscounted): margin x MRR x (1 - c)(1 + d)/(c + d). Beside the
+        # model's figure it then differs only by heterogeneity in retention, not discounting.
         naive = (
-            params.margin * float(mine["current_mrr"].cast(pl.Float64).sum()) / churn_rate
+            params.margin * float(mine["current_mrr"].cast(pl.Float64).sum())
+            * float(geometric_derl(churn_rate, params.monthly_discount))
             if churn_rate
             else None
-        )
+        )  # fmt: skip
         rows.append(
             {
                 "business_unit": f["business_unit"],
@@ -243,6 +255,8 @@ def _fit_rows(fits: list[dict], accounts: pl.DataFrame, params: CLVParams) -> pl
                     }
                 ),
                 "fit_note": f["note"],
+                "not_estimated_reason": None,
+                "spend_frequency_correlation": None,
                 "accounts": f["accounts"],
                 "churn_events": f["churn_events"],
                 "monthly_churn_rate": churn_rate,
@@ -266,14 +280,20 @@ def transactional_clv(
     Residual CLV = margin x expected spend per purchase x discounted expected purchases over
     the horizon. Returns (fits, accounts) in the same shapes as contractual_clv.
     """
-    fit_rows, accounts = [], []
+    fit_rows, accounts, unestimated = [], [], []
     for (unit,), rows in summary.sort("customer_id").group_by("business_unit", maintain_order=True):
         x, t_x, T = (rows[c].to_numpy() for c in ("x", "t_x", "T"))
         try:
             bg = fit_bgnbd(x, t_x, T)
             gg = fit_gamma_gamma(x, rows["mean_repeat_spend"].to_numpy())
         except (FitError, ValueError) as exc:
-            raise FitError(f"business unit {unit} (transactions): {exc}") from exc
+            # Too few buyers, a fit that does not converge, or spend too heavy-tailed for
+            # the Gamma-Gamma (q <= 1): reported with the reason; other units are valued.
+            unestimated.append(
+                _unestimated_row(unit, rows.height, None, str(exc), params.weekly_discount,
+                                 params)
+            )  # fmt: skip
+            continue
         spend = gg.expected_spend(x, rows["mean_repeat_spend"].to_numpy())
         purchases = discounted_expected_purchases(
             bg, x, t_x, T, params.horizon_weeks, params.weekly_discount
@@ -291,7 +311,7 @@ def transactional_clv(
         accounts.append(frame)
         fit_rows.append((unit, bg, gg, rows.height))
     account_frame = (
-        pl.concat(accounts)
+        pl.concat(accounts or [_EMPTY_ACCOUNTS], how="diagonal_relaxed")
         .join(bottom_band, on="account_id", how="left")
         .with_columns(pl.col("in_bottom_cx_band").fill_null(False))
     )
@@ -312,6 +332,8 @@ def transactional_clv(
                 "loglik": bg.loglik + gg.loglik,
                 "parameters": json.dumps({"bgnbd": bg.summary(), "gamma_gamma": gg.summary()}),
                 "fit_note": None,
+                "not_estimated_reason": None,
+                "spend_frequency_correlation": gg.summary()["spend_frequency_correlation"],
                 "accounts": n,
                 "churn_events": None,
                 "monthly_churn_rate": None,
@@ -324,4 +346,4 @@ def transactional_clv(
                 "discount_rate_per_period": params.weekly_discount,
             }  # fmt: skip
         )
-    return pl.DataFrame(out), account_frame
+    return pl.concat([pl.DataFrame(out), *unestimated], how="diagonal_relaxed"), account_frame

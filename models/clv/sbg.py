@@ -172,6 +172,16 @@ def fit_sbg(periods, churned, counts=None, entry=None) -> SBGFit:
     )  # fmt: skip
 
 
+def geometric_derl(churn_rate, discount: float):
+    """DERL under constant retention 1 - c, timed as the sBG's DERL (the next payment, made
+    with probability 1 - c, undiscounted): sum over t >= 1 of (1 - c)^t / (1 + d)^(t - 1)
+    = (1 - c)(1 + d) / (c + d)."""
+    if discount <= 0:
+        raise SBGInputError("the discount rate per period must be positive")
+    keep = 1 - np.asarray(churn_rate, dtype=float)
+    return keep / (1 - keep / (1 + discount))
+
+
 @dataclass(frozen=True)
 class GeometricFit:
     """Constant retention: the sBG's limit when alpha and beta run to infinity together.
@@ -193,10 +203,7 @@ class GeometricFit:
         return np.full(np.shape(t), 1 - self.churn_rate)
 
     def derl(self, discount: float, renewals=0) -> np.ndarray:
-        if discount <= 0:
-            raise SBGInputError("the discount rate per period must be positive")
-        keep = 1 - self.churn_rate
-        return np.full(np.shape(renewals), keep / (1 - keep / (1 + discount)))
+        return np.full(np.shape(renewals), geometric_derl(self.churn_rate, discount))
 
     def summary(self) -> dict:
         return {"churn_rate": self.churn_rate, "churn_rate_se": self.churn_rate_se,

@@ -79,10 +79,10 @@ def test_units_segments_and_at_risk_value():
     assert all_u2["naive_residual_clv"][0] < all_u2["total_residual_clv"][0]
 
 
-def test_a_unit_too_small_to_identify_the_model_is_reported_not_fatal():
+def _with_a_tiny_unit():
     # Two accounts: one left after a month, one is still billed after five. The likelihood
     # is flattest at the bounds (no heterogeneity can be told from one departure), so the
-    # sBG cannot be estimated; the other unit must still be valued, the small one reported.
+    # sBG cannot be estimated.
     rng = np.random.default_rng(11)
     tiny = pl.DataFrame(
         {
@@ -93,7 +93,12 @@ def test_a_unit_too_small_to_identify_the_model_is_reported_not_fatal():
     )  # fmt: skip
     lifetimes = pl.concat([_lifetimes(rng, "U1", "SMB", 0.8, 2.0, 2000), tiny])
     band = lifetimes.select("account_id").with_columns(pl.lit(False).alias("in_bottom_cx_band"))
-    fits, accounts = contractual_clv(lifetimes, band, CLVParams())
+    return lifetimes, *contractual_clv(lifetimes, band, CLVParams())
+
+
+def test_a_unit_too_small_to_identify_the_model_is_reported_not_fatal():
+    # The other unit must still be valued, the small one reported.
+    lifetimes, fits, accounts = _with_a_tiny_unit()
 
     row = fits.filter(pl.col("business_unit") == "Tiny").row(0, named=True)
     assert row["model"] == "none"
@@ -105,6 +110,35 @@ def test_a_unit_too_small_to_identify_the_model_is_reported_not_fatal():
         accounts.height
         == lifetimes.filter((pl.col("business_unit") == "U1") & ~pl.col("churned")).height
     )
+
+
+def test_a_unit_without_a_fit_has_null_value_not_zero():
+    # Its value is unknown, not nothing: NULL (shown as "not estimated"), with the reason.
+    _, fits, _ = _with_a_tiny_unit()
+    row = fits.filter(pl.col("business_unit") == "Tiny").row(0, named=True)
+    for column in ("total_residual_clv", "clv_at_risk", "clv_at_risk_share",
+                   "naive_residual_clv", "loglik"):  # fmt: skip
+        assert row[column] is None, column
+    assert "do not identify the model" in row["not_estimated_reason"]
+    fitted = fits.filter(pl.col("business_unit") == "U1")
+    assert fitted["not_estimated_reason"].is_null().all()
+    assert fitted["total_residual_clv"].is_not_null().all()
+
+
+def test_the_scorecard_says_not_estimated_where_there_is_no_fit():
+    from pipelines.scorecard.language import money
+    from pipelines.scorecard.render import _env
+
+    _, fits, _ = _with_a_tiny_unit()
+    page = _env().get_template("_value_at_stake.html")
+    rows = {r["business_unit"]: r for r in fits.filter(pl.col("segment") == ALL_SEGMENTS)
+            .iter_rows(named=True)}  # fmt: skip
+    tiny = page.render(clv=rows["Tiny"])
+    assert "not estimated</strong>: " + rows["Tiny"]["not_estimated_reason"][:20] in tiny
+    assert ">0<" not in tiny and "n/a" not in tiny
+    fitted = page.render(clv=rows["U1"])
+    assert money(rows["U1"]["total_residual_clv"]) in fitted
+    assert "discounted as the model is" in fitted and "not estimated" not in fitted
 
 
 def test_homogeneous_retention_falls_back_to_constant_retention():
@@ -137,8 +171,36 @@ def test_homogeneous_retention_falls_back_to_constant_retention():
     assert accounts["derl"][0] == pytest.approx(0.9 / (1 - 0.9 / (1 + d)), rel=1e-3)
 
 
-def test_transactional_accounts_by_unit():
-    summary = rfm_summary(
+def test_the_naive_figure_is_discounted_as_derl_is():
+    # The naive figure is every account at the unit's average churn rate c, discounted and
+    # timed as DERL: margin x MRR x sum over t >= 1 of (1 - c)^t / (1 + d)^(t - 1). Where
+    # retention is constant the model finds the same rate, so the two figures agree: what
+    # separates them elsewhere is heterogeneity, not discounting. (Before, the naive figure
+    # was margin x MRR / c, undiscounted: 2.0x the model's here.)
+    survivors = [10_000, 9_000, 8_100, 7_290, 6_561, 5_905]
+    rows = []
+    for t in range(1, len(survivors)):
+        rows += [(True, t)] * (survivors[t - 1] - survivors[t])
+    rows += [(False, len(survivors) - 1)] * survivors[-1]
+    lifetimes = pl.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(len(rows))], "business_unit": "U1",
+            "segment": "SMB", "churned": [r[0] for r in rows], "periods": [r[1] for r in rows],
+            "entry_period": 1, "current_mrr": [0.0 if r[0] else 50.0 for r in rows],
+        }
+    )  # fmt: skip
+    band = pl.DataFrame(schema={"account_id": pl.Utf8, "in_bottom_cx_band": pl.Boolean})
+    params = CLVParams(min_segment_accounts=10**6)
+    row = contractual_clv(lifetimes, band, params)[0].row(0, named=True)
+    assert row["naive_residual_clv"] == pytest.approx(row["total_residual_clv"], rel=1e-9)
+    c, d = row["monthly_churn_rate"], params.monthly_discount
+    t = np.arange(1, 5000)
+    direct = 0.8 * 50.0 * survivors[-1] * np.sum((1 - c) ** t / (1 + d) ** (t - 1))
+    assert row["naive_residual_clv"] == pytest.approx(direct, rel=1e-9)
+
+
+def _cdnow_units() -> pl.DataFrame:
+    return rfm_summary(
         read_cdnow(Path(__file__).parents[1] / "fixtures" / "cdnow" / "CDNOW_sample.txt"),
         date(1997, 9, 30),
     ).with_columns(
@@ -146,6 +208,10 @@ def test_transactional_accounts_by_unit():
         .alias("business_unit"),
         pl.lit("SMB").alias("segment"),
     )  # fmt: skip
+
+
+def test_transactional_accounts_by_unit():
+    summary = _cdnow_units()
     band = summary.select(pl.col("customer_id").alias("account_id")).with_columns(
         pl.lit(False).alias("in_bottom_cx_band")
     )
@@ -155,3 +221,32 @@ def test_transactional_accounts_by_unit():
     assert accounts["p_alive"].is_between(0, 1).all()
     assert (accounts["residual_clv"] >= 0).all()
     assert fits["clv_at_risk"].sum() == 0
+    # Gamma-Gamma's independence check beside its parameters, per unit.
+    for row in fits.iter_rows(named=True):
+        gg = json.loads(row["parameters"])["gamma_gamma"]
+        assert row["spend_frequency_correlation"] == gg["spend_frequency_correlation"]
+        assert -1 < row["spend_frequency_correlation"] < 1
+
+
+def test_a_transactional_unit_whose_spend_has_no_mean_is_not_estimated():
+    # Spend so heavy-tailed that the Gamma-Gamma's q <= 1: its mean does not exist. That
+    # unit is reported, NULL with the reason; the other is valued (before, the night went
+    # on to value it with a meaningless mean). CDNOW's purchases, split in two units; the
+    # odd unit's repeat buyers get spend drawn with q = 0.7.
+    summary = _cdnow_units()
+    rng = np.random.default_rng(5)
+    x = summary["x"].to_numpy()
+    odd = (summary["business_unit"] == "Odd").to_numpy() & (x > 0)
+    spend = summary["mean_repeat_spend"].to_numpy().copy()
+    spend[odd] = rng.gamma(4.0 * x[odd], 1 / rng.gamma(0.7, 1 / 20, odd.sum())) / x[odd]
+    summary = summary.with_columns(pl.Series("mean_repeat_spend", spend))
+    band = summary.select(pl.col("customer_id").alias("account_id")).with_columns(
+        pl.lit(False).alias("in_bottom_cx_band")
+    )
+    fits, accounts = transactional_clv(summary, band, CLVParams())
+    heavy_row = fits.filter(pl.col("business_unit") == "Odd").row(0, named=True)
+    assert heavy_row["model"] == "none" and heavy_row["total_residual_clv"] is None
+    assert "p*gamma/(q - 1) is undefined" in heavy_row["not_estimated_reason"]
+    assert set(accounts["business_unit"]) == {"Even"}
+    even = fits.filter(pl.col("business_unit") == "Even").row(0, named=True)
+    assert even["model"] == "bgnbd_gg" and even["total_residual_clv"] > 0

@@ -56,7 +56,8 @@ UNIT_CLV = dg.AssetKey(["analytics", "unit_clv"])
             group_name="models",
             kinds={"duckdb", "scipy"},
             description="Per business unit (and segment): fitted CLV model parameters with "
-            "standard errors, total residual CLV, the naive figure, and CLV at risk.",
+            "standard errors, total residual CLV, the naive figure (discounted alike), and CLV "
+            "at risk; NULL with the reason where no model could be fitted.",
         ),
     ],
     check_specs=[
@@ -100,15 +101,17 @@ def clv(context: dg.AssetExecutionContext, cxalign: CxalignResource):
             }
 
         out = write_or_keep(con, "clv", digest, outputs, as_of, context.run.run_id, compute)
-        units = con.execute(
-            "select count(*) from analytics.unit_clv where segment = 'All segments'"
-        ).fetchone()[0]
+        units, unestimated = con.execute(
+            "select count(*), count(*) filter (where model = 'none') from analytics.unit_clv "
+            "where segment = 'All segments'"
+        ).fetchone()
     seconds = time.perf_counter() - started
     rows = out.rows
     report(
         context,
-        f"models   CLV: {units} unit fit(s), {rows['account_clv']:,} accounts valued{out.note}"
-        f"  {seconds:5.1f}s",
+        f"models   CLV: {units - unestimated} unit fit(s)"
+        + (f", {unestimated} not estimated" if unestimated else "")
+        + f", {rows['account_clv']:,} accounts valued{out.note}  {seconds:5.1f}s",
     )
     yield dg.MaterializeResult(
         asset_key=ACCOUNT_CLV,
