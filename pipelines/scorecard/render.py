@@ -105,6 +105,8 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
     for u in data.units:
         unit = u["business_unit"]
         drivers = data.drivers.get(unit, [])
+        # Distinguishable drivers (their own test passed) in a colour of their own.
+        distinct = [d["driver"] for d in drivers if d["distinguishable"]]
         drivers_chart = (
             draw(
                 charts.bar_chart,
@@ -113,6 +115,10 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
                 [d["importance_share"] or 0 for d in drivers],
                 [d["share_ci_low"] or 0 for d in drivers],
                 [d["share_ci_high"] or 0 for d in drivers],
+                colours=[
+                    charts.OKABE_ITO[5] if d["distinguishable"] else charts.OKABE_ITO[4]
+                    for d in drivers
+                ],
             )  # fmt: skip
             if drivers
             else None
@@ -130,7 +136,7 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
             verdict=language.verdict_sentence(u), link=language.link_sentence(u),
             contrast=language.nps_contrast(data.churn_by_nps.get(unit)),
             change=language.change_sentence(u, data.previous.get(unit)),
-            drivers_chart=drivers_chart, sci=data.sci_latest.get(unit),
+            drivers_chart=drivers_chart, drivers_distinct=distinct, sci=data.sci_latest.get(unit),
             benefits=data.benefits.get(unit, []), clv=data.clv.get(unit), trends=unit_charts,
         )  # fmt: skip
         path = units_dir / f"{slug(unit)}.html"
