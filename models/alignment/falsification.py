@@ -48,11 +48,11 @@ def permutation_p(df: pl.DataFrame, outcome: Outcome, measure: str, permutations
     One null fit (controls only), then each permutation is a gather over account means:
     fast at a million accounts. The measure is residualised on the controls first (ter
     Braak), so shuffling it does not also shuffle its correlation with size, segment or
-    tenure."""
+    tenure; the null model keeps the measure's missing flag, as the link model does."""
     y = df[outcome.column].cast(pl.Float64).to_numpy()
     if outcome.kind == "event" and y.sum() < 5:
         return None
-    Z, _ = design(df, measure, extra, with_measure=False, buffer=buffer)
+    Z, _ = design(df, measure, extra, with_measure=False, buffer=buffer, measure_flag=True)
     x = np.nan_to_num(df[measure].to_numpy().astype(float), nan=0.0)
     ones = np.ones(len(x))
     try:

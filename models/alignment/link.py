@@ -95,15 +95,18 @@ class DesignBuffer:
 
 def design(
     df: pl.DataFrame, measure: str, extra: tuple[str, ...] = (), with_measure: bool = True,
-    buffer: DesignBuffer | None = None,
+    buffer: DesignBuffer | None = None, measure_flag: bool = False,
 ) -> tuple[Design, list[str]]:  # fmt: skip
     """Design matrix: the measure (0 where missing, with a missing flag); what was not
     measured (NPS non-response; how many of the five metrics were observed, where that
     count says more than the missing flag); the size control (log MRR at the CX window's
     end, with a flag for accounts new since) and the prior MRR change (0 where missing, with a
     flag); segment, tenure band, calendar quarter, and region and plan where supplied.
-    with_measure=False: everything but the measure and its flag (the null model of the
-    permutation check).
+    with_measure=False: everything but the measure (the null model of the permutation
+    check), with its missing flag when measure_flag: the null model keeps every term of the
+    full model but the measure's coefficient. (Without the flag, a missing measure coded 0
+    -- the company's level -- sits above a low-execution unit's own level and below a high
+    one's; where missing windows go with early churn, that alone tilts the test.)
 
     Columns that do not vary are left out (the constant aside). The float columns are
     allocated once and filled a column at a time (at millions of rows a stacked copy is
@@ -111,10 +114,11 @@ def design(
     of the categorical levels (models.design.with_categories). buffer: write the float
     columns there (see DesignBuffer) instead of into a new array."""
     parts: list[tuple[str, np.ndarray]] = []
-    if with_measure:
+    if with_measure or measure_flag:
         x = df[measure].to_numpy().astype(float)
         missing = np.isnan(x)
-        parts.append((measure, np.nan_to_num(x, nan=0.0)))
+        if with_measure:
+            parts.append((measure, np.nan_to_num(x, nan=0.0)))
         parts.append((f"{measure}_missing", missing))
         del x
     if measure != "z_nps":  # for an NPS measure, its missing flag is the non-response

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from models.alignment import METHOD_VERSION as ALIGNMENT_VERSION
+from models.sci import SCI_VERSION
 from pipelines.scorecard import charts, language
 from pipelines.scorecard.data import ScorecardData
 
@@ -46,7 +48,8 @@ def _env() -> Environment:
         undefined=StrictUndefined,
     )
     env.globals.update(
-        slug=slug, num=_num, pval=_p, pct=language.pct, money=language.money, hr=_hr, fmt_hr=_fmt_hr
+        slug=slug, num=_num, pval=_p, pct=language.pct, money=language.money, hr=_hr, fmt_hr=_fmt_hr,
+        methods=f"{ALIGNMENT_VERSION}, {SCI_VERSION}",
     )
     return env
 
