@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from datetime import date
 
@@ -265,3 +266,30 @@ def test_truncation_covers_every_source_of_cx_features():
         "staging.stg_survey_responses",
         "intermediate.int_account_months",
     }
+
+
+@pytest.mark.parametrize("lag", [1, 2])
+def test_size_controls_are_measured_at_the_cx_windows_end(con, lag):
+    # A downgrade in the notice month is part of the decision: the size control is the MRR
+    # of the window's last month (lag months before the row's month), and the prior change
+    # ends there too. A month not billed then (new since) gives NULL.
+    months = months_between(date(2024, 1, 1), date(2024, 8, 1))
+    mrr = [100, 100, 200, 200, 400, 400, 50, 50]
+    make_staging(
+        con,
+        accounts=[{"account_id": "A1", "business_unit": "U1", "segment": "SMB",
+                   "created_at": date(2024, 1, 1)}],
+        revenue=[{"account_id": "A1", "month": m, "mrr": v} for m, v in zip(months, mrr, strict=True)],
+    )  # fmt: skip
+    build_warehouse(con, date(2024, 9, 30), notice_lag_months=lag)
+    rows = con.execute(
+        "select month, log_mrr, log_mrr_window_end, log_mrr_change_prior_3m "
+        "from analytics.account_month where account_id = 'A1' order by month"
+    ).fetchall()
+    for i, (month, log_mrr, window_end, prior) in enumerate(rows):
+        assert log_mrr == pytest.approx(math.log(mrr[i])), month
+        end = i - lag
+        assert window_end == (pytest.approx(math.log(mrr[end])) if end >= 0 else None), month
+        before = end - 3
+        expected = math.log(mrr[end]) - math.log(mrr[before]) if before >= 0 else None
+        assert prior == (pytest.approx(expected) if expected is not None else None), month
