@@ -25,11 +25,12 @@ from models.parallel import poisson_blocks
 @dataclass(frozen=True)
 class ExecutionSums:
     """One unit's execution evidence: the composite's sum and count over its recent
-    account-months (point and per bootstrap replicate, for the company benchmark), and its
-    score against targets when it has them (point and replicates)."""
+    account-months, per month of the execution window (point: months x 2; per bootstrap
+    replicate: replicates x months x 2), for the company benchmark; and its score against
+    targets when it has them (point and replicates)."""
 
-    composite: np.ndarray  # (2,): sum, count
-    composite_reps: np.ndarray  # (replicates, 2)
+    composite: np.ndarray  # (months, 2): sum, count
+    composite_reps: np.ndarray  # (replicates, months, 2)
     target_score: float | None = None
     target_reps: np.ndarray | None = None
 
@@ -55,15 +56,23 @@ def _target_position(metric: str, level: np.ndarray, floor: float, target: float
 
 
 def execution_sums(recent: pl.DataFrame, replicates: int, rng: np.random.Generator,
-                   targets: dict[str, tuple[float, float]] | None = None) -> ExecutionSums:  # fmt: skip
-    """recent: the unit's account-months in the execution window (account_code, the
-    composite and, for targets, the metrics' levels). With targets, the score is the mean
-    over the targeted metrics of the level's position between floor and target, minus 1
-    (0 = on target, -1 = at the floor)."""
+                   targets: dict[str, tuple[float, float]] | None = None,
+                   months: int = 1) -> ExecutionSums:  # fmt: skip
+    """recent: the unit's account-months in the execution window (account_code, the window's
+    month index 0..months-1 as `window_month`, the composite and, for targets, the metrics'
+    levels). With targets, the score is the mean over the targeted metrics of the level's
+    position between floor and target, minus 1 (0 = on target, -1 = at the floor)."""
     targets = targets or {}
-    columns = list(dict.fromkeys([COMPOSITE, *targets]))
+    if "window_month" not in recent.columns:
+        recent = recent.with_columns(pl.lit(0).alias("window_month"))
+    composite = [
+        pl.when(pl.col("window_month") == t).then(pl.col(COMPOSITE)).alias(f"c{t}")
+        for t in range(months)
+    ]
+    columns = [*(f"c{t}" for t in range(months)), *targets]
     per_account = (
-        recent.group_by("account_code")
+        recent.with_columns(composite)
+        .group_by("account_code")
         .agg(
             *[pl.col(c).sum().alias(f"s_{c}") for c in columns],
             *[pl.col(c).count().alias(f"n_{c}") for c in columns],
@@ -78,8 +87,8 @@ def execution_sums(recent: pl.DataFrame, replicates: int, rng: np.random.Generat
     target_score = target_reps = None
     if targets:
         parts_point, parts_reps = [], []
-        for i, c in enumerate(columns):
-            if c not in targets or point[2 * i + 1] == 0:
+        for i, c in enumerate(columns[months:], start=months):
+            if point[2 * i + 1] == 0:
                 continue
             with np.errstate(invalid="ignore", divide="ignore"):
                 level_point = point[2 * i] / point[2 * i + 1]
@@ -91,7 +100,9 @@ def execution_sums(recent: pl.DataFrame, replicates: int, rng: np.random.Generat
         target_reps = (
             np.mean(parts_reps, axis=0) if parts_reps else np.full(replicates, np.nan)
         )
-    return ExecutionSums(point[:2], reps[:, :2], target_score, target_reps)
+    k = 2 * months
+    return ExecutionSums(point[:k].reshape(months, 2), reps[:, :k].reshape(replicates, months, 2),
+                         target_score, target_reps)  # fmt: skip
 
 
 def poisson_weighted_sums(
@@ -109,23 +120,37 @@ def poisson_weighted_sums(
 
 def execution_levels(units: list[ExecutionSums], use_targets: list[bool]) -> list[Execution]:
     """Each unit's execution against the company over the same months (or its targets),
-    from every unit's sums: the company is the sum of its units, point and replicates."""
-    company = np.sum([u.composite for u in units], axis=0) if units else np.zeros(2)
-    company_reps = np.sum([u.composite_reps for u in units], axis=0) if units else None
+    from every unit's sums: the company is the sum of its units, point and replicates. The
+    comparison is month by month, weighted by the unit's own account-months in each month:
+    a unit present in only part of the window (a new product line, an acquisition) is
+    compared with the company in those months, so a company-wide trend cannot favour it."""
+    if not units:
+        return []
+    company = np.sum([u.composite for u in units], axis=0)  # (months, 2)
+    company_reps = np.sum([u.composite_reps for u in units], axis=0)  # (reps, months, 2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        company_level = company[0] / company[1]
-        company_rep_levels = company_reps[:, 0] / company_reps[:, 1] if units else None
+        company_month = company[:, 0] / company[:, 1]
+        company_month_reps = company_reps[..., 0] / company_reps[..., 1]
     out = []
     for u, targeted in zip(units, use_targets, strict=True):
         if targeted:
             score, reps, benchmark = u.target_score, u.target_reps, "targets"
         else:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                score = u.composite[0] / u.composite[1] - company_level
-                reps = u.composite_reps[:, 0] / u.composite_reps[:, 1] - company_rep_levels
+            score = _month_matched(u.composite, company_month)
+            reps = _month_matched(u.composite_reps, company_month_reps)
             benchmark = "company"
         out.append(_level(float(score), reps, benchmark))
     return out
+
+
+def _month_matched(unit: np.ndarray, company_month: np.ndarray):
+    """The unit's mean minus the company's monthly means weighted by the unit's counts
+    (unit: (..., months, 2) sums and counts; company_month: (..., months) means)."""
+    counts = unit[..., 1]
+    total = counts.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        benchmark = np.nansum(np.where(counts > 0, company_month, 0.0) * counts, axis=-1) / total
+        return unit[..., 0].sum(axis=-1) / total - benchmark
 
 
 def _level(score: float, reps: np.ndarray, benchmark: str) -> Execution:
@@ -134,5 +159,6 @@ def _level(score: float, reps: np.ndarray, benchmark: str) -> Execution:
         return Execution(math.nan, math.nan, math.nan, "indeterminate", None, benchmark, reps)
     lo, hi = np.percentile(finite, [2.5, 97.5])
     level = "high" if lo > 0 else "low" if hi < 0 else "indeterminate"
-    p_side = float(np.mean((finite > 0) == (score > 0)))
+    # (a score of exactly 0, the company itself, is on neither side)
+    p_side = float(np.mean(np.sign(finite) == np.sign(score))) if score != 0 else None
     return Execution(score, float(lo), float(hi), level, p_side, benchmark, reps)

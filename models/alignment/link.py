@@ -62,6 +62,7 @@ NO_FIT_REASONS = {
     "no_variation": "the CX measure does not vary among the unit's accounts",
     "singular": "the model could not be estimated (its terms are collinear in this unit)",
     "too_few_rows": "too few account-months to fit the model",
+    "not_converged": "the model's fit did not converge",
 }
 
 
@@ -197,6 +198,7 @@ class GlmFit:
     se: np.ndarray | None  # None: the information matrix is singular
     mu: np.ndarray
     converged: bool
+    singular: bool = False  # the design's columns are collinear: no estimate exists
 
 
 def fit_cloglog(
@@ -251,13 +253,27 @@ def fit_cloglog(
 
     # Converged: the coefficients settle (tol), or else the deviance does (R's glm rule,
     # |change| / (|deviance| + 0.1) < 1e-8): with a cell that has no events, that cell's
-    # indicator drifts towards -infinity and never settles while the fit itself has.
-    converged, deviance = False, math.inf
+    # indicator drifts towards -infinity and never settles while the fit itself has. A step
+    # that raises the deviance is halved until it does not (as R's glm.fit does): without
+    # it, a small unit's fit could run off to an effect of -1e7 (issue 18 review).
+    converged, deviance, previous_beta = False, math.inf, None
     for _ in range(maxiter):
         blocks = map_blocks(irls_block, n)
+        trial = -2 * sum(ll for _, ll in blocks)
+        halvings = 0
+        while previous_beta is not None and not trial <= deviance + 1e-9 * abs(deviance):
+            if halvings == 30:
+                beta = previous_beta
+                return GlmFit(beta, None, mean_at_beta(), False)
+            beta = (beta + previous_beta) / 2
+            blocks = map_blocks(irls_block, n)
+            trial = -2 * sum(ll for _, ll in blocks)
+            halvings += 1
+        change = abs(deviance - trial) / (abs(trial) + 0.1)
+        deviance = trial
         H, g = X.gram_total([b for b, _ in blocks])
-        previous, deviance = deviance, -2 * sum(ll for _, ll in blocks)
-        change = abs(previous - deviance) / (abs(deviance) + 0.1)
+        if previous_beta is None and np.linalg.matrix_rank(H) < k:
+            return GlmFit(beta, None, mean_at_beta(), False, singular=True)
         converged = change < 1e-8
         if change < 1e-12:  # settled to rounding: more steps only move a drifting indicator
             break
@@ -268,7 +284,7 @@ def fit_cloglog(
         if not np.all(np.isfinite(new)):
             return GlmFit(beta, None, mean_at_beta(), False)
         done = np.max(np.abs(new - beta)) < tol * (1 + np.max(np.abs(beta)))
-        beta = new
+        previous_beta, beta = beta, new
         if done:
             converged = True
             break
@@ -323,6 +339,10 @@ def fit_hazard(
     if names[1] != measure:
         return NoFit("no_variation")
     fit = fit_cloglog(y, X, df["account_code"].to_numpy())
+    if fit.singular:
+        return NoFit("singular")
+    if not fit.converged:  # its estimates mean nothing: kept out of BH and the pooling too
+        return NoFit("not_converged")
     if fit.se is None:
         return NoFit("singular")
     return _link_fit(fit.beta, fit.se, names, expected_sign, df, events, fit.converged)

@@ -114,10 +114,17 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
         else None
     )
     targets = strategy.targets or config.execution_targets or {}
-    execution = execution_sums(
-        subset(rows, pl.col("month") >= recent_from, ("account_code", COMPOSITE, *targets)),
-        config.bootstrap_replicates, unit_rng(config.seed, unit, "execution"), targets,
+    recent = subset(rows, pl.col("month") >= recent_from,
+                    ("account_code", "month", COMPOSITE, *targets))  # fmt: skip
+    recent = recent.with_columns(
+        ((pl.col("month").dt.year() - recent_from.year) * 12
+         + pl.col("month").dt.month() - recent_from.month).alias("window_month")
     )  # fmt: skip
+    execution = execution_sums(
+        recent, config.bootstrap_replicates, unit_rng(config.seed, unit, "execution"), targets,
+        config.execution_months,
+    )  # fmt: skip
+    del recent
     metrics: list[MetricLink] = []
     if config.secondary_metrics:
         if voluntary is None:

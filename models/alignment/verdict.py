@@ -39,6 +39,15 @@ def link_verdict(fit: LinkFit | NoFit, q: float | None, falsification_failed: li
     if not fit.converged:
         return LinkVerdict("inconclusive", "the model's fit did not converge", None)
     m = config.materiality_log
+    if sign * fit.effect <= -m and fit.p_expected_direction >= 1 - config.falsification_alpha:
+        # Significantly and materially the other way (better CX, more churn): not "weak" (CX
+        # does go with the outcome here), and not a link the framework's types describe. A
+        # small reversed estimate stays weak: a material effect the expected way is ruled out.
+        return LinkVerdict(
+            "inconclusive", "associated in the opposite direction from the expected one "
+            f"(one-sided p = {1 - fit.p_expected_direction:.2g} the other way): check how the "
+            "measure and the outcome are recorded before acting on it", None,
+        )  # fmt: skip
     material = sign * fit.effect >= m
     significant = q is not None and q <= config.fdr_q and sign * fit.effect > 0
     bound = one_sided_bound(fit, sign)
@@ -58,7 +67,7 @@ def link_verdict(fit: LinkFit | NoFit, q: float | None, falsification_failed: li
             reached = f"hazard ratio {math.exp(sign * bound):.2f}"
             threshold = f"{config.materiality_hr:.2f}" if sign < 0 else f"{1 / config.materiality_hr:.2f}"
         else:
-            reached, threshold = f"{sign * bound:+.3f} per SD", f"{m:.3f}"
+            reached, threshold = f"{bound:.3f} per SD in the expected direction", f"{m:.3f}"
         return LinkVerdict(
             "weak", f"a material effect is ruled out: the one-sided 95% bound ({reached}) "
             f"falls short of the threshold ({threshold})", None,
@@ -82,20 +91,23 @@ def link_verdict(fit: LinkFit | NoFit, q: float | None, falsification_failed: li
 
 
 def _accounts_needed(fit: LinkFit, sign: int, m: float, n_accounts: int) -> int | None:
-    """Accounts at which the evidence would settle, at the current estimate: the SE at which
-    the estimate is MDE-distinguishable from the threshold (80% power at one-sided 5% for
-    the equivalence bound, or for significance and materiality)."""
-    gap = abs(m - sign * fit.effect)
+    """Accounts at which the evidence would settle at the current estimate (SE shrinking with
+    the square root of the accounts), at 80% power and one-sided 5%: for a material estimate,
+    to be significant (all "strong" still lacks); for one short of the threshold, for its
+    bound to fall short of the threshold (what "weak" needs)."""
+    b = sign * fit.effect
+    gap = b if b >= m else m - b
     if gap < 1e-9:
         return None
-    target_se = min(gap, m) / (ndtri(0.95) + ndtri(0.8))
+    target_se = gap / (ndtri(0.95) + ndtri(0.8))
     if target_se >= fit.se:
         return None
     return int(math.ceil(n_accounts * (fit.se / target_se) ** 2))
 
 
 def quadrant(execution: Execution, link: str) -> str:
-    if link == "inconclusive" or not math.isfinite(execution.score):
+    # A score of exactly 0 is the company itself (a one-unit company): no side to be on.
+    if link == "inconclusive" or not math.isfinite(execution.score) or execution.score == 0:
         return "Inconclusive"
     side = "high" if execution.score > 0 else "low"
     return {

@@ -59,3 +59,19 @@ def test_the_company_is_resampled_with_the_unit():
     assert levels[1].score == pytest.approx(frames[1]["cx_composite"].mean() - company)
     # The two units' differences from the company move against each other across replicates.
     assert np.corrcoef(levels[0].replicates, levels[1].replicates)[0, 1] < -0.2
+
+
+def test_a_unit_present_in_part_of_the_window_is_compared_month_by_month():
+    # A unit at the company's level that exists only in the window's last six months (an
+    # acquisition), under a company-wide trend: pooled over the window, the company's mean
+    # included the early, lower months and the newcomer looked "high" (review of issue 18).
+    panel = simulate_panel([SimUnit("Old", 3000), SimUnit("New", 1500)], months=24, seed=12)
+    data = prepare(panel)
+    first = data["month"].min()
+    months = (data["month"].dt.year() - first.year) * 12 + data["month"].dt.month() - first.month
+    data = data.with_columns(pl.col("cx_composite") + 0.05 * months, month_index=months)
+    data = data.filter((pl.col("business_unit") == "Old") | (pl.col("month_index") >= 18))
+    units, _, _ = align_units(panel, FAST, data=data.drop("month_index"))
+    new = units.row(by_predicate=pl.col("business_unit") == "New", named=True)
+    assert abs(new["execution_score"]) < 0.1, new["execution_score"]
+    assert new["execution_level"] != "high"

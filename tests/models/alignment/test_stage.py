@@ -108,3 +108,23 @@ def test_every_model_and_sql_file_is_in_the_stage_fingerprint():
             if path.suffix in (".py", ".sql"):
                 assert path in code, path
     assert PROJECT_ROOT / "models" / "design.py" in code
+
+
+def test_a_diverging_small_unit_neither_crashes_the_stage_nor_enters_the_pooling():
+    # Six 80-account units: one fit ran off to an effect of -1.3e7 with no step-halving and
+    # the stage died on exp() of it, after its p = 0 had moved the others' q-values.
+    panel = simulate_panel([SimUnit(f"U{k}", 80) for k in range(6)], months=24, seed=1012)
+    units, company, _ = align_units(panel, FAST)
+    fitted = units.filter(pl.col("link_effect").is_not_null())
+    assert (fitted["link_effect"].abs() < 5).all(), fitted
+    assert units.filter(pl.col("link_effect").is_null())["q_value"].is_null().all()
+    assert abs(company["pooled_effect"][0]) < 5
+
+
+def test_a_one_unit_company_has_no_execution_side():
+    panel = simulate_panel([SimUnit("Only", 2000, link=-0.5)], months=18, seed=5)
+    units, _, _ = align_units(panel, FAST)
+    row = units.row(0, named=True)
+    assert row["execution_score"] == pytest.approx(0, abs=1e-12)
+    assert row["execution_level"] == "indeterminate"
+    assert row["quadrant"] == "Inconclusive"

@@ -34,9 +34,10 @@ def unit(name: str, link: LinkFit | NoFit, execution: float = 0.5, accounts: int
     """A unit with the given link and an execution level measured precisely."""
     reps = np.column_stack([np.full(200, execution * 1000.0), np.full(200, 1000.0)])
     reps[:, 0] += np.linspace(-5, 5, 200)
+    reps = reps[:, None, :]  # one month
     return UnitFit(
         name, OUTCOMES[outcome], link, 0.005, NegativeControl(None, 0, False), None,
-        ExecutionSums(np.array([execution * 1000.0, 1000.0]), reps), False, accounts,
+        ExecutionSums(np.array([[execution * 1000.0, 1000.0]]), reps), False, accounts,
         accounts * 20, 300, "region: not supplied; plan: not supplied",
     )  # fmt: skip
 
@@ -112,7 +113,7 @@ def test_an_unmeasured_execution_is_indeterminate_and_gives_no_type():
     # v1 filed a NaN execution score under "low".
     blank = unit("Blank", fit(-0.5, 0.05))
     blank = UnitFit(**{**blank.__dict__, "execution": ExecutionSums(
-        np.zeros(2), np.zeros((200, 2)))})  # fmt: skip
+        np.zeros((1, 2)), np.zeros((200, 1, 2)))})  # fmt: skip
     table, _, _ = summarise_units([unit("A", fit(-0.5, 0.05)), blank], CONFIG, 2000)
     row = table.row(by_predicate=pl.col("business_unit") == "Blank", named=True)
     assert row["execution_level"] == "indeterminate"
@@ -127,3 +128,32 @@ def test_the_probability_is_the_execution_bootstrap_times_the_links_normal_proba
     link_p = stats.norm.cdf((0.3 - M) / 0.1)
     assert row["link_side_probability"] == pytest.approx(link_p)
     assert row["quadrant_probability"] == pytest.approx(row["execution_side_probability"] * link_p)
+
+
+def test_a_material_association_the_wrong_way_is_not_called_weak():
+    # Better CX, markedly more churn (HR 1.52): v2's first cut called it weak / Ineffective
+    # "established" (review of issue 18). A small reversed estimate stays weak.
+    v = link_verdict(fit(0.42, 0.048), 1.0, [], CONFIG, -1, 2000)
+    assert v.verdict == "inconclusive" and "opposite direction" in v.reason
+    assert link_verdict(fit(0.03, 0.04), 1.0, [], CONFIG, -1, 2000).verdict == "weak"
+    # expansion (+1): fewer expansions with better CX
+    fewer = LinkFit(-0.35, 0.03, 1e-30, float(stats.norm.sf(-0.35 / 0.03)), 10_000, 1_000, 300)
+    v = link_verdict(fewer, 1.0, [], CONFIG, +1, 2000)
+    assert v.verdict == "inconclusive" and "opposite direction" in v.reason
+
+
+def test_accounts_needed_for_a_material_estimate_is_what_significance_needs():
+    # A 149-account unit at -0.208 (SE 0.152): significance at 80% power and one-sided 5%
+    # needs SE 0.208 / 2.486, i.e. about 491 accounts (the first cut said 10,159).
+    v = link_verdict(fit(-0.208, 0.152), 0.236, [], CONFIG, -1, 149)
+    target = 0.208 / (stats.norm.ppf(0.95) + stats.norm.ppf(0.8))
+    assert v.accounts_needed == math.ceil(149 * (0.152 / target) ** 2)
+    assert 480 < v.accounts_needed < 500
+
+
+def test_a_continuous_outcomes_weak_reason_is_on_one_scale():
+    v = link_verdict(fit(-0.05, 0.03), 0.9, [], CONFIG, -1, 2000)
+    lv = link_verdict(LinkFit(-0.05, 0.03, 0.1, 0.05, 1000, 100, 0), 0.9, [], CONFIG, -1, 100)
+    assert v.verdict == lv.verdict == "weak"
+    bound = 0.05 + stats.norm.ppf(0.95) * 0.03
+    assert f"{bound:.3f} per SD in the expected direction" in lv.reason, lv.reason
