@@ -107,6 +107,10 @@ class AlignmentConfig(BaseModel):
     # A hazard ratio per SD of the main measure at or beyond this is material.
     materiality_hr: float = Field(0.85, gt=0.0, lt=1.0)
     fdr_q: float = Field(0.10, gt=0.0, lt=1.0)
+    # ... and the unit's own one-sided test at this level: BH bounds the share of false
+    # discoveries among the strong calls, not a null unit's own chance (beside four real
+    # links, a null unit passes BH at its raw p <= fdr_q).
+    unit_alpha: float = Field(0.05, gt=0.0, lt=0.5)
     permutations: int = Field(200, ge=20)
     falsification_alpha: float = Field(0.05, gt=0.0, lt=0.5)
     min_negative_control_events: int = Field(20, ge=5)

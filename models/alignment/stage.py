@@ -365,10 +365,10 @@ def warehouse_stage(
     and released; then the across-unit summary. listing: the units (business_unit,
     last_month, accounts, account_months) in a fixed order. Returns the tables
     unit_alignment, company_alignment, unit_alignment_metrics, unit_drivers,
-    unit_predictive_check and account_risk (the drivers and the predictive check read the
-    same rows)."""
+    unit_predictive_check, account_risk and risk_backtest (the drivers and the predictive
+    check read the same rows; account_risk also the last complete month's accounts)."""
     from models.drivers import unit_drivers
-    from models.predictive import combine_checks, unit_check
+    from models.predictive import combine_backtests, combine_checks, scored_sql, unit_check
 
     strategies = strategies or {}
     scale = company_scale(con, "analytics.account_month")
@@ -378,11 +378,13 @@ def warehouse_stage(
         with con.cursor() as cursor:  # a connection of its own per worker
             rows = prepared(cursor, f"({panel_query})", scale, {"unit": unit},
                             keep=config.extra_features)  # fmt: skip
+            # the accounts account_risk scores: next month not over, so not among the rows
+            scored = prepared(cursor, f"({scored_sql()})", scale, {"unit": unit})
         outcome = strategies[unit].primary_outcome if unit in strategies else "retention"
         return (
             fit_unit(unit, rows, config, strategies.get(unit), recent_from),
             unit_drivers(unit, rows, outcome, seed=config.seed),
-            unit_check(unit, rows, outcome, seed=config.seed),
+            unit_check(unit, rows, outcome, seed=config.seed, scored=scored),
         )
 
     done = map_units(
@@ -393,6 +395,7 @@ def warehouse_stage(
                                               int(listing["accounts"].sum()))  # fmt: skip
     drivers = pl.DataFrame([r for d in done for r in d[1]], infer_schema_length=None)
     checks, risk = combine_checks([d[2] for d in done])
+    backtest = combine_backtests([d[2] for d in done])
     # The second line of evidence beside the first: the logistic model's AUC gain.
     if checks.height:
         gain = checks.filter(pl.col("model") == "logistic_l2").select(
@@ -409,4 +412,5 @@ def warehouse_stage(
         "unit_drivers": drivers,
         "unit_predictive_check": checks,
         "account_risk": risk,
+        "risk_backtest": backtest,
     }

@@ -2,7 +2,7 @@
 unit's own estimate, the CX type from execution and link, its probability and confidence.
 
 strong        BH q <= fdr_q (one-sided, expected direction, across the units testing the
-              same outcome), the unit's own estimate at or beyond the materiality threshold
+              same outcome) and the unit's own one-sided p <= unit_alpha, the unit's own estimate at or beyond the materiality threshold
               in the expected direction, and the falsification checks passed;
 weak          a material effect is ruled out: the unit's own one-sided 95% bound in the
               expected direction falls short of the threshold (an equivalence test, TOST);
@@ -49,7 +49,10 @@ def link_verdict(fit: LinkFit | NoFit, q: float | None, falsification_failed: li
             "measure and the outcome are recorded before acting on it", None,
         )  # fmt: skip
     material = sign * fit.effect >= m
-    significant = q is not None and q <= config.fdr_q and sign * fit.effect > 0
+    significant = (
+        q is not None and q <= config.fdr_q and fit.p_expected_direction <= config.unit_alpha
+        and sign * fit.effect > 0
+    )  # fmt: skip
     bound = one_sided_bound(fit, sign)
     if significant and material:
         if falsification_failed:

@@ -27,6 +27,7 @@ ALIGNMENT_METRICS = dg.AssetKey(["analytics", "unit_alignment_metrics"])
 UNIT_DRIVERS = dg.AssetKey(["analytics", "unit_drivers"])
 PREDICTIVE_CHECK = dg.AssetKey(["analytics", "unit_predictive_check"])
 ACCOUNT_RISK = dg.AssetKey(["analytics", "account_risk"])
+RISK_BACKTEST = dg.AssetKey(["analytics", "risk_backtest"])
 TABLES = {
     "unit_alignment": UNIT_ALIGNMENT,
     "company_alignment": COMPANY_ALIGNMENT,
@@ -34,6 +35,7 @@ TABLES = {
     "unit_drivers": UNIT_DRIVERS,
     "unit_predictive_check": PREDICTIVE_CHECK,
     "account_risk": ACCOUNT_RISK,
+    "risk_backtest": RISK_BACKTEST,
 }
 KEYS = tuple(TABLES.values())
 
@@ -102,6 +104,15 @@ UNITS_SQL = model_sql("alignment_units").replace("{at_risk}", AT_RISK_SQL)
             kinds={"duckdb", "scikitlearn"},
             description="Calibrated churn risk of each active account over the next three "
             "months, with its main CX drivers, for customer success.",
+        ),
+        dg.AssetSpec(
+            RISK_BACKTEST,
+            deps=[ACCOUNT_RISK],
+            group_name="models",
+            kinds={"duckdb", "scikitlearn"},
+            description="account_risk's recipe replayed on each of the last six months with a "
+            "known outcome, from models that never saw the month: Brier score, calibration "
+            "slope and intercept, expected and observed churners, per unit.",
         ),
     ],
     check_specs=[dg.AssetCheckSpec("contract", asset=k, blocking=True) for k in KEYS],
