@@ -144,7 +144,7 @@ def quadrant_chart(units: list[dict]) -> Chart:
         names = ", ".join(u["business_unit"] for u in apart)
         ax.set_title(f"Inconclusive, shown apart: {names}", fontsize=8, loc="left", color="#555555")
     alt = "Quadrant chart. " + "; ".join(
-        f"{u['business_unit']}: {u['quadrant']} ({u['confidence']}), execution {u['execution_score']:+.2f}"
+        f"{u['business_unit']}: {u['quadrant']} ({u['confidence']}), execution {'n/a' if u['execution_score'] is None else format(u['execution_score'], '+.2f')}"
         + (f", link {-u['link_effect_shrunk']:+.2f}" if u["link_effect_shrunk"] is not None else "")
         for u in units
     )

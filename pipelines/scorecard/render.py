@@ -37,6 +37,11 @@ def _hr(log_hr) -> float | None:
     return None if log_hr is None else math.exp(log_hr)
 
 
+def _signed(x) -> str:
+    """+0.12 / -0.34; "n/a" for a figure not measured (an execution with no CX data)."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.2f}"
+
+
 def _fmt_hr(log_hr) -> str:
     return "n/a" if log_hr is None else f"{math.exp(log_hr):.2f}"
 
@@ -48,7 +53,7 @@ def _env() -> Environment:
         undefined=StrictUndefined,
     )
     env.globals.update(
-        slug=slug, num=_num, pval=_p, pct=language.pct, money=language.money, hr=_hr, fmt_hr=_fmt_hr,
+        slug=slug, num=_num, pval=_p, pct=language.pct, money=language.money, hr=_hr, fmt_hr=_fmt_hr, signed=_signed,
         methods=f"{ALIGNMENT_VERSION}, {SCI_VERSION}",
     )
     return env
@@ -167,7 +172,7 @@ def markdown(data: ScorecardData, head: str) -> str:
         lines.append(
             f"| {u['business_unit']} | {u['quadrant']} | {u['confidence']} | "
             f"{_fmt_hr(u['link_effect_shrunk'])} ({_fmt_hr(u['link_shrunk_ci_low'])}–"
-            f"{_fmt_hr(u['link_shrunk_ci_high'])}) | {u['execution_score']:+.2f} ({u['execution_level']}) | "
+            f"{_fmt_hr(u['link_shrunk_ci_high'])}) | {_signed(u['execution_score'])} ({u['execution_level']}) | "
             f"{u['recommended_action']} |"
         )
     lines += ["", "## Per unit", ""]
@@ -195,7 +200,7 @@ def pdf(data: ScorecardData, head: str, path: Path) -> None:
         rows = [
             [u["business_unit"], u["quadrant"], u["confidence"],
              f"{_fmt_hr(u['link_effect_shrunk'])} ({_fmt_hr(u['link_shrunk_ci_low'])}-{_fmt_hr(u['link_shrunk_ci_high'])})",
-             f"{u['execution_score']:+.2f} ({u['execution_level']})"]
+             f"{_signed(u['execution_score'])} ({u['execution_level']})"]
             for u in data.units
         ]  # fmt: skip
         ax = fig.add_axes([0.06, 0.62, 0.88, 0.22])
