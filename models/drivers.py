@@ -28,9 +28,8 @@ from itertools import combinations
 import numpy as np
 import polars as pl
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
-from models.alignment import METRICS, OUTCOMES, Outcome, outcome_rows
+from models.alignment import METRICS, OUTCOMES, Outcome, benjamini_hochberg, outcome_rows
 from models.cluster import cluster_codes
 from models.parallel import map_units, unit_rng, units_of
 
@@ -180,16 +179,6 @@ def group_wald_p(
         df = len(tested)
         out[g] = float(stats.f.sf(wald / df, df, n_acc - 1))
     return out
-
-
-def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
-    """BH q-values; a NaN p-value (nothing to test) stays NaN and is not counted."""
-    p = np.asarray(p, dtype=float)
-    q = np.full(len(p), np.nan)
-    ok = ~np.isnan(p)
-    if ok.any():
-        q[ok] = multipletests(p[ok], method="fdr_bh")[1]
-    return q
 
 
 def _or_none(x: float) -> float | None:
