@@ -36,6 +36,7 @@ The figures go into docs/methods/alignment.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -113,6 +114,7 @@ def small_null(dgp: str, seed: int) -> dict:
     return {"strong": int((res["link_verdict"] == "strong").sum()), "units": 1}
 
 
+@functools.cache  # one pilot per generator and process, not one per replication
 def _threshold_link(dgp: str) -> float:
     """The planted link whose effect per SD of the company's CSAT is the threshold."""
     if dgp == "simulation":  # planted per SD of the unit's observed CSAT: the same scale
