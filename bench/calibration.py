@@ -50,6 +50,7 @@ import numpy as np
 import polars as pl
 
 MATERIAL_LOG_HR = math.log(0.85)
+FALSIFICATION_ALPHA = 0.05  # AlignmentConfig's default, which config() keeps
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,10 @@ def run(panel: pl.DataFrame, **kw) -> pl.DataFrame:
 def null(dgp: str, seed: int) -> dict:
     units = [Unit(f"U{i}", 1500, execution=0.24 * (i - 2.5)) for i in range(6)]
     res = run(simulate(dgp, units, seed))
-    return {"strong": int((res["link_verdict"] == "strong").sum()), "units": res.height}
+    perm = res["permutation_p"].drop_nulls()
+    return {"strong": int((res["link_verdict"] == "strong").sum()), "units": res.height,
+            "permutation_rejects": int((perm <= FALSIFICATION_ALPHA).sum()),
+            "permuted": perm.len()}  # fmt: skip
 
 
 def small_null(dgp: str, seed: int) -> dict:
@@ -166,9 +170,26 @@ TYPES = {"Innovative": (0.5, -0.5), "Inflicted": (-0.5, -0.5), "Ineffective": (0
          "Inactive": (-0.5, 0.0)}  # fmt: skip
 
 
+# A Wald test this far past the line is "overwhelming" (issue 18, deliverable 0): the
+# permutation check must then pass in >= 95% of units.
+OVERWHELMING_P = 1e-4
+
+
 def types(dgp: str, seed: int) -> dict:
     res = run(simulate(dgp, [Unit(k, 2500, e, link) for k, (e, link) in TYPES.items()], seed))
-    out = {}
+    linked = res.filter(pl.col("business_unit").is_in(["Innovative", "Inflicted"]))
+    overwhelming = linked.filter(pl.col("p_value") < OVERWHELMING_P)
+    out = {
+        "overwhelming": overwhelming.height,
+        "overwhelming_permutation_pass": int(
+            (overwhelming["permutation_p"] <= FALSIFICATION_ALPHA).sum()
+        ),
+        "linked": linked.height,
+        "negative_control_failed": int(
+            (linked["negative_control_p"].is_not_null() & ~linked["falsification_passed"]
+             & (linked["permutation_p"] <= FALSIFICATION_ALPHA)).sum()
+        ),
+    }  # fmt: skip
     for row in res.iter_rows(named=True):
         k = row["business_unit"]
         out[f"{k}_right"] = int(row["quadrant"] == k)
@@ -216,7 +237,10 @@ def share(k: int, n: int) -> dict:
 def summarise(name: str, results: list[dict]) -> dict:
     """The scenario's rates from its replications' counts."""
     total = {k: sum(r[k] for r in results) for k in results[0] if k not in ("truth", "bias")}
-    if name in ("null", "small_null", "region"):
+    if name == "null":
+        return {"strong": share(total["strong"], total["units"]),
+                "permutation_size": share(total["permutation_rejects"], total["permuted"])}
+    if name in ("small_null", "region"):
         return {"strong": share(total["strong"], total["units"])}
     if name == "at_threshold":
         return {"weak": share(total["weak"], total["units"]),
@@ -228,7 +252,13 @@ def summarise(name: str, results: list[dict]) -> dict:
                 "strong_alone": share(total["strong"], total["units"])}  # fmt: skip
     if name == "types":
         n = len(results)
-        return {k: {"recovered": share(total[f"{k}_right"], n),
+        falsification = {
+            "overwhelming_permutation_pass": share(total["overwhelming_permutation_pass"],
+                                                   total["overwhelming"]),
+            "negative_control_false_failure": share(total["negative_control_failed"],
+                                                    total["linked"]),
+        }  # fmt: skip
+        return {"falsification": falsification} | {k: {"recovered": share(total[f"{k}_right"], n),
                     "inconclusive": share(total[f"{k}_inconclusive"], n),
                     "wrong_established": share(total[f"{k}_wrong_established"], n)}
                 for k in TYPES}  # fmt: skip
@@ -244,6 +274,20 @@ def replicate(task: tuple[str, str, int]) -> tuple[str, str, dict]:
     name, dgp, rep = task
     np.seterr(all="ignore")
     return name, dgp, SCENARIOS[name](dgp, SEED_BASE[name] + rep)
+
+
+def _commit() -> str | None:
+    """The code's commit, with "+changes" when the work tree differs from it."""
+    import subprocess
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], capture_output=True, text=True,
+                              cwd=Path(__file__).parent.parent).stdout.strip()  # fmt: skip
+
+    sha = git("rev-parse", "--short", "HEAD")
+    if not sha:
+        return None
+    return sha + ("+changes" if git("status", "--porcelain", "--", "models", "bench") else "")
 
 
 def main() -> int:
@@ -263,12 +307,19 @@ def main() -> int:
     with ProcessPoolExecutor(args.jobs) as pool:
         for name, dgp, counts in pool.map(replicate, tasks, chunksize=4):
             collected.setdefault((name, dgp), []).append(counts)
-    result = {"reps": args.reps, "scenarios": {}}
+    seconds = round(time.perf_counter() - started, 1)
+    command = (f"bench/calibration.py --reps {args.reps} --dgp {' '.join(args.dgp)} "
+               f"--scenario {' '.join(args.scenario)}")  # fmt: skip
+    # Each run replaces its own scenarios' figures in the file and keeps the others', each
+    # figure stamped with its replications and the code it came from.
+    result = json.loads(args.out.read_text()) if args.out.exists() else {}
+    result.setdefault("scenarios", {})
+    commit = _commit()
     for (name, dgp), results in collected.items():
-        result["scenarios"].setdefault(name, {})[dgp] = summarise(name, results)
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    result["command"] = (f"bench/calibration.py --reps {args.reps} --dgp {' '.join(args.dgp)} "
-                         f"--scenario {' '.join(args.scenario)}")  # fmt: skip
+        result["scenarios"].setdefault(name, {})[dgp] = summarise(name, results) | {
+            "reps": len(results), "commit": commit, "command": command}
+    result.setdefault("runs", []).append({"command": command, "seconds": seconds,
+                                          "jobs": args.jobs, "commit": commit})  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
