@@ -16,6 +16,7 @@ Rule names, as they appear in `analytics.quarantine.rule`:
     pattern             does not match the column's pattern
     reporting_currency  differs from the configured reporting currency
     time_order          earlier than the column it must not precede
+    before_earliest_date  dated before the contract's earliest_date (default 1990-01-01)
     after_as_of         dated after the run's as-of date
     unknown_<column>    refers to a <column> that is not in the referenced staged table
     conflicting_duplicate  the key appears more than once with different content
@@ -25,6 +26,7 @@ Rule names, as they appear in `analytics.quarantine.rule`:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from pathlib import Path
 
@@ -46,13 +48,17 @@ SQL_TYPES = {
 
 _COLUMN_KEYS = {
     "name", "type", "required", "description", "normalise", "allowed", "min", "max",
-    "range_by", "not_before", "not_after_as_of", "pattern", "references",
-    "default_setting", "equals_setting", "unit", "nullable",
+    "range_by", "not_before", "not_after_as_of", "unknown_after_as_of", "known_with", "pattern",
+    "references", "default_setting", "equals_setting", "unit", "nullable",
 }  # fmt: skip
 _CONTRACT_KEYS = {
     "name", "kind", "contract_version", "owner", "optional", "description", "key", "columns",
-    "grain", "schema",
+    "grain", "schema", "earliest_date",
 }  # fmt: skip
+DATED_TYPES = ("date", "month", "timestamp")
+# The earliest date a source may hold unless its contract says otherwise (earliest_date):
+# earlier dates are typos and placeholders (1900-01-01, 0001-01-01), not history.
+EARLIEST_DATE = date(1990, 1, 1)
 
 
 class ContractError(ValueError):
@@ -71,7 +77,9 @@ class ColumnSpec:
     max: float | None = None
     range_by: tuple[str, tuple[tuple[str, float, float], ...]] | None = None
     not_before: str | None = None
-    not_after_as_of: bool = False
+    not_after_as_of: bool = False  # a value after the as-of date quarantines the row
+    unknown_after_as_of: bool = False  # ... is not yet known: staged as NULL (not_yet_known)
+    known_with: str | None = None  # NULL when that column is not yet known
     pattern: str | None = None
     references: tuple[str, str] | None = None  # (table, column)
     default_setting: str | None = None
@@ -96,6 +104,7 @@ class Contract:
     optional: bool = False
     schema: str = "analytics"
     grain: str = ""
+    earliest_date: date = EARLIEST_DATE
     path: Path | None = None
 
     def column(self, name: str) -> ColumnSpec:
@@ -156,6 +165,8 @@ def _parse_column(path: Path, i: int, raw: dict) -> ColumnSpec:
         range_by=range_by,
         not_before=raw.get("not_before"),
         not_after_as_of=bool(raw.get("not_after_as_of", False)),
+        unknown_after_as_of=bool(raw.get("unknown_after_as_of", False)),
+        known_with=raw.get("known_with"),
         pattern=raw.get("pattern"),
         references=references,
         default_setting=raw.get("default_setting"),
@@ -202,6 +213,30 @@ def load_contract_file(path: Path) -> Contract:
             raise _fail(
                 path, f"column {c.name}: range_by refers to unknown column {c.range_by[0]!r}"
             )
+        if c.not_after_as_of and c.unknown_after_as_of:
+            raise _fail(path, f"column {c.name}: not_after_as_of or unknown_after_as_of, not both")
+        if (c.not_after_as_of or c.unknown_after_as_of) and c.type not in DATED_TYPES:
+            raise _fail(path, f"column {c.name}: only a date, month or timestamp has an as-of rule")
+        if (
+            raw["kind"] == "source"
+            and c.type in DATED_TYPES
+            and not (c.not_after_as_of or c.unknown_after_as_of)
+        ):
+            # Every date has a plausible range: earliest_date up to the as-of date.
+            raise _fail(
+                path,
+                f"column {c.name}: a dated column needs not_after_as_of or unknown_after_as_of",
+            )
+        if c.known_with is not None:
+            by = next((o for o in columns if o.name == c.known_with), None)
+            if by is None or not by.unknown_after_as_of:
+                raise _fail(
+                    path,
+                    f"column {c.name}: known_with must name a column with unknown_after_as_of",
+                )
+    earliest = raw.get("earliest_date", EARLIEST_DATE)
+    if not isinstance(earliest, date):
+        raise _fail(path, "earliest_date must be a date (YYYY-MM-DD)")
     return Contract(
         name=raw["name"],
         kind=raw["kind"],
@@ -213,6 +248,7 @@ def load_contract_file(path: Path) -> Contract:
         optional=bool(raw.get("optional", False)),
         schema=str(raw.get("schema", "staging" if raw["kind"] == "source" else "analytics")),
         grain=str(raw.get("grain", "")).strip(),
+        earliest_date=earliest,
         path=path,
     )
 
@@ -263,30 +299,93 @@ def clean_expr(col: ColumnSpec) -> str:
     return e
 
 
+# What a typed column accepts. DuckDB's own casts are far more lenient (try_cast('3.5' as
+# bigint) is 4, and '0x9', '1_0', '1e0', 'infinity', '44-03-15' and year 294248 all parse),
+# so the text must first match one of these patterns in full, surrounding whitespace (spaces,
+# tabs, line breaks) allowed; only then is it cast. Digits are ASCII only.
+INTEGER_TEXT = r"[+-]?[0-9]+(\.0+)?"  # 7.0 is 7 (exports write integers with NaNs so); 7.5 is not
+DECIMAL_TEXT = r"[+-]?([0-9]+(\.[0-9]+)?|\.[0-9]+)"  # no exponent, no separators
+DOUBLE_TEXT = r"[+-]?([0-9]+(\.[0-9]+)?|\.[0-9]+)([eE][+-]?[0-9]+)?"  # and finite
+MONTH_TEXT = r"[0-9]{4}-[0-9]{2}"
+# A calendar date with a four-digit year, optionally a time of day (00:00 to 23:59:59,
+# fractions of a second allowed) and, after a time, a UTC offset (Z, UTC, +hh, +hhmm, +hh:mm).
+DATE_TEXT = r"([0-9]{4}-[0-9]{2}-[0-9]{2})"
+TIME_TEXT = (
+    DATE_TEXT + r"(?:[Tt ]([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9](?:\.[0-9]{1,9})?))?"
+    r"(?: ?([Zz]|UTC|[+-](?:0[0-9]|1[0-4])(?::?[0-5][0-9])?))?)?"
+)
+_SPACE = r"[ \t\r\n]*"
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _whole(pattern: str) -> str:
+    """The pattern matching the whole text, with surrounding whitespace, as a SQL string."""
+    return _sql_str(f"^{_SPACE}{pattern}{_SPACE}$")
+
+
+def _parse_timestamp(text: str) -> str:
+    # DuckDB's cast reads most of the forms TIME_TEXT admits, and reads them right; the rest
+    # (an offset after hh:mm, ' +05:30', 'UTC' after hh:mm, a lower-case 'z') are rewritten
+    # to 'date hh:mm:ss+hh:mm' from the pattern's parts first.
+    m = f"regexp_extract({text}, {_whole(TIME_TEXT)}, ['d', 'h', 'mi', 's', 'z'])"
+    z = f"replace(({m}).z, ':', '')"
+    offset = (
+        f"case when ({m}).z in ('', 'Z', 'z', 'UTC') then '+00:00' "
+        f"else left({z}, 3) || ':' || coalesce(nullif(substr({z}, 4, 2), ''), '00') end"
+    )
+    canonical = (
+        f"({m}).d || ' ' || coalesce(nullif(({m}).h, ''), '00') || ':' "
+        f"|| coalesce(nullif(({m}).mi, ''), '00') || ':' || coalesce(nullif(({m}).s, ''), '00') "
+        f"|| {offset}"
+    )
+    return (
+        f"case when regexp_matches({text}, {_whole(TIME_TEXT)}) then coalesce("
+        f"try_cast({text} as timestamptz), try_cast({canonical} as timestamptz)) end"
+    )
+
+
+def _parse_date(text: str) -> str:
+    # A date that carries a time keeps the date as written (the time is checked, not used).
+    return (
+        f"case when regexp_matches({text}, {_whole(TIME_TEXT)}) "
+        f"then try_cast(regexp_extract({text}, {_sql_str(DATE_TEXT)}, 1) as date) end"
+    )
+
+
 def parse_expr(col: ColumnSpec, clean: str, settings_values: dict[str, str]) -> str:
-    """SQL that turns the cleaned text into the column's type; NULL where it does not parse."""
+    """SQL that turns the cleaned text into the column's type; NULL where it does not parse
+    (the `type` rule). Strict: see INTEGER_TEXT and the patterns after it."""
     if col.default_setting:
         # Bound later as a named parameter so values never enter the SQL text.
         clean = f"coalesce({clean}, ${col.default_setting})"
     t = col.type
     if t == "text":
         return clean
-    if t == "integer":
-        return f"try_cast({clean} as bigint)"
-    if t in ("decimal", "double"):
-        return f"try_cast({clean} as {SQL_TYPES[t]})"
+
+    def matching(pattern: str, then: str) -> str:
+        return f"case when regexp_matches({clean}, {_whole(pattern)}) then {then} end"
+
+    if t == "integer":  # the pattern leaves the cast only zeros after a point to drop
+        return matching(INTEGER_TEXT, f"try_cast({clean} as bigint)")
+    if t == "decimal":  # more than four decimals are rounded to four
+        return matching(DECIMAL_TEXT, f"try_cast({clean} as {SQL_TYPES[t]})")
+    if t == "double":
+        value = f"try_cast({clean} as double)"
+        return matching(DOUBLE_TEXT, f"case when isfinite({value}) then {value} end")
     if t == "boolean":
-        return f"try_cast({clean} as boolean)"
+        return f"try_cast({clean} as boolean)"  # true/false, t/f, yes/no, y/n, 1/0; any case
     if t == "timestamp":
-        return f"try_cast({clean} as timestamptz)"
+        return _parse_timestamp(clean)
     if t == "date":
-        return f"coalesce(try_cast({clean} as date), try_cast(try_cast({clean} as timestamptz) as date))"
+        return _parse_date(clean)
     if t == "month":
         return (
-            "cast(date_trunc('month', coalesce("
-            f"try_cast({clean} as date), "
-            f"try_cast(try_strptime({clean}, '%Y-%m') as date), "
-            f"try_cast(try_cast({clean} as timestamptz) as date))) as date)"
+            f"case when regexp_matches({clean}, {_whole(MONTH_TEXT)}) "
+            f"then try_cast(regexp_extract({clean}, {_sql_str(MONTH_TEXT)}) || '-01' as date) "
+            f"else cast(date_trunc('month', {_parse_date(clean)}) as date) end"
         )
     raise AssertionError(t)
 
@@ -314,7 +413,7 @@ def row_rules(contract: Contract) -> list[RowRule]:
                     c.name,
                     "type",
                     f"{raw} is not null and {q} is null",
-                    f"'not a valid {c.type}'",
+                    _sql_str(f"not a valid {c.type}: {TYPE_FORMS[c.type]}"),
                 )
             )
         if c.allowed is not None:
@@ -391,15 +490,49 @@ def row_rules(contract: Contract) -> list[RowRule]:
                     f"'earlier than {c.not_before} ' || {qo}::varchar",
                 )
             )
+        if c.type in DATED_TYPES and contract.kind == "source":
+            earliest = contract.earliest_date.isoformat()
+            floor = (
+                f"timestamptz '{earliest} 00:00:00+00'"
+                if c.type == "timestamp"
+                else f"date '{earliest}'"
+            )
+            rules.append(
+                RowRule(
+                    c.name,
+                    "before_earliest_date",
+                    f"{q} is not null and {q} < {floor}",
+                    _sql_str(f"before {earliest}, the earliest date the contract accepts"),
+                )
+            )
         if c.not_after_as_of:
-            limit = "$as_of" if c.type in ("date", "month") else "($as_of + 1)::timestamptz"
-            cmp = ">" if c.type in ("date", "month") else ">="
             rules.append(
                 RowRule(
                     c.name,
                     "after_as_of",
-                    f"{q} is not null and {q} {cmp} {limit}",
+                    after_as_of_sql(c),
                     "'after the as-of date ' || $as_of::varchar",
                 )
             )
     return rules
+
+
+# The forms each type accepts, in words (the type rule's detail; docs/ingestion.md).
+TYPE_FORMS = {
+    "integer": "digits with an optional sign (7.0 reads as 7)",
+    "decimal": "digits with an optional sign and decimal point, no exponent or separators",
+    "double": "a finite number, exponent allowed",
+    "boolean": "true/false, t/f, yes/no, y/n or 1/0",
+    "date": "YYYY-MM-DD, optionally with a valid time",
+    "month": "YYYY-MM or a date in the month",
+    "timestamp": "YYYY-MM-DD[ hh:mm[:ss[.fff]]][Z|UTC|+hh[:mm]]",
+}
+
+
+def after_as_of_sql(c: ColumnSpec) -> str:
+    """True for a value dated after the run's as-of date ($as_of); timestamps are after it
+    from the first instant of the next day, UTC."""
+    q = quote_ident(c.name)
+    if c.type == "timestamp":
+        return f"{q} is not null and {q} >= ($as_of + 1)::timestamptz"
+    return f"{q} is not null and {q} > $as_of"

@@ -8,7 +8,7 @@ always the contracts.
 
 from __future__ import annotations
 
-from pipelines.contracts import Contract, all_contracts
+from pipelines.contracts import DATED_TYPES, Contract, all_contracts
 from pipelines.paths import DOCS_DIR
 
 DICTIONARY = DOCS_DIR / "data_dictionary.md"
@@ -26,10 +26,12 @@ _TYPE_NAMES = {
 }
 
 
-def _rules(c) -> str:
+def _rules(c, earliest=None) -> str:
     parts = []
     if c.required:
         parts.append("required")
+    if earliest is not None and c.type in DATED_TYPES:
+        parts.append(f"not before {earliest.isoformat()}")
     if c.allowed:
         parts.append("one of " + ", ".join(c.allowed))
     if c.min is not None:
@@ -47,6 +49,10 @@ def _rules(c) -> str:
         parts.append(f"not before {c.not_before}")
     if c.not_after_as_of:
         parts.append("not after the as-of date")
+    if c.unknown_after_as_of:
+        parts.append("NULL (not yet known) when after the as-of date")
+    if c.known_with:
+        parts.append(f"NULL while {c.known_with} is not yet known")
     if c.references:
         parts.append(f"in {c.references[0]}.{c.references[1]}")
     return "; ".join(parts)
@@ -67,7 +73,8 @@ def _table(contract: Contract, source: bool) -> list[str]:
     if source:
         lines += ["| column | type | rules | description |", "|---|---|---|---|"]
         for c in contract.columns:
-            lines.append(f"| `{c.name}` | {_TYPE_NAMES[c.type]} | {_rules(c)} | {c.description} |")
+            rules = _rules(c, contract.earliest_date)
+            lines.append(f"| `{c.name}` | {_TYPE_NAMES[c.type]} | {rules} | {c.description} |")
         lines.append(
             "| `_source_file`, `_source_row` | VARCHAR, BIGINT | | File and 1-based data row the row came from. |"
         )

@@ -31,7 +31,7 @@ from functools import cache
 import duckdb
 import pandas as pd
 
-from pipelines.contracts import Contract, quote_ident
+from pipelines.contracts import DATED_TYPES, Contract, quote_ident
 from pipelines.ingest import CANDIDATES
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -114,6 +114,9 @@ def expectations_for(contract: Contract, as_of: date, currency: str) -> list:
                 or_equal=True,
                 ignore_row_if="either_value_is_missing",
             )
+        if c.type in DATED_TYPES and contract.kind == "source":
+            add(gxe.ExpectColumnValuesToBeBetween, c.name, "before_earliest_date",
+                column=c.name, min_value=_epoch_us(contract.earliest_date))  # fmt: skip
         if c.not_after_as_of:
             # Times reach GE as microseconds since the epoch (UTC): its pandas
             # engine compares numbers vectorised but maps datetimes row by row.
