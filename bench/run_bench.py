@@ -191,9 +191,20 @@ def main() -> int:
         config.write_text(settings)
         run_cmd[2:2] = ["--config", str(config)]
     samples: list[tuple[float, float]] = []
+
+    def keep_samples() -> None:
+        """With --keep, the night's memory readings beside its timings (rss.csv: epoch
+        seconds, MB), to see where inside a stage the peak falls."""
+        if args.keep:
+            (work / "rss.csv").write_text(
+                "t,rss_mb\n" + "".join(f"{t:.2f},{mb:.0f}\n" for t, mb in samples)
+            )
+
     try:
         seconds, peak, _ = run_measured(run_cmd, env, samples)
+        keep_samples()
     except RunFailed as exc:
+        keep_samples()
         # Out of memory or a failed check is a finding: record how far the night got.
         result["run"] = {
             "failed": str(exc), "exit": "killed (SIGKILL: out of memory?)"
