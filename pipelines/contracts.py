@@ -536,3 +536,49 @@ def after_as_of_sql(c: ColumnSpec) -> str:
     if c.type == "timestamp":
         return f"{q} is not null and {q} >= ($as_of + 1)::timestamptz"
     return f"{q} is not null and {q} > $as_of"
+
+
+@dataclass(frozen=True)
+class NotYetKnown:
+    """A value staged as NULL because it lies after the as-of date (or goes with one that does).
+
+    The row itself is staged: a ticket answered or solved after the as-of date was open on that
+    date, and its answer or solution is not yet known then. `condition_sql` is true, over the
+    candidate table, for the rows whose value is not yet known."""
+
+    column: str
+    condition_sql: str
+    detail_sql: str
+
+
+def not_yet_known(contract: Contract) -> list[NotYetKnown]:
+    """The contract's unknown_after_as_of columns, and the columns known_with one of them."""
+    out = []
+    for c in contract.columns:
+        if c.unknown_after_as_of:
+            out.append(
+                NotYetKnown(
+                    c.name,
+                    after_as_of_sql(c),
+                    "'after the as-of date ' || $as_of::varchar || ': not yet known then'",
+                )
+            )
+        elif c.known_with is not None:
+            by = contract.column(c.known_with)
+            out.append(
+                NotYetKnown(
+                    c.name,
+                    f"{quote_ident(c.name)} is not null and {after_as_of_sql(by)}",
+                    f"'goes with {by.name}, which is after the as-of date ' || $as_of::varchar",
+                )
+            )
+    return out
+
+
+def staged_value_sql(contract: Contract, column: ColumnSpec) -> str:
+    """The candidate's typed value as it is staged: NULL where it is not yet known."""
+    q = quote_ident(column.name)
+    for n in not_yet_known(contract):
+        if n.column == column.name:
+            return f"case when {n.condition_sql} then null else {q} end"
+    return q

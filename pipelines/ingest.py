@@ -24,7 +24,15 @@ from datetime import date
 
 import duckdb
 
-from pipelines.contracts import Contract, clean_expr, parse_expr, quote_ident, row_rules
+from pipelines.contracts import (
+    Contract,
+    clean_expr,
+    not_yet_known,
+    parse_expr,
+    quote_ident,
+    row_rules,
+    staged_value_sql,
+)
 from pipelines.model_cache import (
     content,
     content_difference,
@@ -48,6 +56,8 @@ class StageResult:
     # (column, rule) -> rows breaking it, for the row-level rules only
     row_rule_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     top_rules: list[tuple[str, str, int]] = field(default_factory=list)
+    # values staged as NULL because they lie after the as-of date (analytics.not_yet_known)
+    values_not_yet_known: int = 0
 
     @property
     def bad_share(self) -> float:
@@ -85,6 +95,18 @@ def ensure_ops_tables(con: duckdb.DuckDBPyConnection) -> None:
             rows_loaded bigint not null,
             finished_at timestamptz not null,
             primary key (run_id, source)
+        )
+        """
+    )
+    con.execute(
+        """
+        create table if not exists analytics.not_yet_known (
+            source varchar not null,
+            source_file varchar not null,
+            source_row bigint not null,
+            column_name varchar not null,
+            value varchar,
+            detail varchar
         )
         """
     )
@@ -177,14 +199,18 @@ def stage_source(
     #    all quarantined, since nothing says which one is right.
     typed = ", ".join(quote_ident(c.name) for c in contract.columns)
     key = ", ".join(quote_ident(k) for k in contract.key)
-    con.execute(
-        f"""
-        create or replace temp table _cx_ok as
-        select k._source_file, k._source_row, {", ".join("k." + quote_ident(c.name) for c in contract.columns)},
-               hash({typed}) as _content
-        from {CANDIDATES} k anti join _cx_viol v using (_source_file, _source_row)
-        """
+    # Values after the as-of date that are not yet known on it are NULL from here on, for the
+    # key as for the staged row (contracts.not_yet_known).
+    staged_values = ", ".join(
+        f"{staged_value_sql(contract, c)} as {quote_ident(c.name)}" for c in contract.columns
     )
+    sql = f"""
+        create or replace temp table _cx_ok as
+        select *, hash({typed}) as _content
+        from (select k._source_file, k._source_row, {staged_values}
+              from {CANDIDATES} k anti join _cx_viol v using (_source_file, _source_row))
+        """
+    con.execute(sql, used_params(sql, bind))
     rows_duplicate = 0
     if contract.key:
         key_raw = " || ', ' || ".join(
@@ -307,6 +333,7 @@ def stage_source(
             "rule, value, detail from _cx_viol order by _source_file, _source_row, column_name, rule",
             [src],
         )
+        values_not_yet_known = _record_not_yet_known(con, contract, new_rows, bind, appending)
         rows_staged = con.execute(f"select count(*) from staging.{src}").fetchone()[0]
         rows_quarantined = con.execute(
             "select count(*) from (select distinct source_file, source_row "
@@ -343,7 +370,31 @@ def stage_source(
         rows_duplicate=rows_duplicate,
         row_rule_counts=row_rule_counts,
         top_rules=_top_rules(con, src),
+        values_not_yet_known=values_not_yet_known,
     )
+
+
+def _record_not_yet_known(
+    con: duckdb.DuckDBPyConnection, contract: Contract, new_rows: str, bind: dict, appending: bool
+) -> int:
+    """List in analytics.not_yet_known the values of the newly staged rows that were staged as
+    NULL for lying after the as-of date, with their text; return the source's count."""
+    src = contract.name
+    if not appending:
+        con.execute("delete from analytics.not_yet_known where source = ?", [src])
+    for n in not_yet_known(contract):
+        sql = f"""
+            insert into analytics.not_yet_known
+            select $source, k._source_file, k._source_row, '{n.column}',
+                   k.{quote_ident(n.column + "__raw")}, {n.detail_sql}
+            from {CANDIDATES} k semi join ({new_rows}) s using (_source_file, _source_row)
+            where {n.condition_sql}
+            order by k._source_file, k._source_row
+            """
+        con.execute(sql, used_params(sql, bind))
+    return con.execute(
+        "select count(*) from analytics.not_yet_known where source = ?", [src]
+    ).fetchone()[0]
 
 
 def conservation(con: duckdb.DuckDBPyConnection, run_id: str, source: str) -> tuple[bool, dict]:
@@ -422,9 +473,13 @@ def _date_admits_nothing_new(con: duckdb.DuckDBPyConnection, src: str, as_of: da
     ).fetchone()
     if last is None or as_of < last[0]:
         return False
+    # Held back: rows quarantined as dated after the as-of date, and values staged as NULL
+    # for the same reason (not_yet_known); a later date may admit either.
     waiting = con.execute(
-        "select count(*) from analytics.quarantine where source = ? and rule = 'after_as_of'",
-        [src],
+        "select (select count(*) from analytics.quarantine where source = $src "
+        "and rule = 'after_as_of') + (select count(*) from analytics.not_yet_known "
+        "where source = $src)",
+        {"src": src},
     ).fetchone()[0]
     return waiting == 0
 

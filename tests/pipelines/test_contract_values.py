@@ -250,3 +250,55 @@ def test_the_earliest_date_is_the_contracts_to_set(tmp_path):
     path.write_text("name: old_books\nkind: source\ncolumns:\n  - {name: d, type: date}\n")
     with pytest.raises(ValueError, match="column d: a dated column needs not_after_as_of"):
         load_contract_file(path)
+
+
+# --- tickets answered or solved after the as-of date ------------------------------------
+
+
+def test_a_ticket_answered_or_solved_after_the_as_of_date_is_staged_open(con, tmp_path):
+    # On the as-of date (2025-01-01) ticket T1 was answered but not solved, T2 not answered:
+    # both are kept, and what happened later is not yet known (NULL, listed with its text).
+    # T3 was opened later: the whole row is held back, as before.
+    rows = [
+        "T1,A1,2024-12-31 23:00,2025-01-01 23:59:59,2025-01-02 00:00:01,2,false,35.5",
+        "T2,A1,2024-12-30 09:00,2025-03-01 08:00,,0,,",
+        "T3,A1,2025-01-02 09:00,,,0,,",
+        "T4,A1,2024-12-30 09:00,2024-12-30 09:05,2025-01-01 12:00,1,true,12",
+    ]
+    quarantine, staged = stage(con, tmp_path, "support_tickets", rows)
+    assert quarantine == [(3, "created_at", "after_as_of", "2025-01-02 09:00")]
+    got = con.execute(
+        "select ticket_id, first_response_at::varchar, solved_at::varchar, reopens, "
+        "first_contact_resolution, handle_minutes::double from staging.support_tickets "
+        "order by ticket_id"
+    ).fetchall()
+    assert got == [
+        ("T1", "2025-01-01 23:59:59+00", None, None, None, None),
+        ("T2", None, None, 0, None, None),  # open on the as-of date and still: as given
+        ("T4", "2024-12-30 09:05:00+00", "2025-01-01 12:00:00+00", 1, True, 12.0),
+    ]
+    assert con.execute(
+        "select source_row, column_name, value from analytics.not_yet_known order by all"
+    ).fetchall() == [
+        (1, "first_contact_resolution", "false"),
+        (1, "handle_minutes", "35.5"),
+        (1, "reopens", "2"),
+        (1, "solved_at", "2025-01-02 00:00:01"),
+        (2, "first_response_at", "2025-03-01 08:00"),
+    ]
+
+
+def test_not_yet_known_values_are_counted_and_replaced_on_a_rebuild(con, tmp_path):
+    from pipelines.ingest import stage_source
+
+    rows = ["T1,A1,2024-12-31 23:00,2025-01-01 10:00,2025-01-02 00:00:01,0,true,5"]
+    stage(con, tmp_path, "support_tickets", rows)
+    contract = source_contracts()["support_tickets"]
+    later = stage_source(con, contract, as_of=date(2025, 1, 2), settings=Settings(), run_id="r2")
+    assert later.values_not_yet_known == 0
+    assert con.execute("select count(*) from analytics.not_yet_known").fetchone()[0] == 0
+    assert con.execute("select solved_at::varchar from staging.support_tickets").fetchall() == [
+        ("2025-01-02 00:00:01+00",)
+    ]
+    again = stage_source(con, contract, as_of=AS_OF, settings=Settings(), run_id="r3")
+    assert again.values_not_yet_known == 4

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import shutil
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import pytest
 
+from pipelines.contracts import after_as_of_sql, not_yet_known, quote_ident, source_contracts
+from pipelines.sqlparams import used_params
 from pipelines.sqlrunner import WarehouseParams, build_all
 from tests.sql.conftest import build_warehouse, make_staging, months_between
 
@@ -207,16 +209,43 @@ def test_months_ended_before_changes_only_when_a_month_ends(as_of, first_open_mo
 
 
 def _truncate_to(con: duckdb.DuckDBPyConnection, cutoff: date) -> None:
-    """Make the staged data look as it did at `cutoff`: nothing dated on or after it."""
-    ts = f"timestamptz '{cutoff.isoformat()} 00:00:00+00'"
-    con.execute(f"delete from staging.support_tickets where created_at >= {ts}")
-    con.execute(
-        f"update staging.support_tickets set "
-        f"first_response_at = case when first_response_at >= {ts} then null else first_response_at end, "
-        f"solved_at = case when solved_at >= {ts} then null else solved_at end, "
-        f"first_contact_resolution = case when solved_at >= {ts} then null else first_contact_resolution end"
-    )
-    con.execute(f"delete from staging.survey_responses where responded_at >= {ts}")
+    """Make the CX sources look as ingestion stages them as of the day before `cutoff`, by the
+    contracts' own rules: rows dated after it held back (not_after_as_of), values after it
+    not yet known, NULL (unknown_after_as_of, known_with: a ticket answered or solved later
+    stays, open)."""
+    bind = {"as_of": cutoff - timedelta(days=1)}
+    for name in ("support_tickets", "survey_responses"):
+        contract = source_contracts()[name]
+        held_back = [after_as_of_sql(c) for c in contract.columns if c.not_after_as_of]
+        sql = f"delete from staging.{name} where {' or '.join(held_back)}"
+        con.execute(sql, used_params(sql, bind))
+        unknown = not_yet_known(contract)
+        if unknown:
+            sets = ", ".join(
+                f"{quote_ident(n.column)} = case when {n.condition_sql} then null "
+                f"else {quote_ident(n.column)} end"
+                for n in unknown
+            )
+            sql = f"update staging.{name} set {sets}"
+            con.execute(sql, used_params(sql, bind))
+
+
+def test_truncation_follows_the_contract_for_tickets_answered_or_solved_later():
+    # What the leakage test treats as not yet known is what ingestion stages as NULL.
+    con = duckdb.connect()
+    make_staging(
+        con,
+        support_tickets=[{"ticket_id": "t1", "account_id": "A1", "reopens": 1,
+                          "created_at": "2024-06-30 10:00:00+00",
+                          "first_response_at": "2024-06-30 23:59:59+00",
+                          "solved_at": "2024-07-01 00:00:00+00",
+                          "first_contact_resolution": False, "handle_minutes": 5}],
+    )  # fmt: skip
+    _truncate_to(con, date(2024, 7, 1))
+    assert con.execute(
+        "select ticket_id, first_response_at::varchar, solved_at, reopens, "
+        "first_contact_resolution, handle_minutes from staging.support_tickets"
+    ).fetchall() == [("t1", "2024-06-30 23:59:59+00", None, None, None, None)]
 
 
 @pytest.mark.parametrize("cutoff", [date(2026, 5, 1), date(2026, 8, 1)])

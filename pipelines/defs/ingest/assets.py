@@ -181,6 +181,12 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
             context,
             f"validate {src:<17} {result.rows_read:,} read = {result.rows_staged:,} staged"
             f" + {result.rows_quarantined:,} quarantined + {result.rows_duplicate:,} duplicates"
+            + (
+                f"; {result.values_not_yet_known:,} values after the as-of date staged as not"
+                " yet known"
+                if result.values_not_yet_known
+                else ""
+            )
             + ("  (inputs unchanged: kept)" if kept else "")
             + (f"  (new files only: {len(new_files)})" if not kept and appended else ""),
         )
@@ -191,6 +197,7 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
                 "rows_read": result.rows_read,
                 "rows_quarantined": result.rows_quarantined,
                 "rows_duplicate": result.rows_duplicate,
+                "values_not_yet_known": result.values_not_yet_known,
                 "as_of": as_of.isoformat(),
                 "contract_version": contract.version,
                 "kept": kept,
