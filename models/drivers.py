@@ -43,7 +43,9 @@ DISTINGUISHABLE_Q = 0.10  # BH level across a unit's drivers (DOMAIN: q <= 0.10)
 
 
 def _columns(df: pl.DataFrame, outcome: Outcome) -> tuple[np.ndarray, list[int], list[list[int]]]:
-    """[const, controls..., metric value & missing flag per metric..., y] and the index sets.
+    """[const, controls..., metric value & missing flag per metric..., y], one row per
+    column (columns x rows, C order: each column contiguous, as the per-account sums read
+    them), and the index sets.
 
     Size is log MRR at the CX window's end (log_mrr_control, with the flag of accounts new
     since then) where the panel has it, as in the link model; else the month's log MRR."""
@@ -68,8 +70,7 @@ def _columns(df: pl.DataFrame, outcome: Outcome) -> tuple[np.ndarray, list[int],
         cols += [np.nan_to_num(v), np.isnan(v).astype(float)]
         groups.append([start, start + 1])
     cols.append(df[outcome.column].cast(pl.Float64).to_numpy())
-    X = np.column_stack(cols)
-    return X, base, groups
+    return np.vstack(cols), base, groups
 
 
 def _r2(M: np.ndarray, cols: list[int], y: int) -> float:
@@ -211,22 +212,24 @@ def unit_drivers(unit: str, unit_rows: pl.DataFrame, outcome_name: str = "retent
             "log_mrr_change_prior_3m", "segment", "tenure_months",
             *(f"z_{m}" for m in METRICS), "churned_next_month", "churned_next_month_involuntary",
             outcome.column)  # fmt: skip
-    df = outcome_rows(
-        unit_rows.select(c for c in dict.fromkeys(used) if c in unit_rows.columns), outcome
-    )
-    accounts = df["account_code"].unique().sort()
+    unit_rows = unit_rows.select(c for c in dict.fromkeys(used) if c in unit_rows.columns)
+    # The sample of accounts is drawn before the rows are copied: at a million accounts a
+    # unit's rows are millions and the sample a quarter of them.
+    accounts = outcome_rows(unit_rows, outcome, ("account_code",))["account_code"].unique().sort()
     if len(accounts) > max_accounts:
         keep = rng.choice(accounts.to_numpy(), max_accounts, replace=False)
-        df = df.filter(pl.col("account_code").is_in(keep))
+        unit_rows = unit_rows.filter(pl.col("account_code").is_in(keep))
+    df = outcome_rows(unit_rows, outcome)
+    del unit_rows
     if df.height < 100 or df[outcome.column].cast(pl.Float64).std() == 0:
         return rows
-    X, base, groups = _columns(df, outcome)
-    y = X.shape[1] - 1
+    XT, base, groups = _columns(df, outcome)
+    k = XT.shape[0]
+    y = k - 1
     inv, n_acc = cluster_codes(df["account_code"].to_numpy())
+    del df
     # Per-account cross-products (one bincount per column pair over contiguous columns,
     # never a rows x k^2 array), flattened: each bootstrap replicate is then one product.
-    k = X.shape[1]
-    XT = np.ascontiguousarray(X.T)
     per_account = np.empty((n_acc, k * k))
     for i in range(k):  # k columns (about 20), not rows
         for j in range(i, k):

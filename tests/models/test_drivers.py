@@ -105,7 +105,8 @@ def test_importances_sum_to_what_cx_explains_and_the_planted_driver_leads(csat_d
     assert drivers["importance"].sum() == pytest.approx(drivers["cx_explained_r2"][0], rel=1e-9)
     # ... which is R2(controls + CX) - R2(controls), fitted directly:
     df = outcome_rows(csat_driven, OUTCOMES["retention"])
-    X, base, groups = _columns(df, OUTCOMES["retention"])
+    XT, base, groups = _columns(df, OUTCOMES["retention"])
+    X = XT.T  # (rows x columns)
     M = X.T @ X
     y = X.shape[1] - 1
     full = _r2(M, base + [c for g in groups for c in g], y) - _r2(M, base, y)
@@ -149,7 +150,8 @@ def test_bias_corrected_interval_holds_the_estimate_and_can_reach_zero():
 
 def test_group_wald_matches_statsmodels_clustered_f_test(csat_driven):
     df = outcome_rows(csat_driven, OUTCOMES["retention"]).head(30_000)
-    X, base, groups = _columns(df, OUTCOMES["retention"])
+    XT, base, groups = _columns(df, OUTCOMES["retention"])
+    X = XT.T  # (rows x columns)
     # A copy of the CES missing flag joins the FCR group: beside it CES's own flag has no
     # coefficient of its own, nor has the copy beside CES's flag; each group's test keeps
     # only the columns no other column spans (never a split of a shared coefficient).
