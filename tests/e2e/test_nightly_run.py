@@ -14,13 +14,21 @@ from tests.conftest import FIXTURES, run_cli, table_contents, write_config
 pytestmark = pytest.mark.slow
 
 BAD = FIXTURES / "bad_landing"
+# Hostile-input corpora: <name>/landing (a landing zone) and <name>/manifest.csv, which lists
+# each case's expected outcome per file, row and column: quarantined (with its rule and the
+# text), staged (with the staged value as text, NULL for none) or not_yet_known (the text).
+HOSTILE = FIXTURES / "hostile"
 # Logs of the run itself: they gain rows (ingest_runs) or name the run (warehouse_version).
 LOG_TABLES = ("analytics.ingest_runs", "analytics.warehouse_version")
 
 
-def _expected_quarantine() -> list[tuple]:
-    with open(FIXTURES / "bad_landing_expected_quarantine.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+def _expected_quarantine(
+    path=FIXTURES / "bad_landing_expected_quarantine.csv", outcome: str = "quarantined"
+) -> list[tuple]:
+    """(source, file, row, column, rule, value) per expected row; a manifest with an outcome
+    column gives the rows of that outcome."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("outcome", "quarantined") == outcome]
     null = lambda v: None if v == "NULL" else v  # noqa: E731
     return sorted(
         (r["source"], r["source_file"], int(r["source_row"]), null(r["column_name"]), r["rule"],
@@ -81,6 +89,39 @@ def test_bad_input_corpus_lands_in_quarantine_exactly(tmp_path):
         (5, "solved_at", "2025-01-02 00:00:01"),
     ]  # fmt: skip
     # Every quarantined or absorbed row is accounted for by the blocking check's recount.
+    con.close()
+
+
+@pytest.mark.parametrize("corpus", ["values"])
+def test_hostile_corpus_lands_where_its_manifest_says(tmp_path, corpus):
+    """Every case of the corpus ends as its manifest says, and the night does not crash: a
+    value outside its type's form or range is a quarantined row naming file, row, column and
+    rule; a value after the as-of date that is not yet known is staged as NULL and listed."""
+    landing = tmp_path / "landing"
+    shutil.copytree(HOSTILE / corpus / "landing", landing)
+    manifest = HOSTILE / corpus / "manifest.csv"
+    config = write_config(tmp_path / "cx.yml", "ingest:\n  max_bad_share: 1.0\n")
+
+    assert run_cli(landing, tmp_path, "2025-01-01", config) == 0
+
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    got = con.execute(
+        "select source, source_file, source_row, column_name, rule, value "
+        "from analytics.quarantine order by all"
+    ).fetchall()
+    assert got == _expected_quarantine(manifest)
+    got = con.execute(
+        "select source, source_file, source_row, column_name, '', value "
+        "from analytics.not_yet_known order by all"
+    ).fetchall()
+    assert got == _expected_quarantine(manifest, "not_yet_known")
+    for source, file, row, column, _, value in _expected_quarantine(manifest, "staged"):
+        staged = con.execute(
+            f'select "{column}"::varchar from staging.{source} '
+            "where _source_file = ? and _source_row = ?",
+            [file, row],
+        ).fetchall()
+        assert staged == [(value,)], (source, file, row, column)
     con.close()
 
 
