@@ -14,6 +14,8 @@ import hashlib
 import io
 import math
 import re
+import textwrap
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+
+from pipelines.scorecard.names import LTR, in_text, short  # noqa: E402
 
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
 TYPE_COLOURS = {
@@ -31,10 +36,20 @@ TYPE_COLOURS = {
     "Inactive": "#CC79A7",
     "Inconclusive": "#7f7f7f",
 }
+# Fonts for names in any script: DejaVu Sans (Latin, Greek, Cyrillic, Hebrew, Arabic), then
+# Noto Sans CJK (Chinese, Japanese, Korean) where installed (Debian: fonts-noto-cjk; .ci/run
+# installs it). A glyph in neither is drawn as matplotlib's last-resort box (emoji in the PDF);
+# the SVG keeps text as text and the browser draws it with its own fonts.
+FONT_FALLBACKS = ("Noto Sans CJK JP",)
+_known_fonts = {f.name for f in font_manager.fontManager.ttflist}
 plt.rcParams.update({
     "svg.fonttype": "none",  # keep text as text
     "svg.hashsalt": "cxalign",  # deterministic ids
-    "font.family": "sans-serif",
+    # Names are data: "Premium $$" or "$x^2$" is drawn as typed, never parsed as math text
+    # (which fails on "$$" and silently typesets the rest). Nothing here draws mathtext.
+    "text.parse_math": False,
+    # (sans-serif last: the SVG's font-family list ends in the generic family for browsers)
+    "font.family": ["DejaVu Sans", *(f for f in FONT_FALLBACKS if f in _known_fonts), "sans-serif"],
     "font.size": 9,
     "axes.spines.top": False,
     "axes.spines.right": False,
@@ -49,13 +64,16 @@ class Chart:
 
 
 class ChartCache:
-    """Charts already drawn, by a digest of what they draw: the chart function, its inputs
-    and the source of this module and matplotlib's version. A quiet night (the same complete
-    months) draws no trend chart again; the scorecards asset keeps the entries in the
-    warehouse (ops.chart_cache)."""
+    """Charts already drawn, by a digest of what they draw: the chart function, its inputs,
+    the source of this module and of names.py (how labels are printed), the fonts found and
+    matplotlib's version. A quiet night (the same complete months) draws no trend chart
+    again; the scorecards asset keeps the entries in the warehouse (ops.chart_cache)."""
 
     _code = hashlib.sha256(
-        Path(__file__).read_bytes() + matplotlib.__version__.encode()
+        Path(__file__).read_bytes()
+        + (Path(__file__).parent / "names.py").read_bytes()
+        + repr(plt.rcParams["font.family"]).encode()
+        + matplotlib.__version__.encode()
     ).hexdigest()
 
     def __init__(self, known: dict[str, tuple[str, str]] | None = None):
@@ -78,7 +96,13 @@ class ChartCache:
 
 def _svg(fig) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    with warnings.catch_warnings():
+        # Text stays text in the SVG: the browser draws it with its own fonts (emoji too), so
+        # a glyph missing from matplotlib's fonts only means a rougher size estimate.
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        fig.savefig(
+            buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None}
+        )
     plt.close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE for inline use
@@ -101,7 +125,9 @@ def quadrant_chart(units: list[dict]) -> Chart:
         established = u["confidence"] == "established"
         ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", color=colour, ms=8, capsize=3,
                     mfc=colour if established else "white", mew=1.5)  # fmt: skip
-        ax.annotate(u["business_unit"], (x, y), xytext=(6, 6), textcoords="offset points")
+        ax.annotate(
+            short(u["business_unit"], 24), (x, y), xytext=(6, 6), textcoords="offset points"
+        )
     ax.set_xlabel("Execution: CX against the company (SD units) →")
     ax.set_ylabel("Link: lower churn hazard per SD better CX (log) →")
     ax.text(
@@ -141,10 +167,16 @@ def quadrant_chart(units: list[dict]) -> Chart:
         color=TYPE_COLOURS["Inactive"],
     )
     if apart:
-        names = ", ".join(u["business_unit"] for u in apart)
-        ax.set_title(f"Inconclusive, shown apart: {names}", fontsize=8, loc="left", color="#555555")
+        names = ", ".join(in_text(short(u["business_unit"], 24)) for u in apart)
+        title = "\n".join(
+            LTR + line
+            for line in textwrap.wrap(
+                f"Inconclusive, shown apart: {names}", 90, max_lines=3, placeholder=" …"
+            )
+        )
+        ax.set_title(title, fontsize=8, loc="left", color="#555555")
     alt = "Quadrant chart. " + "; ".join(
-        f"{u['business_unit']}: {u['quadrant']} ({u['confidence']}), execution {'n/a' if u['execution_score'] is None else format(u['execution_score'], '+.2f')}"
+        f"{in_text(u['business_unit'])}: {u['quadrant']} ({u['confidence']}), execution {'n/a' if u['execution_score'] is None else format(u['execution_score'], '+.2f')}"
         + (f", link {-u['link_effect_shrunk']:+.2f}" if u["link_effect_shrunk"] is not None else "")
         for u in units
     )
@@ -180,9 +212,9 @@ def bar_chart(title: str, labels: list[str], values: list[float], low: list | No
         err = [[max(v - lo, 0) for v, lo in zip(values, low, strict=True)],
                [max(hi - v, 0) for v, hi in zip(values, high, strict=True)]]  # fmt: skip
     ax.barh(ypos, values, xerr=err, color=colours or OKABE_ITO[4], capsize=3, height=0.6)
-    ax.set_yticks(ypos, labels)
+    ax.set_yticks(ypos, [short(label, 32) for label in labels])
     ax.set_title(title, loc="left", fontsize=9)
     alt = f"{title}: " + "; ".join(
-        f"{label} {v:,.2f}{unit}" for label, v in zip(labels, values, strict=True)
+        f"{in_text(label)} {v:,.2f}{unit}" for label, v in zip(labels, values, strict=True)
     )
     return Chart(_svg(fig), alt)

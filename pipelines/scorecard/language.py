@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from pipelines.scorecard.names import in_text
+
 
 def pct(x: float | None, digits: int = 0) -> str:
     return (
@@ -74,7 +76,7 @@ def nps_contrast(c: dict | None) -> str:
 
 
 def verdict_sentence(u: dict) -> str:
-    unit = u["business_unit"]
+    unit = in_text(u["business_unit"])
     if u["quadrant"] == "Inconclusive":
         mde = u["mde"]
         need = (
@@ -105,13 +107,15 @@ def verdict_sentence(u: dict) -> str:
 
 def headline(units: list[dict], company: dict) -> str:
     n = len(units)
-    strong = [u["business_unit"] for u in units if u["link_verdict"] == "strong"]
-    inconclusive = [u["business_unit"] for u in units if u["link_verdict"] == "inconclusive"]
+    strong = [in_text(u["business_unit"]) for u in units if u["link_verdict"] == "strong"]
+    inconclusive = [
+        in_text(u["business_unit"]) for u in units if u["link_verdict"] == "inconclusive"
+    ]
     parts = [
         f"In {len(strong)} of {n} business units CX is clearly linked to the outcome that unit "
         f"cares about" + (f" ({', '.join(strong)})" if strong else "")
     ]
-    inflicted = [u["business_unit"] for u in units if u["quadrant"] == "Inflicted"]
+    inflicted = [in_text(u["business_unit"]) for u in units if u["quadrant"] == "Inflicted"]
     if inflicted:
         parts.append(
             f"in {', '.join(inflicted)}, where CX runs below the company's level, that link is "

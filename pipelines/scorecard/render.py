@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from models.alignment import METHOD_VERSION as ALIGNMENT_VERSION
 from models.sci import SCI_VERSION
-from pipelines.scorecard import charts, language
+from pipelines.scorecard import charts, language, names
 from pipelines.scorecard.data import ScorecardData
+from pipelines.scorecard.names import slug
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unit"
+def _name_html(name: str) -> Markup:
+    """A name on a page: escaped, on one line, its direction isolated from the sentence."""
+    return Markup("<bdi>") + escape(names.display(name)) + Markup("</bdi>")
 
 
 def _num(x, digits=2) -> str:
@@ -52,6 +54,7 @@ def _env() -> Environment:
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
     )
+    env.filters["name"] = _name_html
     env.globals.update(
         slug=slug, num=_num, pval=_p, pct=language.pct, money=language.money, hr=_hr, fmt_hr=_fmt_hr, signed=_signed,
         methods=f"{ALIGNMENT_VERSION}, {SCI_VERSION}",
@@ -110,6 +113,7 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
     (out / "index.html").write_text(index, encoding="utf-8")
     written.append(out / "index.html")
 
+    pages = _page_files(data.units, units_dir)
     for u in data.units:
         unit = u["business_unit"]
         drivers = data.drivers.get(unit, [])
@@ -140,14 +144,14 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
                                  [r["sci_ci_low"] for r in sci_rows],
                                  [r["sci_ci_high"] for r in sci_rows]), *rest]  # fmt: skip
         page = env.get_template("unit.html").render(
-            title=f"{unit}: cxalign scorecard", d=data, u=u,
+            title=f"{names.display(unit)}: cxalign scorecard", d=data, u=u,
             verdict=language.verdict_sentence(u), link=language.link_sentence(u),
             contrast=language.nps_contrast(data.churn_by_nps.get(unit)),
             change=language.change_sentence(u, data.previous.get(unit)),
             drivers_chart=drivers_chart, drivers_distinct=distinct, sci=data.sci_latest.get(unit),
             benefits=data.benefits.get(unit, []), clv=data.clv.get(unit), trends=unit_charts,
         )  # fmt: skip
-        path = units_dir / f"{slug(unit)}.html"
+        path = pages[unit]
         path.write_text(page, encoding="utf-8")
         written.append(path)
 
@@ -159,88 +163,149 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
     return written
 
 
+def _page_files(units: list[dict], units_dir: Path) -> dict[str, Path]:
+    """units/<slug>.html for every unit; refuses two units on one file rather than let one
+    page overwrite another and the index link to the wrong unit."""
+    pages: dict[str, Path] = {}
+    taken: dict[str, str] = {}
+    for u in units:
+        unit = u["business_unit"]
+        file = f"{slug(unit)}.html"
+        if file in taken and taken[file] != unit:
+            raise ValueError(
+                f"business units {taken[file]!r} and {unit!r} share the page slug {file}: "
+                "rename one of them in the accounts export (see docs/methods/scorecard.md#names-and-page-slugs)"
+            )
+        taken[file] = unit
+        pages[unit] = units_dir / file
+    return pages
+
+
 def markdown(data: ScorecardData, head: str) -> str:
+    """scorecard.md: every text from the data (names, and sentences holding them) escaped by
+    names.markdown, so a name is never a link, raw HTML or a new table cell."""
+    md = names.markdown
     lines = [
         f"# CX alignment scorecard, as of {data.as_of}",
         "",
-        f"**{head}**",
+        f"**{md(head)}**",
         "",
         "| Business unit | CX type | Confidence | Link (HR per SD, 95% CI) | Execution | Action |",
         "|---|---|---|---|---|---|",
     ]
     for u in data.units:
         lines.append(
-            f"| {u['business_unit']} | {u['quadrant']} | {u['confidence']} | "
+            f"| {md(names.display(u['business_unit']))} | {u['quadrant']} | {u['confidence']} | "
             f"{_fmt_hr(u['link_effect_shrunk'])} ({_fmt_hr(u['link_shrunk_ci_low'])}–"
             f"{_fmt_hr(u['link_shrunk_ci_high'])}) | {_signed(u['execution_score'])} ({u['execution_level']}) | "
-            f"{u['recommended_action']} |"
+            f"{md(u['recommended_action'])} |"
         )
     lines += ["", "## Per unit", ""]
     for u in data.units:
         lines += [
-            f"- **{u['business_unit']}**: {language.verdict_sentence(u)} {language.link_sentence(u)}"
+            f"- **{md(names.display(u['business_unit']))}**: "
+            f"{md(language.verdict_sentence(u))} {md(language.link_sentence(u))}"
         ]
     lines += ["", f"Maturity (indicative): level {data.maturity['level']} of 5, {data.maturity['name']}.",
               "", f"_Lineage fingerprint {data.fingerprint[:16]}; run {data.run_id}._", ""]  # fmt: skip
     return "\n".join(lines)
 
 
+def _lines(text: str, width: int) -> list[str]:
+    """A paragraph wrapped for the PDF, each line opened left to right (names.LTR)."""
+    return [names.LTR + line for line in textwrap.wrap(text, width) or [""]]
+
+
+class _Pages:
+    """Text and tables flowing down A4 pages: a new page when the next block does not fit,
+    so many units or long names never draw over one another."""
+
+    A4 = (8.27, 11.69)
+    LINE = 1.25 / (11.69 * 72)  # page height per point of font size, one line
+    ROW = 0.018  # a table row at 8 pt
+    TOP, BOTTOM = 0.96, 0.06
+
+    def __init__(self, doc, plt, footer: str):
+        self.doc, self.plt, self.footer = doc, plt, footer
+        self.fig = None
+        self.new_page()
+
+    def new_page(self) -> None:
+        self.flush()
+        self.fig = self.plt.figure(figsize=self.A4)
+        self.fig.text(0.06, 0.03, self.footer, fontsize=7, color="#777777")
+        self.y = self.TOP
+
+    def flush(self) -> None:
+        if self.fig is not None:
+            self.doc.savefig(self.fig)
+            self.plt.close(self.fig)
+            self.fig = None
+
+    def text(self, lines: list[str], size: float, gap: float = 0.012, **kw) -> None:
+        height = len(lines) * size * self.LINE
+        if self.y - height < self.BOTTOM and self.y < self.TOP:
+            self.new_page()
+        self.fig.text(0.06, self.y, "\n".join(lines), fontsize=size, va="top", **kw)
+        self.y -= height + gap
+
+    def table(self, rows: list[list[str]], header: list[str], colours: list[str]) -> None:
+        while rows:
+            fits = max(int((self.y - self.BOTTOM) / self.ROW) - 1, 0)
+            if fits == 0:
+                self.new_page()
+                continue
+            chunk, rows, shades, colours = rows[:fits], rows[fits:], colours[:fits], colours[fits:]
+            height = (len(chunk) + 1) * self.ROW
+            ax = self.fig.add_axes([0.06, self.y - height, 0.88, height])
+            ax.axis("off")
+            table = ax.table(cellText=chunk, colLabels=header, colWidths=[0.3, 0.14, 0.14, 0.24, 0.18],
+                             cellLoc="left", loc="upper left", bbox=[0, 0, 1, 1])  # fmt: skip
+            table.auto_set_font_size(False)
+            table.set_fontsize(8)
+            for i, colour in enumerate(shades, start=1):
+                table[i, 1].set_facecolor(colour)
+            self.y -= height + 0.02
+
+
 def pdf(data: ScorecardData, head: str, path: Path) -> None:
-    """A PDF for email: the company page, then a page per unit (matplotlib, no system deps)."""
+    """A PDF for email: the company pages, then a page per unit (matplotlib, no system deps).
+    Names are drawn as plain text (charts.py turns math text off), cut short in the table
+    and the company verdicts (the unit's own page carries the name whole)."""
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
+    footer = f"Lineage fingerprint {data.fingerprint[:16]} · run {data.run_id}"
     with PdfPages(
         path, metadata={"Title": f"cxalign scorecard {data.as_of}", "CreationDate": None}
     ) as doc:
-        fig = plt.figure(figsize=(8.27, 11.69))  # A4
-        fig.text(0.06, 0.96, "Is our CX strategic, or just busy?", fontsize=16, weight="bold")
-        fig.text(0.06, 0.935, f"cxalign scorecard, as of {data.as_of}", fontsize=9, color="#555555")
-        fig.text(0.06, 0.90, textwrap.fill(head, 95), fontsize=10, va="top")
+        page = _Pages(doc, plt, footer)
+        page.text(["Is our CX strategic, or just busy?"], 16, gap=0.004, weight="bold")
+        page.text([f"cxalign scorecard, as of {data.as_of}"], 9, color="#555555")
+        page.text(_lines(head, 95), 10, gap=0.02)
         rows = [
-            [u["business_unit"], u["quadrant"], u["confidence"],
+            [names.short(u["business_unit"], 28), u["quadrant"], u["confidence"],
              f"{_fmt_hr(u['link_effect_shrunk'])} ({_fmt_hr(u['link_shrunk_ci_low'])}-{_fmt_hr(u['link_shrunk_ci_high'])})",
              f"{_signed(u['execution_score'])} ({u['execution_level']})"]
             for u in data.units
         ]  # fmt: skip
-        ax = fig.add_axes([0.06, 0.62, 0.88, 0.22])
-        ax.axis("off")
-        table = ax.table(cellText=rows, colLabels=["Unit", "CX type", "Confidence", "Link HR/SD (95% CI)",
-                                                   "Execution"], loc="upper left")  # fmt: skip
-        table.auto_set_font_size(False)
-        table.set_fontsize(8)
-        table.scale(1, 1.4)
-        for i, u in enumerate(data.units, start=1):
-            table[i, 1].set_facecolor(charts.TYPE_COLOURS[u["quadrant"]] + "40")
-        y = 0.58
+        page.table(
+            rows, ["Unit", "CX type", "Confidence", "Link HR/SD (95% CI)", "Execution"],
+            [charts.TYPE_COLOURS[u["quadrant"]] + "40" for u in data.units],
+        )  # fmt: skip
         for u in data.units:
-            fig.text(
-                0.06, y, textwrap.fill(language.verdict_sentence(u), 100), fontsize=8, va="top"
-            )
-            y -= 0.055
-        fig.text(
-            0.06,
-            0.03,
-            f"Lineage fingerprint {data.fingerprint[:16]} · run {data.run_id}",
-            fontsize=7,
-            color="#777777",
-        )
-        doc.savefig(fig)
-        plt.close(fig)
+            short = {**u, "business_unit": names.short(u["business_unit"], 40)}
+            page.text(_lines(language.verdict_sentence(short), 100), 8)
         for u in data.units:
-            fig = plt.figure(figsize=(8.27, 11.69))
-            fig.text(0.06, 0.96, f"{u['business_unit']}: {u['quadrant']}", fontsize=15, weight="bold",
-                     color=charts.TYPE_COLOURS[u["quadrant"]])  # fmt: skip
-            text = "\n\n".join(
-                textwrap.fill(t, 95)
-                for t in (
-                    language.verdict_sentence(u),
-                    language.link_sentence(u),
-                    language.nps_contrast(data.churn_by_nps.get(u["business_unit"])),
-                    "What to do: " + u["recommended_action"],
-                )  # fmt: skip
-                if t
-            )
-            fig.text(0.06, 0.92, text, fontsize=9, va="top")
-            doc.savefig(fig)
-            plt.close(fig)
+            page.new_page()
+            page.text(_lines(f"{names.display(u['business_unit'])}: {u['quadrant']}", 55), 15,
+                      weight="bold", color=charts.TYPE_COLOURS[u["quadrant"]])  # fmt: skip
+            for t in (
+                language.verdict_sentence(u),
+                language.link_sentence(u),
+                language.nps_contrast(data.churn_by_nps.get(u["business_unit"])),
+                "What to do: " + u["recommended_action"],
+            ):
+                if t:
+                    page.text(_lines(t, 95), 9, gap=0.015)
+        page.flush()
