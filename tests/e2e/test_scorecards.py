@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,6 +12,7 @@ import pytest
 
 from pipelines.scorecard.render import slug
 from tests.conftest import run_cli
+from tests.e2e.viewers import open_offline, require
 
 pytestmark = pytest.mark.slow
 
@@ -118,63 +116,14 @@ def test_inconclusive_units_say_what_would_settle_it(run):
             assert f"{needed:,}" in verdict
 
 
-def _chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
 def test_every_page_opens_offline_without_errors_in_headless_chromium(run, tmp_path):
-    found = _chromium()
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(
-                "CI must have Debian's chromium and chromium-driver (.ci/run installs them)"
-            )
-        pytest.skip("chromium/chromedriver not installed (CI installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     out, _ = run
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = found[0]
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2000"):  # fmt: skip
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=opts, service=Service(found[1]))
-    try:
-        pages = [out / "index.html", *sorted((out / "units").glob("*.html"))]
-        for page in pages:
-            driver.get_log("performance")  # drop what the blank start page did
-            driver.get_log("browser")
-            driver.get(page.resolve().as_uri())
-            errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
-            assert errors == [], (page.name, errors)
-            requests = []
-            for entry in driver.get_log("performance"):
-                msg = json.loads(entry["message"])["message"]
-                if msg["method"] == "Network.requestWillBeSent":
-                    url = msg["params"]["request"]["url"]
-                    # The page itself is a file; anything else would reach a network.
-                    if not url.startswith(("file://", "data:", "about:", "chrome://")):
-                        requests.append(url)
-            assert requests == [], (page.name, requests)
-            assert driver.find_elements("css selector", "svg"), page.name
-            shot = tmp_path / f"{page.stem}.png"
-            assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-    finally:
-        driver.quit()
+    open_offline([out / "index.html", *sorted((out / "units").glob("*.html"))], tmp_path)
 
 
 def test_pdf_first_page_is_not_blank(run, tmp_path):
     out, _ = run
-    pdftoppm = shutil.which("pdftoppm")
-    if pdftoppm is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must have poppler-utils (.ci/run installs it)")
-        pytest.skip("pdftoppm not installed (CI installs poppler-utils)")
+    pdftoppm = require("pdftoppm", "poppler-utils")
     subprocess.run([pdftoppm, "-png", "-r", "40", "-f", "1", "-l", "1", str(out / "scorecard.pdf"),
                     str(tmp_path / "page")], check=True)  # fmt: skip
     import matplotlib.image as mpimg
