@@ -398,10 +398,14 @@ def _record_not_yet_known(
 
 
 def conservation(con: duckdb.DuckDBPyConnection, run_id: str, source: str) -> tuple[bool, dict]:
-    """Recount from the tables themselves: read = staged + quarantined + duplicates."""
+    """Recount from the tables themselves: read = staged + quarantined + duplicates, where
+    read (raw rows and malformed records) must equal the data records the landing files hold,
+    as counted from the files apart from DuckDB (raw._files.records_in_file)."""
     row = con.execute(
         f"""
         select
+            (select coalesce(sum(coalesce(records_in_file, rows_loaded + rows_rejected)), 0)
+               from raw._files where source = $src) as in_files,
             (select count(*) from raw.{source})
               + (select count(*) from raw._rejects where source = $src) as read,
             (select count(*) from staging.{source}) as staged,
@@ -418,13 +422,14 @@ def conservation(con: duckdb.DuckDBPyConnection, run_id: str, source: str) -> tu
     ).fetchone()
     counts = dict(
         zip(
-            ["read", "staged", "quarantined", "duplicate", "staged_and_quarantined"],
+            ["in_files", "read", "staged", "quarantined", "duplicate", "staged_and_quarantined"],
             row,
             strict=True,
         )
     )
     ok = (
         counts["duplicate"] is not None
+        and counts["in_files"] == counts["read"]
         and counts["read"] == counts["staged"] + counts["quarantined"] + counts["duplicate"]
         and counts["staged_and_quarantined"] == 0
     )

@@ -5,29 +5,42 @@ A landing directory holds one folder per source; each folder holds any number of
 `raw.<source>` with its path (relative to the landing directory) and its 1-based
 data row number, so every later error can point at the row in the file.
 
-Loading is incremental and idempotent, keyed on each file's content hash
-(`raw._files`): an unchanged file is skipped, a changed one replaces its earlier
-rows, a new one adds its rows. Malformed CSV records (wrong number of fields) do
-not stop the load: DuckDB sets them aside and they land in `raw._rejects`, to be
-quarantined with the rest. A file that cannot be read at all stops the run with
-its name and what is wrong.
+Loading is incremental and idempotent, keyed on each file's content hash and on
+how it is read (`raw._files`: the column mapping, encoding and delimiter in the
+config and the contract's columns): a file unchanged and read the same way is
+skipped, a changed one replaces its earlier rows, a new one adds its rows.
+Malformed CSV records (wrong number of fields) do not stop the load: DuckDB sets
+them aside and they land in `raw._rejects`, to be quarantined with the rest. A file
+that cannot be read at all, or not to its end, stops the run with its name and what
+is wrong: every record in the file (counted by a second parser, not by DuckDB) must
+be either loaded or rejected.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
+import io
+import json
 import re
+import tempfile
+import zlib
+from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 from pipelines.contracts import Contract
 from pipelines.settings import SourceSettings
 
 FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _DELIMITER_CANDIDATES = (",", ";", "\t", "|")
+_GLOB_CHARS = re.compile(r"[*?\[\]{}]")
 
 
 class LandingFileError(RuntimeError):
@@ -64,6 +77,10 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
     # Working databases from before run_id was recorded.
     con.execute("alter table raw._files add column if not exists run_id varchar")
+    # How the file was read (load_settings_digest) and how many data records it holds as
+    # counted apart from DuckDB. A file recorded before these has NULL and is loaded again.
+    con.execute("alter table raw._files add column if not exists read_with varchar")
+    con.execute("alter table raw._files add column if not exists records_in_file bigint")
     con.execute(
         """
         create table if not exists raw._rejects (
@@ -90,6 +107,10 @@ def ensure_raw_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> None
         )
         """
     )
+    # A contract that gained a column: the files are loaded again (the contract's columns are
+    # part of load_settings_digest), so the new column is filled.
+    for c in contract.columns:
+        con.execute(f'alter table raw.{contract.name} add column if not exists "{c.name}" varchar')
 
 
 def discover_files(landing_dir: Path, source: str) -> list[Path]:
@@ -112,6 +133,26 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def load_settings_digest(contract: Contract, settings: SourceSettings) -> str:
+    """What decides how a file's bytes become raw rows besides the bytes: the column mapping,
+    encoding and delimiter of the config and the contract's columns (names, order, required).
+    A change to any of them loads every file of the source again."""
+    read_with = {
+        "columns": sorted(settings.columns.items()),
+        "encoding": settings.encoding,
+        "delimiter": settings.delimiter,
+        "contract": [(c.name, c.required) for c in contract.columns],
+    }
+    return hashlib.sha256(json.dumps(read_with, sort_keys=True).encode()).hexdigest()
+
+
+def forget_loaded_files(con: duckdb.DuckDBPyConnection) -> None:
+    """--full-refresh: every file in the landing zone is loaded again on the next run (the rows
+    of files no longer there stay, as ingest.on_missing_file says)."""
+    ensure_raw_schema(con)
+    con.execute("update raw._files set read_with = null")
+
+
 def load_source(
     con: duckdb.DuckDBPyConnection,
     landing_dir: Path,
@@ -126,11 +167,14 @@ def load_source(
     report = LoadReport(contract.name)
     files = discover_files(landing_dir, contract.name)
     report.files_seen = len(files)
-    known = dict(
-        con.execute(
-            "select source_file, content_sha256 from raw._files where source = ?", [contract.name]
+    known = {
+        rel: (digest, read_with)
+        for rel, digest, read_with in con.execute(
+            "select source_file, content_sha256, read_with from raw._files where source = ?",
+            [contract.name],
         ).fetchall()
-    )
+    }
+    read_with = load_settings_digest(contract, settings)
     present = set()
     # One transaction for the source: tonight's files land together or not at all, and
     # one commit instead of one per file (a commit per monthly file was half the load time).
@@ -140,12 +184,13 @@ def load_source(
             rel = path.relative_to(landing_dir).as_posix()
             present.add(rel)
             digest = file_sha256(path)
-            if known.get(rel) == digest:
+            if known.get(rel) == (digest, read_with):
                 report.files_unchanged += 1
                 continue
             loaded, rejected = _load_file(
-                con, path, rel, digest, contract, settings, run_id, replacing=rel in known
-            )
+                con, path, rel, (digest, read_with), contract, settings, run_id,
+                replacing=rel in known,
+            )  # fmt: skip
             report.files_loaded.append(rel)
             report.rows_loaded += loaded
             report.rows_rejected += rejected
@@ -170,7 +215,7 @@ def _load_file(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     rel: str,
-    digest: str,
+    fingerprint: tuple[str, str],
     contract: Contract,
     settings: SourceSettings,
     run_id: str | None = None,
@@ -178,37 +223,79 @@ def _load_file(
 ) -> tuple[int, int]:
     """Load one file into raw.<source>, replacing rows an earlier version left there.
 
+    fingerprint: (content hash, load_settings_digest), recorded in raw._files.
     replacing=False (a file not seen before) skips the delete, a scan of the whole raw
     table that a nightly file never needs."""
-    is_parquet = path.name.lower().endswith(".parquet")
-    if is_parquet:
-        scan, scan_params = "read_parquet(?, file_row_number = true)", [str(path)]
-    else:
-        delimiter = settings.delimiter or _sniff_delimiter(path, settings.encoding)
-        scan = (
-            "read_csv(?, all_varchar = true, header = true, delim = ?, quote = '\"', "
-            "escape = '\"', encoding = ?, store_rejects = true, "
-            "rejects_table = '_cx_reject_errors', rejects_scan = '_cx_reject_scans', "
-            "parallel = false)"
-        )
-        scan_params = [str(path), delimiter, settings.encoding]
+    with _plain_name(path) as readable:
+        if path.name.lower().endswith(".parquet"):
+            return _load_parquet(con, readable, path, rel, fingerprint, contract, settings,
+                                 run_id, replacing)  # fmt: skip
+        return _load_csv(con, readable, path, rel, fingerprint, contract, settings, run_id,
+                         replacing)  # fmt: skip
 
-    header = _read_header(con, scan, scan_params, rel, is_parquet)
+
+@contextmanager
+def _plain_name(path: Path) -> Iterator[Path]:
+    """The file under a name DuckDB reads as itself. DuckDB expands `*`, `?` and `[...]` in any
+    path it is given (there is no escape), so `export[1].csv` would read `export1.csv` and a
+    file named `*.csv` every file beside it: DuckDB is given a link with a plain name instead."""
+    with tempfile.TemporaryDirectory(prefix="cxalign-") as tmp:
+        if _GLOB_CHARS.search(tmp):
+            raise LandingFileError(
+                f"the temporary directory {tmp!r} has *, ? or [ in its path; set TMPDIR to "
+                "a plain path"
+            )
+        name = path.name.lower()
+        suffix = next(s for s in sorted(FILE_SUFFIXES, key=len, reverse=True) if name.endswith(s))
+        link = Path(tmp) / f"file{suffix}"
+        link.symlink_to(path.resolve())
+        yield link
+
+
+def _load_parquet(
+    con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
+    fingerprint: tuple[str, str], contract: Contract, settings: SourceSettings,
+    run_id: str | None, replacing: bool,
+) -> tuple[int, int]:  # fmt: skip
+    scan, scan_params = "read_parquet(?, file_row_number = true) _l", [str(readable)]
+    header = _read_header(con, scan, scan_params, rel, True)
     select_list, extra_keys = _column_mapping(header, contract, settings, rel)
+    # Typed columns and exact row numbers, nothing rejected: straight into raw, with no
+    # copy of the file in a temp table first (at 1M accounts, the same raw rows:
+    # tickets 64 -> 37 s, revenue 26 -> 15 s, survey answers 19 -> 13 s).
+    if replacing:
+        _delete_file_rows(con, contract.name, rel)
+    try:
+        loaded = _insert_rows(con, contract.name, rel, "_l.file_row_number + 1", select_list,
+                              extra_keys, scan, scan_params)  # fmt: skip
+        # The row count the file's footer declares, not the rows the scan returned.
+        in_file = con.execute(
+            "select coalesce(sum(num_rows), 0) from parquet_file_metadata(?)", [str(readable)]
+        ).fetchone()[0]
+    except duckdb.Error as exc:
+        raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
+    if loaded != in_file:
+        raise LandingFileError(_short_read(rel, in_file, loaded))
+    _record_file(con, contract.name, rel, fingerprint, path, loaded, 0, in_file, run_id)
+    return loaded, 0
 
-    if is_parquet:
-        # Typed columns and exact row numbers, nothing rejected: straight into raw, with no
-        # copy of the file in a temp table first (at 1M accounts, the same raw rows:
-        # tickets 64 -> 37 s, revenue 26 -> 15 s, survey answers 19 -> 13 s).
-        if replacing:
-            _delete_file_rows(con, contract.name, rel)
-        try:
-            loaded = _insert_rows(con, contract.name, rel, "file_row_number + 1", select_list,
-                                  extra_keys, scan, scan_params)  # fmt: skip
-        except duckdb.Error as exc:
-            raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
-        _record_file(con, contract.name, rel, digest, path, loaded, 0, run_id)
-        return loaded, 0
+
+def _load_csv(
+    con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
+    fingerprint: tuple[str, str], contract: Contract, settings: SourceSettings,
+    run_id: str | None, replacing: bool,
+) -> tuple[int, int]:  # fmt: skip
+    delimiter = settings.delimiter or _sniff_delimiter(path, settings.encoding)
+    scan = (
+        "read_csv(?, all_varchar = true, header = true, delim = ?, quote = '\"', "
+        "escape = '\"', encoding = ?, store_rejects = true, "
+        "rejects_table = '_cx_reject_errors', rejects_scan = '_cx_reject_scans', "
+        "parallel = false)"
+    )
+    scan_params = [str(readable), delimiter, settings.encoding]
+    header = _read_header(con, scan, scan_params, rel, False)
+    _refuse_repeated_headers(path, rel, delimiter, settings.encoding)
+    select_list, extra_keys = _column_mapping(header, contract, settings, rel)
 
     con.execute("drop table if exists _cx_reject_errors")
     con.execute("drop table if exists _cx_reject_scans")
@@ -218,67 +305,145 @@ def _load_file(
         raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
 
     # One row per rejected record (DuckDB reports each missing column separately).
-    rejects = con.execute(
-        "select line - 1, string_agg(distinct error_type::varchar, ', ' order by "
-        "error_type::varchar), min(error_message), min(csv_line) "
-        "from _cx_reject_errors group by line order by line"
-    ).fetchall()
-    bad_encoding = [r for r in rejects if "INVALID ENCODING" in r[1]]
-    if bad_encoding:
+    con.execute(
+        "create or replace temp table _cx_rejects as "
+        "select line - 1 as source_row, string_agg(distinct error_type::varchar, ', ' order by "
+        "error_type::varchar) as error_type, min(error_message) as error_message, "
+        "min(csv_line) as csv_line from _cx_reject_errors group by line"
+    )
+    bad_encoding = con.execute(
+        "select min(source_row) from _cx_rejects where error_type like '%INVALID ENCODING%'"
+    ).fetchone()[0]
+    if bad_encoding is not None:
         raise LandingFileError(
-            f"{rel}: not valid {settings.encoding} text (first at data row "
-            f"{bad_encoding[0][0]}); set sources.{contract.name}.encoding in the config "
-            "(e.g. latin-1 or utf-16)"
+            f"{rel}: not valid {settings.encoding} text (first at data row {bad_encoding}); "
+            f"set sources.{contract.name}.encoding in the config (e.g. latin-1 or utf-16)"
         )
 
-    # The data row number of each accepted record. DuckDB keeps file order
-    # (insertion order is preserved), so the k-th accepted record is data row
-    # k plus the number of rejected records before it: with rejects at rows
-    # d_1 < d_2 < ..., reject j precedes accepted record k iff d_j - j < k.
+    # Every record of the file, counted by a second parser: DuckDB stops silently where a
+    # .csv.gz is cut short, so what it returned cannot be the measure of what the file holds.
+    fields = _record_fields(path, rel, delimiter, settings.encoding)
+    blank = np.flatnonzero(fields == 0) + 1  # data row numbers of blank lines (not records)
+    in_file = int(len(fields) - len(blank))
+    loaded_rows, rejected = con.execute(
+        "select (select count(*) from _cx_load), (select count(*) from _cx_rejects)"
+    ).fetchone()
+    if loaded_rows + rejected != in_file:
+        raise LandingFileError(_short_read(rel, in_file, loaded_rows + rejected))
+
+    # The data row number of each accepted record. DuckDB keeps file order (insertion order
+    # is preserved) and numbers records as a blank line counts, so the k-th accepted record
+    # is the k-th data row that was not skipped (rejected, or a blank line): the rows of the
+    # file less the skipped ones, numbered in order, joined on k. Linear, where counting the
+    # rejects before each accepted record was quadratic (see docs/BENCHMARKS.md).
     # rowid counts from 0 in a committed table but from a large offset inside an open
     # transaction (the source's load is one): positions are rowid minus the first rowid.
     first = con.execute("select coalesce(min(rowid), 0) from _cx_load").fetchone()[0]
-    position = f"(rowid - {int(first)})"
-    if rejects:
+    position = f"(_l.rowid - {int(first)} + 1)::bigint"
+    if rejected or len(blank):
         con.execute(
-            "create or replace temp table _cx_reject_rows as "
-            "select unnest(?::bigint[]) as d, unnest(range(1, ?::bigint + 1)) as j",
-            [[r[0] for r in rejects], len(rejects)],
+            """
+            create or replace temp table _cx_rownum as
+            select row_number() over (order by r) as k, r
+            from range(1, ?::bigint + 1) t(r)
+            anti join (select source_row as s from _cx_rejects
+                       union all select unnest(?::bigint[])) x on x.s = t.r
+            """,
+            [len(fields), blank.tolist()],
         )
-        row_expr = (
-            f"{position} + 1 + (select count(*) from _cx_reject_rows r "
-            f"where r.d - r.j < _l.rowid - {int(first)} + 1)"
-        )
+        rows = f"_cx_load _l join _cx_rownum _n on _n.k = {position}"
+        row_expr = "_n.r"
     else:
-        row_expr = f"{position} + 1"
+        rows, row_expr = "_cx_load _l", position
 
     try:
         if replacing:
             _delete_file_rows(con, contract.name, rel)
-        loaded = _insert_rows(
-            con, contract.name, rel, row_expr, select_list, extra_keys, "_cx_load _l", []
+        loaded = _insert_rows(con, contract.name, rel, row_expr, select_list, extra_keys, rows, [])
+        con.execute(
+            "insert into raw._rejects select ?, ?, source_row, error_type, error_message, csv_line "
+            "from _cx_rejects order by source_row",
+            [contract.name, rel],
         )
-        if rejects:
-            con.executemany(
-                "insert into raw._rejects values (?, ?, ?, ?, ?, ?)",
-                [(contract.name, rel, r[0], r[1], r[2], r[3]) for r in rejects],
-            )
-        _record_file(con, contract.name, rel, digest, path, loaded, len(rejects), run_id)
+        _record_file(con, contract.name, rel, fingerprint, path, loaded, rejected, in_file,
+                     run_id)  # fmt: skip
     finally:
-        con.execute("drop table if exists _cx_load")
-    return loaded, len(rejects)
+        for temp in ("_cx_load", "_cx_rejects", "_cx_rownum"):
+            con.execute(f"drop table if exists {temp}")
+    return loaded, rejected
+
+
+def _short_read(rel: str, in_file: int, read: int) -> str:
+    return (
+        f"{rel}: holds {in_file:,} data records but only {read:,} could be read (loaded or set "
+        "aside as malformed); the file is cut short or damaged (a truncated .gz, say). "
+        "Nothing of it was loaded; export it again"
+    )
+
+
+def _text(path: Path, rel: str, encoding: str) -> io.TextIOBase:
+    """The file as text, decompressed, for the second parser (csv module, universal newlines)."""
+    # DuckDB drops a UTF-8 byte order mark; so does utf-8-sig.
+    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    try:
+        raw = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+        return io.TextIOWrapper(raw, encoding=codec, newline="")
+    except (OSError, LookupError) as exc:
+        raise LandingFileError(f"{rel}: cannot be opened ({exc})") from exc
+
+
+def _reader(f: io.TextIOBase, delimiter: str) -> Iterator[list[str]]:
+    csv.field_size_limit(1 << 30)
+    return csv.reader(f, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+
+
+def _record_fields(path: Path, rel: str, delimiter: str, encoding: str) -> np.ndarray:
+    """The number of fields of every data record of a CSV file (0 for a blank line), read to
+    the file's end by Python's csv parser, independently of DuckDB. A compressed file that
+    ends early or is damaged is an error naming the file. The records are counted in C
+    (array(map(len, reader))): no Python code runs per record."""
+    try:
+        with _text(path, rel, encoding) as f:
+            fields = array("q", map(len, _reader(f, delimiter)))
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise LandingFileError(
+            f"{rel}: cannot be read to its end ({exc}); the compressed file is cut short or "
+            "damaged. Nothing of it was loaded; export it again"
+        ) from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise LandingFileError(f"{rel}: cannot be read: {exc}") from exc
+    return np.frombuffer(fields, dtype=np.int64)[1:]  # the header is not a data record
+
+
+def _refuse_repeated_headers(path: Path, rel: str, delimiter: str, encoding: str) -> None:
+    """A header name that appears twice: which column is meant cannot be known (DuckDB would
+    rename the second `name_1` and the first would win silently)."""
+    try:
+        with _text(path, rel, encoding) as f:
+            header = next(_reader(f, delimiter), [])
+    except (EOFError, OSError, UnicodeDecodeError, csv.Error, zlib.error):
+        return  # unreadable: the load says so, with DuckDB's reason
+    names = [h.strip() for h in header]
+    repeated = sorted({h for h in names if names.count(h) > 1})
+    if repeated:
+        cols = [i + 1 for i, h in enumerate(names) if h == repeated[0]]
+        raise LandingFileError(
+            f"{rel}: the header has {repeated[0]!r} more than once (columns "
+            f"{', '.join(map(str, cols))}); which one is meant cannot be known. Rename or "
+            "remove the extra column in the export"
+        )
 
 
 def _insert_rows(
     con: duckdb.DuckDBPyConnection, source: str, rel: str, row_expr: str,
     select_list: list[str], extra_keys: list[str], rows: str, rows_params: list,
 ) -> int:  # fmt: skip
-    """Insert `rows` (a scan or a table) into raw.<source> as the file `rel`, each row numbered
-    by row_expr, the contract's columns as select_list maps them, the file's other columns
-    as JSON in _extra. Returns the rows inserted."""
+    """Insert `rows` (a scan or a table, aliased _l) into raw.<source> as the file `rel`, each
+    row numbered by row_expr, the contract's columns as select_list maps them, the file's
+    other columns as JSON in _extra. Returns the rows inserted."""
     extra, extra_params = "null", []
     if extra_keys:
-        extra = "json_object(" + ", ".join(f"?, {_ident(k)}::varchar" for k in extra_keys) + ")"
+        extra = "json_object(" + ", ".join(f"?, _l.{_ident(k)}::varchar" for k in extra_keys) + ")"
         extra_params = list(extra_keys)
     return con.execute(
         f"""
@@ -293,12 +458,15 @@ def _insert_rows(
 
 
 def _record_file(
-    con: duckdb.DuckDBPyConnection, source: str, rel: str, digest: str, path: Path,
-    loaded: int, rejected: int, run_id: str | None,
+    con: duckdb.DuckDBPyConnection, source: str, rel: str, fingerprint: tuple[str, str],
+    path: Path, loaded: int, rejected: int, in_file: int, run_id: str | None,
 ) -> None:  # fmt: skip
+    digest, read_with = fingerprint
     con.execute(
-        "insert into raw._files values (?, ?, ?, ?, ?, ?, now(), ?)",
-        [source, rel, digest, path.stat().st_size, loaded, rejected, run_id],
+        "insert into raw._files (source, source_file, content_sha256, size_bytes, rows_loaded, "
+        "rows_rejected, loaded_at, run_id, read_with, records_in_file) "
+        "values (?, ?, ?, ?, ?, ?, now(), ?, ?, ?)",
+        [source, rel, digest, path.stat().st_size, loaded, rejected, run_id, read_with, in_file],
     )
 
 
@@ -322,7 +490,9 @@ def _column_mapping(
 
     Explicit mappings from the config win; otherwise a header matches a
     canonical column ignoring case, spaces and punctuation ("Ticket ID" ->
-    ticket_id). Returns the select list and the headers kept only in _extra.
+    ticket_id). A mapped header missing from the file is an error when its column
+    is not there under another header. Returns the select list (over the scan aliased
+    _l) and the headers kept only in _extra.
     """
     canonical = {c.name for c in contract.columns}
     unknown_targets = sorted(set(settings.columns.values()) - canonical)
@@ -346,16 +516,25 @@ def _column_mapping(
                 f"{rel}: columns {chosen[target]!r} and {h!r} both map onto {target!r}"
             )
         chosen[target] = h
+    shown = ", ".join(header[:12]) + (" ..." if len(header) > 12 else "")
+    # A mapped header the file does not have would leave its column NULL on every row without
+    # a word: an error, unless the column came in under another header (its own name).
+    for mapped, target in sorted(settings.columns.items()):
+        if mapped not in header and target not in chosen:
+            raise LandingFileError(
+                f"{rel}: the config maps {mapped!r} onto {target} "
+                f"(sources.{contract.name}.columns), but the file has no column {mapped!r}; "
+                f"header found: [{shown}]. Correct the mapping or the export"
+            )
     missing = [c.name for c in contract.columns if c.required and c.name not in chosen]
     if missing:
-        shown = ", ".join(header[:12]) + (" ..." if len(header) > 12 else "")
         raise LandingFileError(
             f"{rel}: missing required column(s) {', '.join(missing)}; header found: [{shown}]. "
             f"Rename the column in the export or map it in the config under "
             f"sources.{contract.name}.columns"
         )
     select_list = [
-        (f"{_ident(chosen[c.name])}::varchar" if c.name in chosen else "null::varchar")
+        (f"_l.{_ident(chosen[c.name])}::varchar" if c.name in chosen else "null::varchar")
         + f' as "{c.name}"'
         for c in contract.columns
     ]

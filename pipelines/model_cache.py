@@ -13,7 +13,8 @@ account-month panel, so most of the warehouse and the models would rebuild the s
   source of the code that computes it; when the fingerprint equals the one stored with its
   last outputs, the outputs are kept and only their as-of date is updated.
 
-`cxalign run --full-refresh` forgets both, so everything is rebuilt.
+`cxalign run --full-refresh` forgets both, and how each landing file was read, so every file
+is loaded again and everything rebuilt.
 """
 
 from __future__ import annotations
@@ -174,3 +175,6 @@ def forget_all(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("delete from ops.model_cache")
     con.execute("delete from ops.table_state")
     con.execute("drop table if exists ops.chart_cache")  # the scorecards' drawn charts
+    from pipelines.landing import forget_loaded_files
+
+    forget_loaded_files(con)
