@@ -119,12 +119,13 @@ def stage_source(
     as_of: date,
     settings: Settings,
     run_id: str,
-    built_from: str | None = None,
     only_files: list[str] | None = None,
 ) -> StageResult | None:
     """Rebuild staging.<source> and its quarantine rows from raw.<source>.
 
-    built_from: the staging_inputs fingerprint, recorded with the table's content.
+    The table's content is recorded (ops.table_state) for the warehouse SQL, but not what it
+    was built from: that is recorded by mark_passed once the night's blocking checks on these
+    rows have passed, so rows that failed a check are never kept or appended to.
     only_files (append mode, see appended_files): validate only these new files' rows and
     add them to the staged rows and quarantine already there. Returns None, having changed
     nothing, when a new row shares a key with an earlier row: that needs the whole source.
@@ -360,7 +361,7 @@ def stage_source(
         staged = content_sum(staged_before, added)
     else:
         staged = content(con, f"staging.{src}")
-    record_table(con, f"staging.{src}", staged, built_from, run_id)
+    record_table(con, f"staging.{src}", staged, None, run_id)
 
     return StageResult(
         source=src,
@@ -395,6 +396,18 @@ def _record_not_yet_known(
     return con.execute(
         "select count(*) from analytics.not_yet_known where source = ?", [src]
     ).fetchone()[0]
+
+
+def mark_passed(con: duckdb.DuckDBPyConnection, contract: Contract, inputs: str) -> None:
+    """Every blocking check passed on the rows stage_source staged from `inputs` (the
+    staging_inputs fingerprint): record it, so that a later night with the same inputs may
+    keep them (can_keep_staged) or add new files to them (appended_files). Until this is
+    recorded, the next night stages the source again and runs every check on it: a night
+    that failed a gate fails it again on the same inputs, it is never skipped."""
+    con.execute(
+        "update ops.table_state set built_from = ? where relation = ?",
+        [inputs, f"staging.{contract.name}"],
+    )
 
 
 def conservation(con: duckdb.DuckDBPyConnection, run_id: str, source: str) -> tuple[bool, dict]:

@@ -95,8 +95,10 @@ def expectations_for(contract: Contract, as_of: date, currency: str) -> list:
                     row_condition=Column(name=by) == cat,
                 )
         if c.pattern is not None:
+            # The whole text, as DuckDB's regexp_full_match: Python's `$` also matches before
+            # a final newline, so "USD\n" passed here and failed there.
             add(gxe.ExpectColumnValuesToMatchRegex, c.name, "pattern",
-                column=c.name, regex=c.pattern)  # fmt: skip
+                column=c.name, regex=f"(?:{c.pattern})\\Z")  # fmt: skip
         if c.equals_setting is not None:
             rule = (
                 "reporting_currency"

@@ -21,6 +21,7 @@ from pipelines.ingest import (
     conservation,
     describe_bad_share,
     keep_staged,
+    mark_passed,
     stage_source,
     staging_inputs,
 )
@@ -136,7 +137,7 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
             appended, new_files = False, None
             if kept:
                 # Same raw rows, contract, settings and references as when these rows were
-                # staged and both engines agreed on them: nothing to redo.
+                # staged and passed every blocking check (mark_passed): nothing to redo.
                 result = keep_staged(con, contract, as_of=as_of, run_id=context.run.run_id)
             else:
                 run_id = context.run.run_id
@@ -144,7 +145,7 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
                 new_files = appended_files(con, contract, inputs, as_of, run_id)
                 result = (
                     stage_source(con, contract, as_of=as_of, settings=settings, run_id=run_id,
-                                 built_from=inputs, only_files=new_files)
+                                 only_files=new_files)
                     if new_files
                     else None
                 )  # fmt: skip
@@ -152,7 +153,6 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
                 if result is None:
                     result = stage_source(
                         con, contract, as_of=as_of, settings=settings, run_id=run_id,
-                        built_from=inputs,
                     )  # fmt: skip
                 ge_counts = ge_rule_counts(
                     con,
@@ -163,20 +163,23 @@ def _staged_asset(contract: Contract) -> dg.AssetsDefinition:
                 )
             conserved, counts = conservation(con, context.run.run_id, src)
 
-        sql_counts = result.row_rule_counts
-        disagreements = (
-            {}
-            if kept
-            else {
-                f"{col}.{rule}": {
-                    "quarantine": sql_counts.get((col, rule), 0), "great_expectations": n,
+            sql_counts = result.row_rule_counts
+            disagreements = (
+                {}
+                if kept
+                else {
+                    f"{col}.{rule}": {
+                        "quarantine": sql_counts.get((col, rule), 0), "great_expectations": n,
+                    }
+                    for (col, rule), n in {**{k: 0 for k in sql_counts}, **ge_counts}.items()
+                    if sql_counts.get((col, rule), 0) != ge_counts.get((col, rule), 0)
                 }
-                for (col, rule), n in {**{k: 0 for k in sql_counts}, **ge_counts}.items()
-                if sql_counts.get((col, rule), 0) != ge_counts.get((col, rule), 0)
-            }
-        )  # fmt: skip
-        threshold = settings.ingest.max_bad_share
-        share_ok = result.bad_share <= threshold
+            )  # fmt: skip
+            threshold = settings.ingest.max_bad_share
+            share_ok = result.bad_share <= threshold
+            if not kept and conserved and not disagreements and share_ok:
+                # Only rows that passed every blocking check may be kept by a later night.
+                mark_passed(con, contract, inputs)
         report(
             context,
             f"validate {src:<17} {result.rows_read:,} read = {result.rows_staged:,} staged"
