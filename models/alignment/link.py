@@ -29,6 +29,7 @@ from models.design import (
 )
 
 Z95 = 1.959963984540054  # two-sided 95%
+SEPARATION_LOG_HR = 10.0
 Z95_ONE_SIDED = 1.6448536269514722
 
 
@@ -63,7 +64,13 @@ NO_FIT_REASONS = {
     "singular": "the model could not be estimated (its terms are collinear in this unit)",
     "too_few_rows": "too few account-months to fit the model",
     "not_converged": "the model's fit did not converge",
+    "separated": "the unit's few events all lie on one side of the CX measure, so the "
+                 "model has no finite estimate (separation)",
 }
+# Beyond this |log hazard ratio| per SD of the measure (a hazard ratio of about 22,000 per
+# SD) an estimate is not a finding but a fit running off to infinity: under (quasi-)
+# separation the deviance settles while the measure's coefficient keeps growing (a small unit
+# once showed a hazard ratio of 5e59). Real links are below 2.
 
 
 @dataclass(frozen=True)
@@ -345,6 +352,8 @@ def fit_hazard(
         return NoFit("not_converged")
     if fit.se is None:
         return NoFit("singular")
+    if not abs(fit.beta[1]) <= SEPARATION_LOG_HR:
+        return NoFit("separated")
     return _link_fit(fit.beta, fit.se, names, expected_sign, df, events, fit.converged)
 
 

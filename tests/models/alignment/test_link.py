@@ -109,3 +109,16 @@ def test_a_collinear_design_is_reported_as_such_not_as_too_few_events():
     assert isinstance(fit_hazard(data, "churned_next_month_voluntary", "cx_composite"), LinkFit)
     few = data.with_columns(pl.lit(False).alias("churned_next_month_voluntary"))
     assert fit_hazard(few, "churned_next_month_voluntary", "cx_composite") == NoFit("too_few_events")
+
+
+def test_a_measure_that_separates_the_events_is_reported_as_separation():
+    # A small unit whose few churners all had the lowest CX: the deviance settles while the
+    # measure's coefficient runs off (a hostile-names night showed a hazard ratio of 5e59).
+    data = prepare(simulate_panel([SimUnit("U", 400, link=-0.5)], months=18, seed=3))
+    data = data.filter(~pl.col("churned_next_month_involuntary"))
+    low = pl.col("cx_composite") < pl.col("cx_composite").quantile(0.02)
+    churned = low.fill_null(False)
+    separated = data.with_columns(churned.alias("churned_next_month_voluntary"))
+    assert separated["churned_next_month_voluntary"].sum() >= 5
+    got = fit_hazard(separated, "churned_next_month_voluntary", "cx_composite")
+    assert got == NoFit("separated"), got
