@@ -97,6 +97,8 @@ def _transactions(args) -> dict:
         "loglik_bgnbd": bg.loglik, "loglik_gg": gg.loglik,
         "std_errors": {**bg.std_errors, **{f"gg_{k}": v for k, v in gg.std_errors.items()}},
         "customers": bg.customers, "repeat_buyers": gg.customers,
+        # The Gamma-Gamma assumes a customer's spend does not go with how often they buy.
+        "spend_frequency_correlation": gg.spend_frequency_correlation,
         "calibration_end": args.calibration_end.isoformat(),
         "horizon_weeks": args.horizon_weeks, "discount_per_week": weekly,
     }  # fmt: skip
