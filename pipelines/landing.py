@@ -447,7 +447,7 @@ def _insert_rows(
         extra_params = list(extra_keys)
     return con.execute(
         f"""
-        insert into raw.{source}
+        insert into raw.{source} by name
         select ? as _source_file, {row_expr} as _source_row,
                {", ".join(select_list)},
                {extra} as _extra

@@ -312,3 +312,19 @@ def test_a_repeated_header_is_an_error(con, tmp_path):
         match=r"churn_events/a\.csv: the header has 'reason' more than once \(columns 3, 4\)",
     ):
         load_source(con, landing, CHURN, SourceSettings())
+
+
+def test_a_column_the_contract_gains_is_filled_by_loading_the_files_again(con, tmp_path):
+    import dataclasses
+
+    landing = _landing(tmp_path, "a.csv", b"account_id,churned_at,reason\nA1,2024-01-01,price\n")
+    older = dataclasses.replace(
+        CHURN, columns=tuple(c for c in CHURN.columns if c.name != "reason")
+    )
+    load_source(con, landing, older, SourceSettings())
+    assert con.execute("select _extra->>'reason' from raw.churn_events").fetchone()[0] == "price"
+    rep = load_source(con, landing, CHURN, SourceSettings())
+    assert rep.files_loaded == ["churn_events/a.csv"]
+    assert con.execute("select reason, _extra from raw.churn_events").fetchall() == [
+        ("price", None)
+    ]
