@@ -259,6 +259,7 @@ def _load_parquet(
 ) -> tuple[int, int]:  # fmt: skip
     scan, scan_params = "read_parquet(?, file_row_number = true) _l", [str(readable)]
     header = _read_header(con, scan, scan_params, rel, True)
+    _refuse_repeated(_parquet_columns(con, readable), rel)
     select_list, extra_keys = _column_mapping(header, contract, settings, rel)
     # Typed columns and exact row numbers, nothing rejected: straight into raw, with no
     # copy of the file in a temp table first (at 1M accounts, the same raw rows:
@@ -423,7 +424,32 @@ def _refuse_repeated_headers(path: Path, rel: str, delimiter: str, encoding: str
             header = next(_reader(f, delimiter), [])
     except (EOFError, OSError, UnicodeDecodeError, csv.Error, zlib.error):
         return  # unreadable: the load says so, with DuckDB's reason
-    names = [h.strip() for h in header]
+    _refuse_repeated([h.strip() for h in header], rel)
+
+
+def _parquet_columns(con: duckdb.DuckDBPyConnection, readable: Path) -> list[str]:
+    """The top-level column names of a Parquet file as written (DuckDB's scan renames a
+    repeated one), from its schema: the root, then each column followed by its children."""
+    schema = con.execute(
+        "select name, coalesce(num_children, 0) from parquet_schema(?)", [str(readable)]
+    ).fetchall()
+
+    def after(i: int) -> int:  # the index after the column at i and all its children
+        end = i + 1
+        for _ in range(schema[i][1]):
+            end = after(end)
+        return end
+
+    names, i = [], 1
+    for _ in range(schema[0][1]):
+        names.append(schema[i][0])
+        i = after(i)
+    return names
+
+
+def _refuse_repeated(names: list[str], rel: str) -> None:
+    """A column name given twice: which one is meant cannot be known (DuckDB would rename the
+    second `name_1` and the first would win silently)."""
     repeated = sorted({h for h in names if names.count(h) > 1})
     if repeated:
         cols = [i + 1 for i, h in enumerate(names) if h == repeated[0]]

@@ -328,3 +328,19 @@ def test_a_column_the_contract_gains_is_filled_by_loading_the_files_again(con, t
     assert con.execute("select reason, _extra from raw.churn_events").fetchall() == [
         ("price", None)
     ]
+
+
+def test_a_parquet_column_given_twice_is_an_error(con, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    landing = _landing(tmp_path, "a.csv", b"account_id,churned_at\nA1,2024-01-01\n")
+    names = ["account_id", "churned_at", "reason", "reason"]
+    table = pa.Table.from_arrays([pa.array(["B1"]), pa.array(["2024-02-01"]), pa.array(["x"]),
+                                  pa.array(["y"])], names=names)  # fmt: skip
+    pq.write_table(table, landing / "churn_events" / "b.parquet")
+    with pytest.raises(
+        LandingFileError,
+        match=r"churn_events/b\.parquet: the header has 'reason' more than once \(columns 3, 4\)",
+    ):
+        load_source(con, landing, CHURN, SourceSettings())
