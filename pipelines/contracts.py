@@ -49,7 +49,7 @@ SQL_TYPES = {
 _COLUMN_KEYS = {
     "name", "type", "required", "description", "normalise", "allowed", "min", "max",
     "range_by", "not_before", "not_after_as_of", "unknown_after_as_of", "known_with", "pattern",
-    "references", "default_setting", "equals_setting", "unit", "nullable",
+    "references", "default_setting", "equals_setting", "unit", "nullable", "free_text",
 }  # fmt: skip
 _CONTRACT_KEYS = {
     "name", "kind", "contract_version", "owner", "optional", "description", "key", "columns",
@@ -86,6 +86,9 @@ class ColumnSpec:
     equals_setting: str | None = None
     unit: str | None = None
     nullable: bool = True
+    # Written by people (a comment, a reason, a name): scrubbed of e-mail addresses and phone
+    # numbers as it is loaded (pipelines.privacy).
+    free_text: bool = False
 
     @property
     def sql_type(self) -> str:
@@ -153,6 +156,8 @@ def _parse_column(path: Path, i: int, raw: dict) -> ColumnSpec:
         references = (table, col)
     if raw.get("normalise") not in (None, "lower", "upper"):
         raise _fail(path, f"column {name}: normalise must be lower or upper")
+    if raw.get("free_text") and raw["type"] != "text":
+        raise _fail(path, f"column {name}: only a text column is free_text")
     return ColumnSpec(
         name=name,
         type=raw["type"],
@@ -173,6 +178,7 @@ def _parse_column(path: Path, i: int, raw: dict) -> ColumnSpec:
         equals_setting=raw.get("equals_setting"),
         unit=raw.get("unit"),
         nullable=bool(raw.get("nullable", True)),
+        free_text=bool(raw.get("free_text", False)),
     )
 
 

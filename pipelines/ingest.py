@@ -40,6 +40,7 @@ from pipelines.model_cache import (
     record_table,
     table_state,
 )
+from pipelines.privacy import privacy_digest
 from pipelines.settings import Settings
 from pipelines.sqlparams import used_params
 
@@ -472,6 +473,8 @@ def staging_inputs(con: duckdb.DuckDBPyConnection, contract: Contract, settings:
     if contract.path is not None:
         h.update(contract.path.read_bytes())
     h.update(f"currency={settings.currency}".encode())
+    # What free text was scrubbed of (its raw rows change with it; said here as well).
+    h.update(f"privacy={privacy_digest(settings.privacy)}".encode())
     for ref in sorted({c.references[0] for c in contract.columns if c.references}):
         state = table_state(con, f"staging.{ref}")
         h.update(f"{ref}={state[1] if state else 'unrecorded'}".encode())

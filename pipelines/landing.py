@@ -36,7 +36,8 @@ import duckdb
 import numpy as np
 
 from pipelines.contracts import Contract
-from pipelines.settings import SourceSettings
+from pipelines.privacy import privacy_digest, scrub_sql
+from pipelines.settings import PrivacySettings, SourceSettings
 
 FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _DELIMITER_CANDIDATES = (",", ";", "\t", "|")
@@ -133,7 +134,9 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_settings_digest(contract: Contract, settings: SourceSettings) -> str:
+def load_settings_digest(
+    contract: Contract, settings: SourceSettings, privacy: PrivacySettings | None = None
+) -> str:
     """What decides how a file's bytes become raw rows besides the bytes: the column mapping,
     encoding and delimiter of the config and the contract's columns (names, order, required).
     A change to any of them loads every file of the source again."""
@@ -143,6 +146,11 @@ def load_settings_digest(contract: Contract, settings: SourceSettings) -> str:
         "delimiter": settings.delimiter,
         "contract": [(c.name, c.required) for c in contract.columns],
     }
+    # What is scrubbed, and how (pipelines.privacy): the free-text columns and the patterns.
+    read_with["privacy"] = [
+        privacy_digest(privacy or PrivacySettings()),
+        [c.name for c in contract.columns if c.free_text],
+    ]
     return hashlib.sha256(json.dumps(read_with, sort_keys=True).encode()).hexdigest()
 
 
@@ -160,8 +168,11 @@ def load_source(
     settings: SourceSettings,
     on_missing_file: str = "keep",
     run_id: str | None = None,
+    privacy: PrivacySettings | None = None,
 ) -> LoadReport:
-    """Bring raw.<source> in line with the source's folder in the landing zone."""
+    """Bring raw.<source> in line with the source's folder in the landing zone, free text
+    scrubbed as `privacy` says (default: e-mail addresses and phone numbers)."""
+    privacy = privacy or PrivacySettings()
     ensure_raw_schema(con)
     ensure_raw_table(con, contract)
     report = LoadReport(contract.name)
@@ -174,7 +185,7 @@ def load_source(
             [contract.name],
         ).fetchall()
     }
-    read_with = load_settings_digest(contract, settings)
+    read_with = load_settings_digest(contract, settings, privacy)
     present = set()
     # One transaction for the source: tonight's files land together or not at all, and
     # one commit instead of one per file (a commit per monthly file was half the load time).
@@ -189,7 +200,7 @@ def load_source(
                 continue
             loaded, rejected = _load_file(
                 con, path, rel, (digest, read_with), contract, settings, run_id,
-                replacing=rel in known,
+                replacing=rel in known, privacy=privacy,
             )  # fmt: skip
             report.files_loaded.append(rel)
             report.rows_loaded += loaded
@@ -220,6 +231,7 @@ def _load_file(
     settings: SourceSettings,
     run_id: str | None = None,
     replacing: bool = True,
+    privacy: PrivacySettings | None = None,
 ) -> tuple[int, int]:
     """Load one file into raw.<source>, replacing rows an earlier version left there.
 
@@ -229,9 +241,9 @@ def _load_file(
     with _plain_name(path) as readable:
         if path.name.lower().endswith(".parquet"):
             return _load_parquet(con, readable, path, rel, fingerprint, contract, settings,
-                                 run_id, replacing)  # fmt: skip
+                                 run_id, replacing, privacy)  # fmt: skip
         return _load_csv(con, readable, path, rel, fingerprint, contract, settings, run_id,
-                         replacing)  # fmt: skip
+                         replacing, privacy)  # fmt: skip
 
 
 @contextmanager
@@ -255,12 +267,12 @@ def _plain_name(path: Path) -> Iterator[Path]:
 def _load_parquet(
     con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
     fingerprint: tuple[str, str], contract: Contract, settings: SourceSettings,
-    run_id: str | None, replacing: bool,
+    run_id: str | None, replacing: bool, privacy: PrivacySettings | None = None,
 ) -> tuple[int, int]:  # fmt: skip
     scan, scan_params = "read_parquet(?, file_row_number = true) _l", [str(readable)]
     header = _read_header(con, scan, scan_params, rel, True)
     _refuse_repeated(_parquet_columns(con, readable), rel)
-    select_list, extra_keys = _column_mapping(header, contract, settings, rel)
+    select_list, extra_keys = _column_mapping(header, contract, settings, rel, privacy)
     # Typed columns and exact row numbers, nothing rejected: straight into raw, with no
     # copy of the file in a temp table first (at 1M accounts, the same raw rows:
     # tickets 64 -> 37 s, revenue 26 -> 15 s, survey answers 19 -> 13 s).
@@ -268,7 +280,7 @@ def _load_parquet(
         _delete_file_rows(con, contract.name, rel)
     try:
         loaded = _insert_rows(con, contract.name, rel, "_l.file_row_number + 1", select_list,
-                              extra_keys, scan, scan_params)  # fmt: skip
+                              extra_keys, scan, scan_params, privacy)  # fmt: skip
         # The row count the file's footer declares, not the rows the scan returned.
         in_file = con.execute(
             "select coalesce(sum(num_rows), 0) from parquet_file_metadata(?)", [str(readable)]
@@ -284,7 +296,7 @@ def _load_parquet(
 def _load_csv(
     con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
     fingerprint: tuple[str, str], contract: Contract, settings: SourceSettings,
-    run_id: str | None, replacing: bool,
+    run_id: str | None, replacing: bool, privacy: PrivacySettings | None = None,
 ) -> tuple[int, int]:  # fmt: skip
     delimiter = settings.delimiter or _sniff_delimiter(path, settings.encoding)
     scan = (
@@ -296,7 +308,7 @@ def _load_csv(
     scan_params = [str(readable), delimiter, settings.encoding]
     header = _read_header(con, scan, scan_params, rel, False)
     _refuse_repeated_headers(path, rel, delimiter, settings.encoding)
-    select_list, extra_keys = _column_mapping(header, contract, settings, rel)
+    select_list, extra_keys = _column_mapping(header, contract, settings, rel, privacy)
 
     con.execute("drop table if exists _cx_reject_errors")
     con.execute("drop table if exists _cx_reject_scans")
@@ -360,9 +372,13 @@ def _load_csv(
     try:
         if replacing:
             _delete_file_rows(con, contract.name, rel)
-        loaded = _insert_rows(con, contract.name, rel, row_expr, select_list, extra_keys, rows, [])
+        loaded = _insert_rows(con, contract.name, rel, row_expr, select_list, extra_keys, rows, [],
+                              privacy)  # fmt: skip
+        # A malformed record's text holds every field of it: scrubbed whole.
+        scrub = PrivacySettings() if privacy is None else privacy
         con.execute(
-            "insert into raw._rejects select ?, ?, source_row, error_type, error_message, csv_line "
+            "insert into raw._rejects select ?, ?, source_row, error_type, "
+            f"{scrub_sql('error_message', scrub)}, {scrub_sql('csv_line', scrub)} "
             "from _cx_rejects order by source_row",
             [contract.name, rel],
         )
@@ -463,13 +479,20 @@ def _refuse_repeated(names: list[str], rel: str) -> None:
 def _insert_rows(
     con: duckdb.DuckDBPyConnection, source: str, rel: str, row_expr: str,
     select_list: list[str], extra_keys: list[str], rows: str, rows_params: list,
+    privacy: PrivacySettings | None = None,
 ) -> int:  # fmt: skip
     """Insert `rows` (a scan or a table, aliased _l) into raw.<source> as the file `rel`, each
     row numbered by row_expr, the contract's columns as select_list maps them, the file's
-    other columns as JSON in _extra. Returns the rows inserted."""
+    other columns as JSON in _extra (scrubbed: nothing says what they hold). Returns the rows
+    inserted."""
     extra, extra_params = "null", []
     if extra_keys:
-        extra = "json_object(" + ", ".join(f"?, _l.{_ident(k)}::varchar" for k in extra_keys) + ")"
+        scrub = PrivacySettings() if privacy is None else privacy
+        extra = (
+            "json_object("
+            + ", ".join(f"?, {scrub_sql(f'_l.{_ident(k)}::varchar', scrub)}" for k in extra_keys)
+            + ")"
+        )
         extra_params = list(extra_keys)
     return con.execute(
         f"""
@@ -510,8 +533,9 @@ def _normalise_header(name: str) -> str:
 
 
 def _column_mapping(
-    header: list[str], contract: Contract, settings: SourceSettings, rel: str
-) -> tuple[list[str], list[str]]:
+    header: list[str], contract: Contract, settings: SourceSettings, rel: str,
+    privacy: PrivacySettings | None = None,
+) -> tuple[list[str], list[str]]:  # fmt: skip
     """Map the file's header onto the contract's columns.
 
     Explicit mappings from the config win; otherwise a header matches a
@@ -559,11 +583,17 @@ def _column_mapping(
             f"Rename the column in the export or map it in the config under "
             f"sources.{contract.name}.columns"
         )
+    scrub = PrivacySettings() if privacy is None else privacy
     select_list = [
-        (f"_l.{_ident(chosen[c.name])}::varchar" if c.name in chosen else "null::varchar")
+        (
+            (scrub_sql(f"_l.{_ident(chosen[c.name])}::varchar", scrub) if c.free_text
+             else f"_l.{_ident(chosen[c.name])}::varchar")
+            if c.name in chosen
+            else "null::varchar"
+        )
         + f' as "{c.name}"'
         for c in contract.columns
-    ]
+    ]  # fmt: skip
     return select_list, extras
 
 

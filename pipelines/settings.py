@@ -148,6 +148,42 @@ class ModelsSettings(_Strict):
         return None if self.memory_budget is None else parse_size(self.memory_budget)
 
 
+class PrivacySettings(_Strict):
+    # Free text (the contracts' free_text columns, a file's columns beyond its contract, the
+    # text of a malformed CSV record) has e-mail addresses and phone numbers replaced by
+    # [email] and [phone] as it is loaded, before anything analysts can read: the text before
+    # is not kept. false: loaded as written (only where the exports are scrubbed upstream).
+    scrub: bool = True
+    # More patterns to scrub: name -> regular expression (RE2, DuckDB's dialect); a match is
+    # replaced by [name]. Applied before the built-in e-mail and phone patterns.
+    patterns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("patterns")
+    @classmethod
+    def _valid_patterns(cls, v: dict[str, str]) -> dict[str, str]:
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            for name, pattern in v.items():
+                if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or name in ("email", "phone"):
+                    raise ValueError(
+                        f"pattern name {name!r} must be lower case letters, digits and _, "
+                        "and not email or phone (built in)"
+                    )
+                try:
+                    empty = con.execute("select regexp_matches('', ?)", [pattern]).fetchone()[0]
+                except duckdb.Error as exc:
+                    raise ValueError(
+                        f"pattern {name}: not a valid regular expression: {exc}"
+                    ) from None
+                if empty:  # it would put a placeholder between every two characters
+                    raise ValueError(f"pattern {name}: matches the empty text")
+        finally:
+            con.close()
+        return v
+
+
 class Settings(_Strict):
     # Reporting currency (ISO-4217). Revenue rows in another currency are
     # quarantined: MRR in different currencies cannot be summed.
@@ -163,6 +199,7 @@ class Settings(_Strict):
     schedule: ScheduleSettings = ScheduleSettings()
     duckdb: DuckDBSettings = DuckDBSettings()
     models: ModelsSettings = ModelsSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @field_validator("sources")
     @classmethod

@@ -51,6 +51,7 @@ def _raw_asset(contract: Contract) -> dg.AssetsDefinition:
                     settings.source(src),
                     settings.ingest.on_missing_file,
                     run_id=context.run.run_id,
+                    privacy=settings.privacy,
                 )
             except LandingFileError as exc:
                 raise dg.Failure(description=f"{src}: {exc}") from exc
