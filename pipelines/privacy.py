@@ -23,8 +23,11 @@ from pipelines.settings import PrivacySettings
 
 # --- e-mail addresses ----------------------------------------------------------------------
 
-_WORD = r"[\p{L}\p{N}](?:[\p{L}\p{N}_%+\-]*[\p{L}\p{N}])?"  # a label: letters, digits, _%+-
-_TLD = r"\p{L}{2,24}"  # the last label of a domain is letters (so "@ 3.50" is no address)
+# Letters of the Latin (with accents), Greek and Cyrillic scripts. Not \p{L}: RE2 matches the
+# whole Unicode class ten times slower (4 s against 0.4 s a million comments, 2 threads).
+_LETTER = r"A-Za-z\x{00C0}-\x{024F}\x{0370}-\x{04FF}"
+_WORD = f"[{_LETTER}0-9](?:[{_LETTER}0-9_%+\\-]*[{_LETTER}0-9])?"  # a label: letters, digits, _%+-
+_TLD = f"[{_LETTER}]{{2,24}}"  # a domain ends in letters (so "@ 3.50" is no address)
 _BRACKETED_AT = r"\s*[\(\[\{<]\s*(?:at|@)\s*[\)\]\}>]\s*"  # (at) [at] {at} <at> [@]
 _BRACKETED_DOT = r"\s*[\(\[\{<]\s*(?:dot|\.)\s*[\)\]\}>]\s*"  # (dot) [dot] {dot} <dot>
 _SPELLED_DOT = r"(?:\s+dot\s+|" + _BRACKETED_DOT + ")"
@@ -34,13 +37,12 @@ _LOCAL = _WORD + r"(?:(?:" + _DOT + r"|[._\-+])" + _WORD + r")*"
 # jane.doe@example.com, jane @ example.com, jane(at)example.com, jane [at] example [dot] com
 EMAIL = (
     r"(?i)" + _LOCAL + r"(?:" + _BRACKETED_AT + r"|\s*@\s*)"
-    + _WORD + r"(?:" + _DOT + _WORD + r")*" + _DOT + _TLD + r"\b"
+    + _WORD + r"(?:" + _DOT + _WORD + r")*" + _DOT + _TLD
 )  # fmt: skip
 # jane dot doe at example dot com: a bare " at " counts only with a spelled-out dot after it,
 # because "logged in at example.com" is an English sentence, not an address.
 EMAIL_SPELLED = (
     r"(?i)" + _LOCAL + r"\s+at\s+" + _WORD + r"(?:" + _DOT + _WORD + r")*" + _SPELLED_DOT + _TLD
-    + r"\b"
 )  # fmt: skip
 
 # --- phone numbers ------------------------------------------------------------------------
@@ -48,7 +50,7 @@ EMAIL_SPELLED = (
 # Not inside a longer token: a phone number follows the start, a space, a quote, a bracket,
 # a comma ..., never a letter, digit, _, -, /, #, . or + (so T-415-555-0132, INC#0301234567,
 # 1.0301234567 are identifiers or numbers). Group 1, kept in the replacement.
-_BEFORE = r"(^|[^\p{L}\p{N}_\-/#.+])"
+_BEFORE = f"(^|[^{_LETTER}0-9_\\-/#.+])"
 # +44 20 7946 0958, +81-3-1234-5678, +1 (415) 555-0132, +44 (0)20 7946 0958, +4915112345678:
 # a + and 8 to 15 digits, spaces, hyphens and brackets between them (+01:00, +0530 are too
 # short: UTC offsets).

@@ -21,6 +21,8 @@ EMAILS = [
     "jane.doe@example.com",
     "JANE_DOE+cx@mail.example.co.uk",
     "jürgen.müller@beispiel.de",
+    "иван.петров@пример.рф",
+    "ελένη@παράδειγμα.ελ",
     "jane @ example.com",
     "jane dot doe at example dot com",
     "JANE AT EXAMPLE DOT COM",
