@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -177,13 +178,29 @@ def _run(args) -> int:
     progress.addHandler(handler)
     progress.setLevel(logging.INFO)
     progress.propagate = False
+    from pipelines.runlock import RunLocked, run_lock
+
+    run_id = str(uuid.uuid4())
     try:
-        return _execute(args, as_of)
+        # One run at a time per warehouse, held from before the working database is first
+        # opened (--full-refresh) until the run ends; a second run is refused, naming this one.
+        with run_lock(
+            args.warehouse.absolute(),
+            run_id=run_id,
+            command=f"cxalign run --as-of {as_of}",
+            log=progress.warning,
+        ):
+            return _execute(args, as_of, run_id)
+    except RunLocked as exc:
+        print(f"cxalign: not started: {exc}", file=sys.stderr)
+        print(f"Nothing was changed; {args.warehouse} still holds the last published night.",
+              file=sys.stderr)  # fmt: skip
+        return 1
     finally:
         progress.removeHandler(handler)  # a second run in the same process prints once
 
 
-def _execute(args, as_of) -> int:
+def _execute(args, as_of, run_id: str) -> int:
 
     import dagster as dg
 
@@ -223,6 +240,7 @@ def _execute(args, as_of) -> int:
             },
             tags={AS_OF_TAG: as_of.isoformat()},
             instance=instance,
+            run_id=run_id,
             raise_on_error=False,
         )
         elapsed = time.perf_counter() - started

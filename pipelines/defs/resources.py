@@ -5,17 +5,21 @@ environment (CXALIGN_LANDING, CXALIGN_WAREHOUSE, CXALIGN_OUT, CXALIGN_CONFIG);
 `cxalign run` passes them as run configuration of this same resource.
 """
 
+import logging
 import os
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
 
+from pipelines.runlock import RunLocked, run_lock
 from pipelines.settings import Settings, load_settings
 from pipelines.warehouse import connect, work_path
 
 AS_OF_TAG = "cxalign/as_of"
+_progress = logging.getLogger("cxalign.progress")
 WAREHOUSE_POOL = "duckdb_warehouse"
 
 
@@ -28,6 +32,32 @@ class CxalignResource(dg.ConfigurableResource):
     config_path: str = ""
     # Optional strategy.yaml: each unit's primary outcome and CX targets.
     strategy_path: str = ""
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext):
+        """For the whole run: the warehouse's run lock (one run at a time per warehouse; a
+        run launched from the UI or the schedule while `cxalign run` works is refused with
+        the running run's pid, start and id)."""
+
+        def warn(line: str) -> None:
+            if context.log is not None:
+                context.log.warning(line)
+            _progress.warning(line)
+
+        job = context.run.job_name if context.run else "cxalign"
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(
+                    run_lock(
+                        self.warehouse_path,
+                        run_id=context.run.run_id if context.run else "",
+                        command=f"Dagster run of {job}",
+                        log=warn,
+                    )
+                )
+            except RunLocked as exc:
+                raise dg.Failure(description=str(exc)) from None
+            yield self
 
     @cached_property
     def settings(self) -> Settings:
