@@ -209,10 +209,12 @@ def _execute(args, as_of, run_id: str) -> int:
     from pipelines.defs.resources import AS_OF_TAG
     from pipelines.warehouse import work_path
 
+    # The warehouse and scorecard paths are links to the published version: made absolute,
+    # never resolved.
     resource_config = {
         "landing_dir": str(args.landing.resolve()),
-        "warehouse_path": str(args.warehouse.resolve()),
-        "out_dir": str(args.out.resolve()),
+        "warehouse_path": str(args.warehouse.absolute()),
+        "out_dir": str(args.out.absolute()),
         "config_path": str(args.config.resolve()) if args.config else "",
         "strategy_path": str(args.strategy.resolve()) if args.strategy else "",
     }
@@ -223,7 +225,7 @@ def _execute(args, as_of, run_id: str) -> int:
     )
     print(f"cxalign run: as of {as_of}, landing {args.landing}")
     started = time.perf_counter()
-    work = work_path(args.warehouse.resolve())
+    work = work_path(args.warehouse.absolute())
     if getattr(args, "full_refresh", False) and work.exists():
         from pipelines.model_cache import forget_all
         from pipelines.warehouse import session

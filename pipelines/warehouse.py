@@ -4,21 +4,25 @@ Two files, because DuckDB allows one writing process and no readers beside it:
 
 * the **working database** (`<dir>/.cxalign/<name>.work.duckdb`): the pipeline's
   own state, raw files' rows and every table being rebuilt. Only the nightly run
-  opens it.
+  opens it, and only one run at a time (pipelines/runlock.py).
 * the **published warehouse** (`--warehouse`, default `data/warehouse.duckdb`):
   what analysts open read-only. A run never writes it in place. When every
-  stage and blocking check has passed, the working database is checkpointed,
-  copied beside the published file and renamed over it in one atomic
-  `rename(2)`: a reader sees the old version or the new one, never half of one,
-  and a reader that still holds the old file keeps reading it until it closes.
+  stage and blocking check has passed, the working database is checkpointed and
+  copied, with the night's scorecards, into a new version directory, and one
+  `rename(2)` makes that version the published one (see "Publication" below):
+  a reader sees the old version or the new one, never half of one, and a reader
+  that still holds the old file keeps reading it until it closes.
 """
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -87,33 +91,262 @@ def record_version(con: duckdb.DuckDBPyConnection, run_id: str, as_of) -> None:
         )
 
 
-def publish(work: str | Path, warehouse: str | Path) -> Path:
-    """Atomically replace the published warehouse with a copy of the working database."""
-    work, warehouse = Path(work), Path(warehouse)
+# --- Publication ---------------------------------------------------------------------
+#
+# The analysts' warehouse and the leaders' scorecards are one published version and
+# switch together. Each night is published into a directory of its own,
+#
+#     <dir>/.cxalign/<name>.published/<version>/<name>.duckdb
+#                                              /scorecards/
+#                                              /version.json
+#     <dir>/.cxalign/<name>.published/current -> <version>
+#
+# and the two paths people open are symbolic links through `current`:
+#
+#     <warehouse>  -> .cxalign/<name>.published/current/<name>.duckdb
+#     <out>        -> .../.cxalign/<name>.published/current/scorecards
+#
+# Publishing is one rename(2) of the link `current`, so at every instant both paths lead
+# into the same version: the old pair or the new pair. DuckDB opens a database at its real
+# path and keeps the WAL beside it, so an analyst who opens the warehouse read-write
+# writes a WAL into that night's version directory, which no later night's file shares;
+# it leaves with that version.
+
+# Testing hook: with CXALIGN_CRASH_AT=<step> the process dies at that step of the publish,
+# as a kill would (no cleanup, no finally), so the crash tests can stop a night at each one.
+CRASH_AT = "CXALIGN_CRASH_AT"
+CRASH_EXIT = 86
+PUBLISH_STEPS = (
+    "checkpoint",  # the working database checkpointed
+    "copy",  # half of the warehouse copied into the new version
+    "copied",  # the warehouse copied and fsynced
+    "scorecards",  # the scorecards moved into the new version
+    "staged",  # the version complete on disk, not yet published
+    "link",  # the new `current` link made beside the old one
+    "switch",  # `current` renamed: the new version is published
+    "expose-aside",  # first publish over an old layout: its scorecards directory set aside
+    "expose-warehouse",  # the warehouse path is a link through `current`
+    "exposed",  # the scorecards path too
+    "pruned",  # older versions removed
+)
+SCORECARDS = "scorecards"
+CURRENT = "current"
+
+
+def _crash_point(step: str) -> None:
+    if os.environ.get(CRASH_AT) == step:
+        os._exit(CRASH_EXIT)
+
+
+def published_dir(warehouse: str | Path) -> Path:
+    """Where the published versions live (never resolve the warehouse path: it is a link)."""
+    warehouse = Path(warehouse).absolute()
+    return warehouse.parent / ".cxalign" / f"{warehouse.stem}.published"
+
+
+def building_dir(out_dir: str | Path) -> Path:
+    """Where the scorecards asset writes tonight's scorecards until they are published."""
+    out = Path(out_dir).absolute()
+    return out.parent / f".{out.name}.building"
+
+
+def published_version(warehouse: str | Path) -> Path | None:
+    """The directory of the version readers see now, or None before the first publish."""
+    current = published_dir(warehouse) / CURRENT
+    return current.resolve() if current.is_symlink() and current.exists() else None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy_durably(src: Path, dst: Path) -> None:
+    # In blocks, so that the crash point "copy" can stop it half-way.
+    block = max(1, min(16 << 20, src.stat().st_size // 2))
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        fout.write(fin.read(block))
+        fout.flush()
+        _crash_point("copy")
+        shutil.copyfileobj(fin, fout, 16 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+
+
+def _links_to(path: Path, target: str) -> bool:
+    return path.is_symlink() and os.readlink(path) == target
+
+
+def _link_over(path: Path, target: str) -> None:
+    """Make `path` a symbolic link to `target` in one rename (over a file or a link)."""
+    tmp = path.with_name(f".{path.name}.link-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+
+
+def _set_aside_stale_wal(warehouse: Path, log) -> None:
+    """A WAL beside the warehouse *link* is an old layout's leftover (the file used to be
+    there) or a reader's whose DuckDB did not follow the link: it belongs to no published
+    file, and is moved into .cxalign/stale-wal/ so that nothing can replay it."""
+    wal = warehouse.with_name(warehouse.name + ".wal")
+    if not warehouse.is_symlink() or not wal.exists():
+        return
+    aside = warehouse.parent / ".cxalign" / "stale-wal"
+    aside.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    dest = aside / f"{wal.name}.{stamp}"
+    os.replace(wal, dest)
+    log(
+        f"publish: set aside {wal} (a read-write session's changes to an earlier published "
+        f"file; never replayed) as {dest}. Open the warehouse read-only: duckdb -readonly"
+    )
+
+
+def _expose(warehouse: Path, out: Path, log, crash_point=lambda step: None) -> None:
+    """Make the warehouse and scorecards paths links through `current` (once; idempotent)."""
+    root = published_dir(warehouse)
+    wh_target = os.path.relpath(root / CURRENT / warehouse.name, warehouse.parent)
+    out_target = os.path.relpath(root / CURRENT / SCORECARDS, out.parent)
+    legacy = out.with_name(f".{out.name}.legacy")
+    if not _links_to(out, out_target) and out.is_dir() and not out.is_symlink():
+        # An older cxalign published real files here. Its scorecards go first, so that
+        # for a moment there are none rather than last night's beside tonight's warehouse.
+        shutil.rmtree(legacy, ignore_errors=True)
+        os.replace(out, legacy)
+    crash_point("expose-aside")
+    if not _links_to(warehouse, wh_target):
+        _link_over(warehouse, wh_target)
+    crash_point("expose-warehouse")
+    if not _links_to(out, out_target):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _link_over(out, out_target)
+    shutil.rmtree(legacy, ignore_errors=True)
+    _set_aside_stale_wal(warehouse, log)
+
+
+def _prune(root: Path, log) -> None:
+    """Remove every version but the published one, and half-made links."""
+    keep = os.readlink(root / CURRENT) if (root / CURRENT).is_symlink() else None
+    for entry in sorted(root.iterdir()):
+        if entry.name in (CURRENT, keep):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            for wal in entry.glob("*.wal"):
+                log(
+                    f"publish: {wal.relative_to(root)} is a read-write session's changes to "
+                    "that night's published file; they leave with it (open the warehouse "
+                    "read-only: duckdb -readonly)"
+                )
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def publish_night(
+    work: str | Path,
+    building: str | Path,
+    warehouse: str | Path,
+    out_dir: str | Path,
+    run_id: str,
+    as_of=None,
+    log=lambda line: None,
+) -> Path:
+    """Publish the working database and the scorecards in `building` as one new version.
+
+    The caller holds the run lock. Returns the new version's warehouse file.
+    """
+    work, building = Path(work), Path(building)
+    warehouse, out = Path(warehouse).absolute(), Path(out_dir).absolute()
+    root = published_dir(warehouse)
+    if not building.is_dir():
+        raise FileNotFoundError(
+            f"not published: tonight's scorecards are not in {building}; the warehouse and "
+            "the scorecards are published together, so run the scorecards asset with publish"
+        )
     with session(work) as con:
         con.execute("checkpoint")
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    staging = warehouse.with_name(f".{warehouse.name}.publishing-{os.getpid()}")
-    try:
-        shutil.copyfile(work, staging)
-        with open(staging, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(staging, warehouse)
-    finally:
-        staging.unlink(missing_ok=True)
-    return warehouse
+    _crash_point("checkpoint")
+
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{run_id[:8]}"
+    vdir = root / version
+    vdir.mkdir(parents=True)
+    _copy_durably(work, vdir / warehouse.name)
+    _crash_point("copied")
+    shutil.move(building, vdir / SCORECARDS)
+    for path in sorted((vdir / SCORECARDS).rglob("*"), reverse=True):
+        _fsync(path)
+    _crash_point("scorecards")
+    (vdir / "version.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "as_of": str(as_of) if as_of else None,
+                "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+        + "\n"
+    )
+    _fsync(vdir / SCORECARDS)
+    _fsync(vdir)
+    _fsync(root)
+    _crash_point("staged")
+
+    _set_aside_stale_wal(warehouse, log)
+    new = root / f"{CURRENT}.new"
+    new.unlink(missing_ok=True)
+    os.symlink(version, new)
+    _crash_point("link")
+    os.replace(new, root / CURRENT)  # the one step that publishes
+    _fsync(root)
+    _crash_point("switch")
+    _expose(warehouse, out, log, _crash_point)
+    _crash_point("exposed")
+    _prune(root, log)
+    _crash_point("pruned")
+    return vdir / warehouse.name
 
 
-def swap_in(building: Path, target: Path) -> None:
-    """Replace directory `target` with `building`: the old version out, the new one in.
+def recover(warehouse: str | Path, out_dir: str | Path, log=lambda line: None) -> list[Path]:
+    """Clean what a killed publish left, at the start of the next run (under the run lock).
 
-    Two renames with a moment between them in which `target` is missing; a reader never
-    sees a mixture of two nights. The old version is deleted afterwards.
+    A version killed before its switch is removed (readers never saw it); one killed after
+    it is finished (the links made, older versions removed). Returns what was removed.
     """
-    building, target = Path(building), Path(target)
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(building, target)
-    shutil.rmtree(old, ignore_errors=True)
+    warehouse, out = Path(warehouse).absolute(), Path(out_dir).absolute()
+    root = published_dir(warehouse)
+    removed: list[Path] = []
+    leftovers = [
+        # the copy an older cxalign made beside the warehouse before renaming it
+        *warehouse.parent.glob(f".{glob.escape(warehouse.name)}.publishing-*"),
+        *warehouse.parent.glob(f".{glob.escape(warehouse.name)}.link-*"),
+        *out.parent.glob(f".{glob.escape(out.name)}.link-*"),
+        out.with_name(f".{out.name}.old"),  # an older cxalign's scorecard swap
+        building_dir(out),
+    ]
+    for path in leftovers:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+        else:
+            continue
+        removed.append(path)
+    if root.is_dir():
+        before = set(root.iterdir())
+        if published_version(warehouse) is not None:
+            _expose(warehouse, out, log)  # a publish killed after its switch: finish it
+        else:
+            (root / CURRENT).unlink(missing_ok=True)
+        _prune(root, log)
+        removed += sorted(before - set(root.iterdir()))
+    _set_aside_stale_wal(warehouse, log)
+    if removed:
+        log(
+            "recovered: removed what a killed publish left: "
+            + ", ".join(str(p.name) for p in removed)
+        )
+    return removed

@@ -16,7 +16,7 @@ import dagster as dg
 
 from pipelines.runlock import RunLocked, run_lock
 from pipelines.settings import Settings, load_settings
-from pipelines.warehouse import connect, work_path
+from pipelines.warehouse import connect, recover, work_path
 
 AS_OF_TAG = "cxalign/as_of"
 _progress = logging.getLogger("cxalign.progress")
@@ -37,7 +37,7 @@ class CxalignResource(dg.ConfigurableResource):
     def yield_for_execution(self, context: dg.InitResourceContext):
         """For the whole run: the warehouse's run lock (one run at a time per warehouse; a
         run launched from the UI or the schedule while `cxalign run` works is refused with
-        the running run's pid, start and id)."""
+        the running run's pid, start and id), then what a killed publish left is cleaned."""
 
         def warn(line: str) -> None:
             if context.log is not None:
@@ -57,6 +57,7 @@ class CxalignResource(dg.ConfigurableResource):
                 )
             except RunLocked as exc:
                 raise dg.Failure(description=str(exc)) from None
+            recover(self.warehouse_path, self.out_dir, log=warn)
             yield self
 
     @cached_property

@@ -1,4 +1,5 @@
-"""Publication of real nights: one run at a time, checked on what readers then open."""
+"""Publication of real nights: one run at a time, a killed night at each publish step, and
+an analyst's read-write session, each checked on what readers then open."""
 
 from __future__ import annotations
 
@@ -46,6 +47,38 @@ def published_pair(root: Path) -> tuple[str | None, str | None]:
     if md.exists():
         sc = re.search(r"; run ([0-9a-f-]+)\._", md.read_text(encoding="utf-8")).group(1)
     return wh, sc
+
+
+def test_a_night_killed_at_each_publish_step_leaves_a_matching_pair_and_the_next_one_cleans_up(
+    demo_copy, tmp_path
+):
+    from pipelines.runlock import lock_path
+    from pipelines.warehouse import CRASH_AT, CRASH_EXIT, PUBLISH_STEPS, published_dir
+
+    assert run_cli(demo_copy, tmp_path, AS_OF) == 0
+    published = published_pair(tmp_path)
+    assert published[0] == published[1] is not None
+    for step in PUBLISH_STEPS:
+        night = _cli(demo_copy, tmp_path, env={CRASH_AT: step})
+        output = night.communicate(timeout=600)[0]
+        assert night.returncode == CRASH_EXIT, (step, output[-2000:])
+        killed = json.loads(lock_path(tmp_path / "warehouse.duckdb").read_text())["run_id"]
+        if step in PUBLISH_STEPS[PUBLISH_STEPS.index("switch") :]:
+            published = (killed, killed)
+        assert published_pair(tmp_path) == published, step
+
+    night = _cli(demo_copy, tmp_path)
+    output = night.communicate(timeout=600)[0]
+    assert night.returncode == 0, output[-2000:]
+    assert "no longer running" in output  # the last killed night's lock, taken over
+    run_id = re.search(r"cxalign run finished in .* \(run ([0-9a-f-]+)\)", output).group(1)
+    assert published_pair(tmp_path) == (run_id, run_id)
+    # Nothing of the killed nights is left: one version, no building or half-made copies.
+    versions = published_dir(tmp_path / "warehouse.duckdb")
+    assert len([p for p in versions.iterdir() if not p.is_symlink()]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".cxalign", "landing", "scorecards", "warehouse.duckdb"
+    ]  # fmt: skip
 
 
 def test_a_second_run_is_refused_naming_the_running_one_from_the_cli_and_from_dagster(
@@ -97,3 +130,46 @@ def test_a_second_run_is_refused_naming_the_running_one_from_the_cli_and_from_da
     assert first.returncode == 0, output[-2000:]
     run_id = re.search(r"cxalign run finished in .* \(run ([0-9a-f-]+)\)", output).group(1)
     assert published_pair(tmp_path) == (run_id, run_id)
+
+
+ANALYST_KILLED = """
+import duckdb, os, sys
+con = duckdb.connect(sys.argv[1])  # read-write: the DuckDB CLI's default
+con.execute("create table analytics.scratch as select 42 as answer")
+os._exit(0)  # the session dies before it closes: its WAL stays behind
+"""
+
+READER = """
+import duckdb, json, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+tables = [r[0] for r in con.execute(
+    "select table_name from information_schema.tables where table_schema = 'analytics'"
+).fetchall()]
+counts = {t: n for t, n in con.execute(
+    "select table_name, row_count from analytics.warehouse_version").fetchall()}
+wrong = [t for t, n in counts.items()
+         if con.execute(f'select count(*) from analytics."{t}"').fetchone()[0] != n]
+print(json.dumps({"tables": tables, "wrong": wrong}))
+"""
+
+
+def test_an_analysts_read_write_session_never_reaches_the_next_night(demo_copy, tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert run_cli(demo_copy, tmp_path, AS_OF) == 0
+    subprocess.run([sys.executable, "-c", ANALYST_KILLED, str(warehouse)], check=True)
+
+    (demo_copy / "churn_events" / "late.csv").write_text(
+        "account_id,churned_at,churn_type\nACC-0000001,2026-10-30,voluntary\n"
+    )
+    assert run_cli(demo_copy, tmp_path, AS_OF) == 0
+
+    seen = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", READER, str(warehouse)],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    )  # fmt: skip
+    assert "scratch" not in seen["tables"]
+    assert seen["wrong"] == []
+    wh, sc = published_pair(tmp_path)
+    assert wh == sc

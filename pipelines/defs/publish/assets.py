@@ -1,20 +1,18 @@
-"""Publish: the finished night becomes the analysts' warehouse, atomically.
+"""Publish: the finished night becomes the analysts' warehouse and the leaders' scorecards,
+together and atomically (pipelines/warehouse.py, "Publication").
 
 Runs last; Dagster runs it only when every upstream asset materialised and every
 blocking check passed, so a failed night leaves the previous warehouse in place.
 """
-
-from pathlib import Path
 
 import dagster as dg
 
 from pipelines.contracts import source_contracts
 from pipelines.defs.contract_check import contract_check
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.defs.scorecards.assets import building_dir
 from pipelines.progress import report
 from pipelines.sqlrunner import build_order
-from pipelines.warehouse import publish, record_version, swap_in
+from pipelines.warehouse import building_dir, publish_night, record_version
 
 # The ingestion log tables are written by every staged asset; their contracts
 # are checked here, once all sources are staged.
@@ -42,8 +40,9 @@ def _upstream() -> list[dg.AssetKey]:
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
     description=(
-        "The analysts' DuckDB file: the working database, checkpointed and renamed over the "
-        "published file in one step once every check has passed."
+        "The analysts' DuckDB file and the leaders' scorecards: the working database, "
+        "checkpointed and copied beside tonight's scorecards into a new version, which one "
+        "rename publishes once every check has passed."
     ),
 )
 def published_warehouse(
@@ -58,13 +57,25 @@ def published_warehouse(
         ).fetchall()
     if problems:
         raise dg.Failure(description="not published: " + "; ".join(problems[:5]))
-    path = publish(cxalign.work_db, cxalign.warehouse_path)
-    swap_in(building_dir(cxalign.out_dir), Path(cxalign.out_dir))
+    path = publish_night(
+        cxalign.work_db,
+        building_dir(cxalign.out_dir),
+        cxalign.warehouse_path,
+        cxalign.out_dir,
+        run_id=context.run.run_id,
+        as_of=run_as_of(context),
+        log=lambda line: report(context, line),
+    )
     size_mb = path.stat().st_size / 1e6
-    report(context, f"publish  {path} ({size_mb:,.1f} MB) and {cxalign.out_dir}")
+    report(
+        context,
+        f"publish  {cxalign.warehouse_path} and {cxalign.out_dir}, version "
+        f"{path.parent.name} ({size_mb:,.1f} MB)",
+    )
     return dg.MaterializeResult(
         metadata={
-            "path": str(path),
+            "path": str(cxalign.warehouse_path),
+            "version": path.parent.name,
             "size_mb": round(size_mb, 1),
             "tables": dg.MetadataValue.md(
                 "| table | rows |\n|---|---|\n"

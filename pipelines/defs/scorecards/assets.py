@@ -20,6 +20,7 @@ from pipelines.progress import report
 from pipelines.scorecard import data as scorecard_data
 from pipelines.scorecard import render
 from pipelines.scorecard.charts import ChartCache
+from pipelines.warehouse import building_dir
 
 SCORECARDS = dg.AssetKey(["scorecards", "html"])
 
@@ -44,11 +45,6 @@ def keep_charts(con, cache: ChartCache) -> None:
             "insert into ops.chart_cache values (?, ?, ?)",
             [[k, svg, alt] for k, (svg, alt) in cache.used.items()],
         )
-
-
-def building_dir(out_dir: str | Path) -> Path:
-    out = Path(out_dir)
-    return out.parent / f".{out.name}.building"
 
 
 @dg.asset(
