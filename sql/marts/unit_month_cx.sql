@@ -91,11 +91,20 @@ responding as (
     group by all
 ),
 
+-- Every month in which the scope bills an account or has an answer: an answer from a month
+-- in which none of the unit's accounts is billed (after its last billed month, say) still
+-- counts in the unit's measures for that month.
+months as (
+    select level, scope, month from active
+    union
+    select level, scope, month from responding
+),
+
 measures as (
     select
-        act.level,
-        act.scope as business_unit,
-        act.month,
+        m.level,
+        m.scope as business_unit,
+        m.month,
         -- NPS
         coalesce(nps.nps_n, 0) as nps_n,
         nps.nps_promoters,
@@ -121,16 +130,18 @@ measures as (
         ces.mean - 1.959964 * ces.se as ces_mean_ci_low,
         ces.mean + 1.959964 * ces.se as ces_mean_ci_high,
         -- coverage
-        act.active_accounts,
+        coalesce(act.active_accounts, 0) as active_accounts,
         coalesce(resp.responding_accounts, 0) as responding_accounts,
+        -- no account billed: no rate (an answer over no billed account is not a share)
         coalesce(resp.responding_accounts, 0) / act.active_accounts as response_rate,
-    from active as act
+    from months as m
+    left join active as act using (level, scope, month)
     left join nps using (level, scope, month)
     left join score_se as csat
-        on csat.level = act.level and csat.scope = act.scope and csat.month = act.month
+        on csat.level = m.level and csat.scope = m.scope and csat.month = m.month
        and csat.survey_type = 'csat'
     left join score_se as ces
-        on ces.level = act.level and ces.scope = act.scope and ces.month = act.month
+        on ces.level = m.level and ces.scope = m.scope and ces.month = m.month
        and ces.survey_type = 'ces'
     left join responding as resp using (level, scope, month)
 ),

@@ -56,13 +56,16 @@ costs_unit as (
     from staging.stg_support_costs
 ),
 
-units_with_tickets as (
-    select created_month as month, count(distinct business_unit) as units
-    from tickets
-    group by all
+-- The company's cost only where every unit with tickets that month reported one: a unit
+-- with tickets and no cost would make the company's cost per ticket too low. (Counting
+-- the units that reported is not enough: a unit without tickets may report a cost.)
+units_with_tickets_unreported as (
+    select distinct t.created_month as month
+    from tickets as t
+    anti join staging.stg_support_costs as c
+        on c.business_unit = t.business_unit and c.month = t.created_month
 ),
 
--- The company's cost only where every unit with tickets that month reported one.
 costs_company as (
     select
         'company' as level,
@@ -70,8 +73,8 @@ costs_company as (
         c.month,
         sum(c.cost) as cost,
         sum(c.agents) as agents,
-        count(*) as units_reporting,
     from staging.stg_support_costs as c
+    anti join units_with_tickets_unreported as u using (month)
     group by all
 ),
 
@@ -108,9 +111,6 @@ final as (
     left join costs_unit as cu using (level, scope, month)
     left join costs_company as cc
         on cc.level = m.level and cc.scope = m.scope and cc.month = m.month
-       and cc.units_reporting >= (
-           select coalesce(max(u.units), 0) from units_with_tickets as u where u.month = m.month
-       )
 )
 
 select * from final

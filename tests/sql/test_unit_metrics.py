@@ -210,6 +210,56 @@ def test_support_medians_skip_unanswered_tickets_and_backlog(con):
     )  # t2 solved in April
 
 
+def test_company_cost_per_ticket_needs_every_unit_with_tickets_to_report(con):
+    # March: U1 and U2 have tickets, U1 and U3 (no tickets) report a cost: U2's tickets have
+    # no cost, so the company has no cost per ticket (two reports are not two units with
+    # tickets). April: both units with tickets report.
+    def ticket(tid, account_id, created):
+        return {"ticket_id": tid, "account_id": account_id, "created_at": created}
+
+    def cost(unit, month, amount):
+        return {"business_unit": unit, "month": month, "cost": amount, "agents": 1}
+
+    march, april = date(2024, 3, 1), date(2024, 4, 1)
+    make_staging(
+        con,
+        accounts=[acct("A1", "U1"), acct("A2", "U2"), acct("A3", "U3")],
+        revenue=[mrr(a, m, 10) for a in ("A1", "A2", "A3") for m in (march, april)],
+        support_tickets=[ticket("t1", "A1", "2024-03-05 10:00:00+00"),
+                         ticket("t2", "A2", "2024-03-05 10:00:00+00"),
+                         ticket("t3", "A1", "2024-04-05 10:00:00+00"),
+                         ticket("t4", "A2", "2024-04-05 10:00:00+00")],
+        support_costs=[cost("U1", march, 100), cost("U3", march, 50),
+                       cost("U1", april, 100), cost("U2", april, 300)],
+    )  # fmt: skip
+    build_warehouse(con, date(2024, 5, 1))
+    q = ("select support_cost, cost_per_ticket from analytics.unit_month_support "
+         "where business_unit = ? and month = ?")  # fmt: skip
+    assert one(con, q, "All units", march) == (None, None)
+    assert one(con, q, "U1", march) == (100, pytest.approx(100.0))
+    assert one(con, q, "All units", april) == (400, pytest.approx(200.0))
+
+
+def test_answers_in_a_month_without_a_billed_account_still_count(con):
+    # U1's only account is billed in March and answers in March and April (after its last
+    # billed month): April's answer is in U1's April row and the company's, with no rate.
+    make_staging(
+        con,
+        accounts=[acct("A1", "U1"), acct("A2", "U2")],
+        revenue=[mrr("A1", date(2024, 3, 1), 10), mrr("A2", date(2024, 3, 1), 10),
+                 mrr("A2", date(2024, 4, 1), 10)],
+        survey_responses=[survey("r1", "A1", "nps", 10, "2024-03-10 12:00:00+00"),
+                          survey("r2", "A1", "nps", 0, "2024-04-10 12:00:00+00"),
+                          survey("r3", "A1", "csat", 5, "2024-04-10 12:00:00+00")],
+    )  # fmt: skip
+    build_warehouse(con, date(2024, 5, 1))
+    q = ("select nps_n, nps, csat_n, active_accounts, responding_accounts, response_rate "
+         "from analytics.unit_month_cx where business_unit = ? and month = '2024-04-01'")  # fmt: skip
+    assert one(con, q, "U1") == (1, pytest.approx(-100.0), 1, 0, 1, None)
+    # The company bills A2 in April: A1's answers count, and the rate is over A2.
+    assert one(con, q, "All units") == (1, pytest.approx(-100.0), 1, 1, 1, pytest.approx(1.0))
+
+
 def test_reconciliations_hold_and_catch_a_broken_bridge(con):
     from pipelines.marts import reconcile
 
