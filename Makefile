@@ -12,8 +12,8 @@ OUT       ?= $(DATA)/scorecards
 DEMO_ACCOUNTS ?= 12000
 DEMO_MONTHS   ?= 24
 DEMO_SEED     ?= 7
-# The demo data ends on 2026-10-31; the run looks at it as of the next day.
-DEMO_AS_OF    ?= 2026-11-01
+# The demo data ends on 2026-10-31, its last complete day: the run is as of that day.
+DEMO_AS_OF    ?= 2026-10-31
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 

@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--landing", required=True, type=Path, help="landing zone directory")
     run.add_argument("--warehouse", required=True, type=Path, help="published DuckDB file")
     run.add_argument("--out", required=True, type=Path, help="scorecard output directory")
-    run.add_argument("--as-of", type=_date, default=None, help="as-of date (default: today, UTC)")
+    run.add_argument(
+        "--as-of", type=_date, default=None,
+        help="as-of date: the last day whose data is complete (default: yesterday, UTC)",
+    )  # fmt: skip
     run.add_argument("--config", type=Path, default=None, help="YAML config file")
     run.add_argument(
         "--strategy", type=Path, default=None,
@@ -170,7 +173,12 @@ def _run(args) -> int:
         except StrategyError as exc:
             print(f"cxalign: {exc}", file=sys.stderr)
             return 2
-    as_of = args.as_of or datetime.now(UTC).date()
+    if args.as_of is None:
+        from pipelines.sqlrunner import last_complete_day
+
+        as_of = last_complete_day(datetime.now(UTC))
+    else:
+        as_of = args.as_of
 
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", "%H:%M:%S"))

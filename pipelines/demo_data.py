@@ -377,7 +377,8 @@ def generate(
         "months": months,
         "first_month": month_list[0].isoformat(),
         "last_month": month_list[-1].isoformat(),
-        "as_of": _month_end_exclusive(month_list[-1]).isoformat(),
+        # the last complete day of the data (what `cxalign run --as-of` takes)
+        "as_of": (_month_end_exclusive(month_list[-1]) - timedelta(days=1)).isoformat(),
         "link_window_months": LINK_WINDOW,
         "latent_sd_within_unit": float(np.sqrt(ACCOUNT_SD**2 + WOBBLE_SD**2)),
         "units": [

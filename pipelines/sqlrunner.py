@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -115,6 +115,18 @@ def build_order(sql_dir: Path = SQL_DIR) -> list[SqlModel]:
     return [ms[rel] for rel in TopologicalSorter(graph).static_order()]
 
 
+def last_complete_day(at: datetime) -> date:
+    """The as-of date of a night that runs at `at`: the last UTC day that is over by then.
+
+    An as-of date is a day whose data is complete: everything dated on it or before has
+    happened (cancellations late that day included), so data runs through the as-of day and
+    a month is complete when its last day is on or before it. A run at 02:00 on the 31st
+    (UTC) is therefore as of the 30th. `at` must carry its time zone; a naive one is UTC."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).date() - timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class WarehouseParams:
     """Everything the SQL binds; names match the `$name`s in the files."""
@@ -126,7 +138,8 @@ class WarehouseParams:
     @property
     def months_ended_before(self) -> date:
         """The first day of the month in which the day after as_of falls: every month before
-        it has ended by the as-of date. A model that only needs to know which months are
+        it has ended by the as-of date (its last day is on or before it; see
+        last_complete_day). A model that only needs to know which months are
         over binds this rather than $as_of, so a new day within a month leaves its
         fingerprint, and a quiet night its rebuild, alone."""
         return (self.as_of + timedelta(days=1)).replace(day=1)

@@ -5,6 +5,7 @@ from datetime import datetime
 import dagster as dg
 
 from pipelines.defs.resources import AS_OF_TAG, resource_from_env
+from pipelines.sqlrunner import last_complete_day
 
 NIGHTLY_JOB = "cxalign_nightly"
 
@@ -27,11 +28,13 @@ def _schedule() -> dg.ScheduleDefinition:
         cron_schedule=sched.cron,
         execution_timezone=sched.timezone,
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="The nightly run; its as-of date is the date of the tick.",
+        description="The nightly run; its as-of date is the last UTC day over at the tick.",
     )
     def nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        # A tick at 02:00 on the 31st runs as of the 30th: the 31st is not over, and a
+        # cancellation later that day would be missing from a night as of the 31st.
         when: datetime = context.scheduled_execution_time
-        as_of = when.date().isoformat()
+        as_of = last_complete_day(when).isoformat()
         return dg.RunRequest(run_key=f"nightly-{as_of}", tags={AS_OF_TAG: as_of})
 
     return nightly

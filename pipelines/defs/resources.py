@@ -16,6 +16,7 @@ import dagster as dg
 
 from pipelines.runlock import RunLocked, run_lock
 from pipelines.settings import Settings, load_settings
+from pipelines.sqlrunner import last_complete_day
 from pipelines.warehouse import connect, recover, work_path
 
 AS_OF_TAG = "cxalign/as_of"
@@ -87,7 +88,8 @@ def resource_from_env() -> CxalignResource:
 
 
 def run_as_of(context) -> date:
-    """The night's as-of date: the run's tag, else its scheduled date, else today (UTC)."""
+    """The night's as-of date: the run's tag, else the last UTC day over at its scheduled time,
+    else the last UTC day over now (yesterday, UTC); see sqlrunner.last_complete_day."""
     tags = context.run.tags
     if AS_OF_TAG in tags:
         try:
@@ -98,8 +100,8 @@ def run_as_of(context) -> date:
             ) from exc
     scheduled = tags.get("dagster/scheduled_execution_time")
     if scheduled:
-        return datetime.fromisoformat(scheduled).date()
-    return datetime.now(UTC).date()
+        return last_complete_day(datetime.fromisoformat(scheduled))
+    return last_complete_day(datetime.now(UTC))
 
 
 @dg.definitions

@@ -31,7 +31,7 @@ select s.business_unit, s.month,
 from analytics.unit_month_support as s
 join analytics.unit_month_cx as c using (level, business_unit, month)
 where s.level = 'unit'
-  and s.month < date_trunc('month', $as_of::date)  -- complete months only
+  and s.month < date_trunc('month', $as_of::date + 1)  -- complete months: ended by as-of
 order by s.business_unit, s.month
 """
 TICKETS_SQL = """
@@ -39,7 +39,7 @@ select a.business_unit, t.created_month as month, t.account_id,
        t.first_response_minutes, t.resolution_minutes,
        t.first_contact_resolution::int as fcr, t.is_reopened::int as reopened
 from staging.stg_support_tickets as t join staging.stg_accounts as a using (account_id)
-where t.created_month < date_trunc('month', $as_of::date) and {units}
+where t.created_month < date_trunc('month', $as_of::date + 1) and {units}
 order by t.ticket_id  -- a fixed order: resamples repeat exactly on a rerun
 """
 RESPONSES_SQL = """
@@ -47,7 +47,7 @@ select a.business_unit, r.response_month as month, r.account_id, r.survey_type, 
        r.is_csat_top2::int as top2
 from staging.stg_survey_responses as r join staging.stg_accounts as a using (account_id)
 where r.survey_type in ('csat', 'ces')
-  and r.response_month < date_trunc('month', $as_of::date) and {units}
+  and r.response_month < date_trunc('month', $as_of::date + 1) and {units}
 order by r.response_id
 """
 # The per-account inputs are read one unit at a time ({units}: `business_unit = $unit`),
