@@ -79,7 +79,7 @@ class ColumnSpec:
     not_before: str | None = None
     not_after_as_of: bool = False  # a value after the as-of date quarantines the row
     unknown_after_as_of: bool = False  # ... is not yet known: staged as NULL (not_yet_known)
-    known_with: str | None = None  # NULL when that column is not yet known
+    known_with: tuple[str, ...] = ()  # NULL when any of these columns is not yet known
     pattern: str | None = None
     references: tuple[str, str] | None = None  # (table, column)
     default_setting: str | None = None
@@ -171,7 +171,10 @@ def _parse_column(path: Path, i: int, raw: dict) -> ColumnSpec:
         not_before=raw.get("not_before"),
         not_after_as_of=bool(raw.get("not_after_as_of", False)),
         unknown_after_as_of=bool(raw.get("unknown_after_as_of", False)),
-        known_with=raw.get("known_with"),
+        known_with=(
+            (raw["known_with"],) if isinstance(raw.get("known_with"), str)
+            else tuple(raw.get("known_with") or ())
+        ),
         pattern=raw.get("pattern"),
         references=references,
         default_setting=raw.get("default_setting"),
@@ -233,12 +236,12 @@ def load_contract_file(path: Path) -> Contract:
                 path,
                 f"column {c.name}: a dated column needs not_after_as_of or unknown_after_as_of",
             )
-        if c.known_with is not None:
-            by = next((o for o in columns if o.name == c.known_with), None)
+        for known_with in c.known_with:
+            by = next((o for o in columns if o.name == known_with), None)
             if by is None or not by.unknown_after_as_of:
                 raise _fail(
                     path,
-                    f"column {c.name}: known_with must name a column with unknown_after_as_of",
+                    f"column {c.name}: known_with must name columns with unknown_after_as_of",
                 )
     earliest = raw.get("earliest_date", EARLIEST_DATE)
     if not isinstance(earliest, date):
@@ -569,13 +572,20 @@ def not_yet_known(contract: Contract) -> list[NotYetKnown]:
                     "'after the as-of date ' || $as_of::varchar || ': not yet known then'",
                 )
             )
-        elif c.known_with is not None:
-            by = contract.column(c.known_with)
+        elif c.known_with:
+            # A value that goes with several dates (a ticket's state when it was solved and
+            # last changed) is not yet known when any of them is after the as-of date.
+            by = [contract.column(name) for name in c.known_with]
+            after = [f"({after_as_of_sql(b)})" for b in by]
+            which = " ".join(
+                f"when {a} then '{b.name}'" for a, b in zip(after, by, strict=True)
+            )
             out.append(
                 NotYetKnown(
                     c.name,
-                    f"{quote_ident(c.name)} is not null and {after_as_of_sql(by)}",
-                    f"'goes with {by.name}, which is after the as-of date ' || $as_of::varchar",
+                    f"{quote_ident(c.name)} is not null and ({' or '.join(after)})",
+                    f"'goes with ' || case {which} end || ', which is after the as-of date ' "
+                    "|| $as_of::varchar",
                 )
             )
     return out

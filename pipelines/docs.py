@@ -52,7 +52,7 @@ def _rules(c, earliest=None) -> str:
     if c.unknown_after_as_of:
         parts.append("NULL (not yet known) when after the as-of date")
     if c.known_with:
-        parts.append(f"NULL while {c.known_with} is not yet known")
+        parts.append(f"NULL while {' or '.join(c.known_with)} is not yet known")
     if c.references:
         parts.append(f"in {c.references[0]}.{c.references[1]}")
     return "; ".join(parts)

@@ -1,9 +1,11 @@
 -- int_cx_events: every CX observation as an event dated when it became known,
 -- so a window that ends before a month can only see what was known by then:
 -- a ticket counts when it is created, its first-response time when the first
--- response is sent, its resolution, first-contact resolution, reopening and
--- handle time when it is solved; a survey answer when it is given.
--- Grain: one row per event (a ticket gives up to three), up to the last month
+-- response is sent, its resolution time when it is solved, its first-contact
+-- resolution, reopening and handle time (its final state in the export) when it
+-- last changed (final_state_month: a reopen after the solve moves them to the month
+-- of the reopen's last change); a survey answer when it is given.
+-- Grain: one row per event (a ticket gives up to four), up to the last month
 -- any account-month's window reaches.
 --
 -- materialized: view
@@ -46,17 +48,34 @@ ticket_first_response as (
     where first_response_at is not null
 ),
 
+-- The ticket's final state (first-contact resolution, reopened, handle time) is known
+-- when it last changed: a window that ends before then would otherwise see a reopen (and
+-- its handle time) from after its end. Most tickets last changed in the month they were
+-- solved: one event carries both; the others give a second event in the later month.
 ticket_solved as (
     select
         account_id,
         year(solved_month) * 12 + month(solved_month) - 1,
         0, null, resolution_minutes,
+        case when final_state_month = solved_month then first_contact_resolution::int::double end,
+        case when final_state_month = solved_month then is_reopened::int::double end,
+        case when final_state_month = solved_month then handle_minutes end,
+        null, null, null, null,
+    from tickets
+    where solved_at is not null
+),
+
+ticket_final_state as (
+    select
+        account_id,
+        year(final_state_month) * 12 + month(final_state_month) - 1,
+        0, null, null,
         first_contact_resolution::int::double,
         is_reopened::int::double,
         handle_minutes,
         null, null, null, null,
     from tickets
-    where solved_at is not null
+    where final_state_month > solved_month
 ),
 
 survey as (
@@ -85,6 +104,7 @@ final as (
         select * from ticket_created
         union all select * from ticket_first_response
         union all select * from ticket_solved
+        union all select * from ticket_final_state
         union all select * from survey
     ) as e
     where e.month_idx <= (select last_month_idx from reachable)

@@ -152,6 +152,58 @@ def test_events_in_a_month_without_revenue_still_count_for_the_months_after(con)
     assert p[date(2024, 8, 1)]["csat_responses"] == 2
 
 
+def test_a_tickets_final_state_is_dated_when_it_last_changed(con):
+    # Solved in March, reopened and solved again in May (updated_at): its reopen, first-contact
+    # resolution and handle time are what it became in May, so no window ending before May
+    # sees them; its resolution time (the March solve) counts from March. t2 never changed
+    # after its solve: everything at solved_at, as before.
+    months = months_between(date(2024, 1, 1), date(2024, 8, 1))
+    make_staging(
+        con,
+        **_one_account_billed(months, created_at=date(2024, 1, 1)),
+        support_tickets=[
+            {"ticket_id": "t1", "account_id": "A1", "created_at": "2024-03-01 10:00:00+00",
+             "solved_at": "2024-03-01 12:00:00+00", "updated_at": "2024-05-20 09:00:00+00",
+             "reopens": 1, "first_contact_resolution": False, "handle_minutes": 90},
+            {"ticket_id": "t2", "account_id": "A1", "created_at": "2024-02-01 10:00:00+00",
+             "solved_at": "2024-02-01 11:00:00+00", "updated_at": "2024-02-01 11:00:00+00",
+             "reopens": 0, "first_contact_resolution": True, "handle_minutes": 30},
+        ],
+    )  # fmt: skip
+    build_warehouse(con, date(2024, 9, 30))
+    rows = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "select month, tickets, resolution_minutes_median, fcr_rate, reopen_rate, "
+            "handle_hours from analytics.account_month where account_id = 'A1'"
+        ).fetchall()
+    }
+    # April (window October-March) and May (November-April): t1's solve, not its reopen.
+    for month in (date(2024, 4, 1), date(2024, 5, 1)):
+        assert rows[month] == (2, pytest.approx(90.0), 1.0, 0.0, pytest.approx(0.5)), month
+    # June (December-May): the reopen of May is in.
+    assert rows[date(2024, 6, 1)] == (2, pytest.approx(90.0), 0.5, 0.5, pytest.approx(2.0))
+
+
+def test_a_ticket_changed_after_the_as_of_date_has_no_final_state_yet():
+    # Changed after the as-of date: its reopens, first-contact resolution and handle time are
+    # not yet known, as if the export had been taken on the as-of date.
+    con = duckdb.connect()
+    make_staging(
+        con,
+        support_tickets=[{"ticket_id": "t1", "account_id": "A1", "reopens": 1,
+                          "created_at": "2024-06-01 10:00:00+00",
+                          "solved_at": "2024-06-01 12:00:00+00",
+                          "updated_at": "2024-07-01 00:00:00+00",
+                          "first_contact_resolution": False, "handle_minutes": 5}],
+    )  # fmt: skip
+    _truncate_to(con, date(2024, 7, 1))
+    assert con.execute(
+        "select solved_at::varchar, updated_at, reopens, first_contact_resolution, "
+        "handle_minutes from staging.support_tickets"
+    ).fetchall() == [("2024-06-01 12:00:00+00", None, None, None, None)]
+
+
 def test_churn_flags_and_observation_horizon(con):
     months = months_between(date(2024, 1, 1), date(2024, 4, 1))
     make_staging(
