@@ -45,6 +45,15 @@ from pipelines.settings import Settings
 from pipelines.sqlparams import used_params
 
 CANDIDATES = "_cx_cand"
+# Sources whose quarantined rows' keys the warehouse reads, in staging.<source>_quarantined_keys
+# (the key columns, typed, of every quarantined row whose key parsed): a revenue month that
+# was quarantined is a month whose MRR is unknown, not a month without revenue
+# (sql/intermediate/int_account_months.sql).
+QUARANTINED_KEYS_SOURCES = ("revenue",)
+
+
+def quarantined_keys_table(src: str) -> str:
+    return f"staging.{src}_quarantined_keys"
 
 
 @dataclass
@@ -336,6 +345,8 @@ def stage_source(
             [src],
         )
         values_not_yet_known = _record_not_yet_known(con, contract, new_rows, bind, appending)
+        if src in QUARANTINED_KEYS_SOURCES:
+            _record_quarantined_keys(con, contract, appending)
         rows_staged = con.execute(f"select count(*) from staging.{src}").fetchone()[0]
         rows_quarantined = con.execute(
             "select count(*) from (select distinct source_file, source_row "
@@ -374,6 +385,32 @@ def stage_source(
         top_rules=_top_rules(con, src),
         values_not_yet_known=values_not_yet_known,
     )
+
+
+def _record_quarantined_keys(
+    con: duckdb.DuckDBPyConnection, contract: Contract, appending: bool
+) -> None:
+    """Keep the typed key of each row quarantined tonight whose key columns parsed (a row
+    whose key is broken says nothing about which key it held), and record the table's
+    content for the warehouse SQL."""
+    table = quarantined_keys_table(contract.name)
+    key = ", ".join(f"k.{quote_ident(k)}" for k in contract.key)
+    if not appending:
+        con.execute(f"drop table if exists {table}")
+    con.execute(
+        f"create table if not exists {table} as select {key}, k._source_file, k._source_row "
+        f"from {CANDIDATES} k where false"
+    )
+    con.execute(
+        f"""
+        insert into {table}
+        select {key}, k._source_file, k._source_row
+        from {CANDIDATES} k semi join _cx_viol v using (_source_file, _source_row)
+        where {" and ".join(f"k.{quote_ident(k)} is not null" for k in contract.key)}
+        order by k._source_file, k._source_row
+        """
+    )
+    record_table(con, table, content(con, table), None, None)
 
 
 def _record_not_yet_known(
@@ -475,6 +512,8 @@ def staging_inputs(con: duckdb.DuckDBPyConnection, contract: Contract, settings:
     h.update(f"currency={settings.currency}".encode())
     # What free text was scrubbed of (its raw rows change with it; said here as well).
     h.update(f"privacy={privacy_digest(settings.privacy)}".encode())
+    if src in QUARANTINED_KEYS_SOURCES:  # a database staged before kept no such table
+        h.update(f"quarantined_keys={quarantined_keys_table(src)}".encode())
     for ref in sorted({c.references[0] for c in contract.columns if c.references}):
         state = table_state(con, f"staging.{ref}")
         h.update(f"{ref}={state[1] if state else 'unrecorded'}".encode())

@@ -20,13 +20,16 @@ last_data_month as (
     select max(month) as last_month from months
 ),
 
+-- Billed months only: an account whose MRR fell to 0 left in its last month above 0; one
+-- carried through a quarantined revenue row is still billed there (at its last known MRR).
 billing as (
     select
         account_id,
         min(month) as first_billed_month,
         max(month) as last_billed_month,
-        arg_max(mrr, month) as last_mrr,
+        arg_max(mrr_carried, month) as last_mrr,
     from months
+    where is_billed
     group by all
 ),
 

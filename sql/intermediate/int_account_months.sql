@@ -1,11 +1,52 @@
 -- int_account_months: the account-month spine. A month with a revenue row is an
--- active month. Adds tenure, MRR movement against the previous calendar month,
--- the MRR at the CX window's end and its change over the three months before, and churn in this and the next month.
+-- active month; so is a month whose revenue row was quarantined, when the account was
+-- billed the month before: its MRR is unknown (mrr NULL, is_mrr_unknown), not zero, and
+-- the account is carried through it at its last known MRR (mrr_carried), so a bad row is
+-- neither churn nor, the month after, a new account. An account is billed (a customer) in a
+-- month when mrr_carried > 0: a row at MRR 0 is not billed, and its first such month is
+-- churn (int_revenue_churned). Adds tenure, MRR movement against the previous calendar
+-- month, the MRR at the CX window's end and its change over the three months before, and
+-- churn in this and the next month.
 -- Grain: one row per account and active month.
 with
 
+staged as (
+    select account_id, month, month_idx, mrr, false as is_mrr_unknown
+    from staging.stg_revenue
+),
+
+-- Months whose revenue row was quarantined (its key parsed), where no row was staged.
+quarantined as (
+    select distinct
+        q.account_id,
+        q.month,
+        year(q.month) * 12 + month(q.month) - 1 as month_idx,
+        null::decimal(18, 4) as mrr,
+        true as is_mrr_unknown,
+    from staging.revenue_quarantined_keys as q
+    anti join staged as s using (account_id, month)
+),
+
+-- Runs of consecutive months with a row (staged or quarantined), and in each the last MRR
+-- known by the month: a quarantined month inherits it, so one after a billed month is
+-- carried and one after a month at 0 or a month without a row is not.
+carried as (
+    select
+        *,
+        last_value(mrr ignore nulls) over (
+            partition by account_id, run order by month_idx
+            rows between unbounded preceding and current row
+        ) as mrr_carried,
+    from (
+        select *, month_idx - row_number() over (partition by account_id order by month_idx) as run
+        from (select * from staged union all select * from quarantined)
+    )
+),
+
 revenue as (
-    select * from staging.stg_revenue
+    select account_id, month, month_idx, mrr, is_mrr_unknown, mrr_carried
+    from carried
+    where not is_mrr_unknown or mrr_carried > 0
 ),
 
 accounts as (
@@ -33,7 +74,9 @@ with_history as (
         month,
         month_idx,
         mrr,
-        max(mrr) over (
+        is_mrr_unknown,
+        mrr_carried,
+        max(mrr_carried) over (
             partition by account_id order by month_idx
             range between 1 preceding and 1 preceding
         ) as mrr_1_month_ago,
@@ -59,14 +102,18 @@ final as (
         h.month,
         h.month_idx,
         greatest(datediff('month', a.created_month, h.month), 0) as tenure_months,
-        -- revenue
+        -- revenue: movements against the previous month's MRR, known or carried; a month
+        -- at 0 after a billed one is churn (int_revenue_churned), not contraction
         h.mrr,
+        h.is_mrr_unknown,
+        h.mrr_carried,
+        h.mrr_carried > 0 as is_billed,
         coalesce(h.mrr_1_month_ago, 0) as mrr_prev,
-        case when coalesce(h.mrr_1_month_ago, 0) = 0 then h.mrr else 0 end as mrr_new,
-        case when h.mrr_1_month_ago > 0 then greatest(h.mrr - h.mrr_1_month_ago, 0) else 0 end
-            as mrr_expansion,
-        case when h.mrr_1_month_ago > 0 then greatest(h.mrr_1_month_ago - h.mrr, 0) else 0 end
-            as mrr_contraction,
+        case when coalesce(h.mrr_1_month_ago, 0) = 0 then h.mrr_carried else 0 end as mrr_new,
+        case when h.mrr_1_month_ago > 0 and h.mrr_carried > 0
+            then greatest(h.mrr_carried - h.mrr_1_month_ago, 0) else 0 end as mrr_expansion,
+        case when h.mrr_1_month_ago > 0 and h.mrr_carried > 0
+            then greatest(h.mrr_1_month_ago - h.mrr_carried, 0) else 0 end as mrr_contraction,
         case when h.mrr > 0 then ln(h.mrr) end as log_mrr,
         case when h.mrr_window_end > 0 then ln(h.mrr_window_end) end as log_mrr_window_end,
         case when h.mrr_window_end > 0 and h.mrr_window_end_3m_before > 0

@@ -1,12 +1,13 @@
--- int_revenue_churned: MRR lost to churn. An account billed in month m-1 and not
--- in month m churned its m-1 MRR in month m (only for months the data covers).
--- The type comes from a cancellation dated in m-1 or m; without one the loss
--- counts as voluntary and is_churn_recorded is false.
+-- int_revenue_churned: MRR lost to churn. An account billed in month m-1 (MRR > 0, or
+-- carried through a month whose revenue row was quarantined: see int_account_months) and
+-- not billed in month m (no row, or a row at MRR 0: the first month at 0) churned its m-1
+-- MRR in month m (only for months the data covers). The type comes from a cancellation
+-- dated in m-1 or m; without one the loss counts as voluntary and is_churn_recorded is false.
 -- Grain: one row per account and month in which its MRR disappeared.
 with
 
-revenue as (
-    select * from staging.stg_revenue
+months as (
+    select * from intermediate.int_account_months
 ),
 
 accounts as (
@@ -18,20 +19,21 @@ churn_events as (
 ),
 
 last_month as (
-    select max(month_idx) as last_idx from revenue
+    select max(month_idx) as last_idx from months
 ),
 
 lost as (
     select
-        r.account_id,
-        r.month_idx + 1 as month_idx,
-        r.mrr as churned_mrr,
-    from revenue as r
+        p.account_id,
+        p.month_idx + 1 as month_idx,
+        p.mrr_carried as churned_mrr,
+    from months as p
     cross join last_month as l
-    anti join revenue as n
-        on n.account_id = r.account_id and n.month_idx = r.month_idx + 1
-    where r.month_idx + 1 <= l.last_idx
-      and r.mrr > 0
+    left join months as n
+        on n.account_id = p.account_id and n.month_idx = p.month_idx + 1
+    where p.is_billed
+      and not coalesce(n.is_billed, false)
+      and p.month_idx + 1 <= l.last_idx
 ),
 
 typed as (

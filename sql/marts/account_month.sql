@@ -1,5 +1,6 @@
 -- account_month: the analysis panel. One row per account per calendar month in
--- which it was active (billed), with its dimensions, MRR and its movement, churn
+-- which it was active (a revenue row; or a quarantined revenue row after a billed month,
+-- with its MRR unknown: see int_account_months), with its dimensions, MRR and its movement, churn
 -- this and next month, and CX features from a window that ends before the month
 -- (see intermediate/int_account_month_cx.sql). Outcome columns are NULL where
 -- the month they describe is not over by the as-of date.
@@ -24,8 +25,9 @@ final as (
         m.plan,
         m.month,
         m.tenure_months,
-        -- revenue
+        -- revenue (a month whose revenue row was quarantined: mrr NULL, is_mrr_unknown)
         m.mrr,
+        m.is_mrr_unknown,
         m.mrr_prev,
         m.mrr - m.mrr_prev as mrr_change,
         m.mrr_new,

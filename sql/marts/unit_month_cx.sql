@@ -18,12 +18,13 @@ scoped as (
     select 'company', 'All units', * exclude (business_unit) from responses
 ),
 
+-- Accounts billed in the month (MRR > 0, or carried through a quarantined revenue row).
 active as (
     select 'unit' as level, business_unit as scope, month, count(*) as active_accounts
-    from intermediate.int_account_months group by all
+    from intermediate.int_account_months where is_billed group by all
     union all
     select 'company', 'All units', month, count(*)
-    from intermediate.int_account_months group by all
+    from intermediate.int_account_months where is_billed group by all
 ),
 
 nps as (

@@ -19,16 +19,19 @@ churned as (
 -- an account belongs to one unit, and sums of DECIMAL MRR are exact, so this is
 -- what summing the company's accounts gives, at half the work (the trailing-twelve-
 -- month self-join was made over every account-month twice, once per level).
+-- Billed accounts only (MRR > 0, or carried through a month whose revenue row was
+-- quarantined at its last known MRR): a row at 0 is no account and no MRR.
 billed_units as (
     select
         business_unit as scope, month_idx,
         count(*) as accounts_end,
-        sum(mrr) as ending_mrr,
+        sum(mrr_carried) as ending_mrr,
         sum(mrr_new) as new_mrr,
         sum(mrr_expansion) as expansion_mrr,
         sum(mrr_contraction) as contraction_mrr,
         count(*) filter (where mrr_new > 0) as new_accounts,
     from months
+    where is_billed
     group by all
 ),
 
@@ -77,12 +80,13 @@ lost as (
 ttm_units as (
     select
         base.business_unit as scope, base.month_idx + 12 as month_idx,
-        sum(base.mrr) as ttm_base_mrr,
-        sum(coalesce(now.mrr, 0)) as ttm_cohort_mrr,
-        sum(least(coalesce(now.mrr, 0), base.mrr)) as ttm_cohort_mrr_capped,
+        sum(base.mrr_carried) as ttm_base_mrr,
+        sum(coalesce(now.mrr_carried, 0)) as ttm_cohort_mrr,
+        sum(least(coalesce(now.mrr_carried, 0), base.mrr_carried)) as ttm_cohort_mrr_capped,
     from months as base
     left join months as now
         on now.account_id = base.account_id and now.month_idx = base.month_idx + 12
+    where base.is_billed
     group by all
 ),
 

@@ -79,6 +79,53 @@ def test_revenue_bridge_grr_nrr_and_logo_churn(con):
     )
 
 
+def test_a_quarantined_month_is_not_churn_and_a_fall_to_zero_is(con):
+    # A1: March's revenue row was quarantined: A1 continues at its last known 100 (no churn in
+    # March, not new in April, where it expands to 120). A2: MRR falls to 0 in March and its
+    # rows continue at 0: churned in March (50), not a contraction, and April has nothing.
+    # A3: no row in February (a real gap): churned in February, returning (new) in March.
+    # A4: its first month quarantined, billed nothing before it: not carried, new in February.
+    jan, feb, mar, apr, may = months_between(date(2024, 1, 1), date(2024, 5, 1))
+    make_staging(
+        con,
+        accounts=[acct(a, "U1") for a in ("A1", "A2", "A3", "A4")],
+        revenue=[mrr("A1", m, 100) for m in (jan, feb)] + [mrr("A1", m, 120) for m in (apr, may)]
+        + [mrr("A2", jan, 50), mrr("A2", feb, 50), mrr("A2", mar, 0), mrr("A2", apr, 0)]
+        + [mrr("A3", m, 30) for m in (jan, mar, apr)]
+        + [mrr("A4", m, 10) for m in (feb, mar, apr, may)],
+        revenue_quarantined_keys=[{"account_id": "A1", "month": mar},
+                                  {"account_id": "A4", "month": jan}],
+    )  # fmt: skip
+    build_warehouse(con, date(2024, 5, 31))
+    cols = ("starting_mrr, new_mrr, expansion_mrr, contraction_mrr, churned_mrr, ending_mrr, "
+            "accounts_start, new_accounts, churned_accounts, accounts_end")  # fmt: skip
+    q = f"select {cols} from analytics.unit_month_revenue where business_unit = 'U1' and month = ?"
+
+    def bridge(month):
+        return [float(x) for x in one(con, q, month)]
+
+    assert bridge(feb) == [180, 10, 0, 0, 30, 160, 3, 1, 1, 3]
+    assert bridge(mar) == [160, 30, 0, 0, 50, 140, 3, 1, 1, 3]
+    assert bridge(apr) == [140, 0, 20, 0, 0, 160, 3, 0, 0, 3]
+    assert bridge(may) == [160, 0, 0, 0, 30, 130, 3, 0, 1, 2]
+    from pipelines.marts import reconcile
+
+    assert all(not rows for rows in reconcile(con).values())
+    # The panel: A1's March is there, its MRR unknown; April's movement is against 100.
+    panel = "select {} from analytics.account_month where account_id = ? and month = ?"
+    got = one(con, panel.format("mrr, is_mrr_unknown, mrr_prev, mrr_change, log_mrr"), "A1", mar)
+    assert got == (None, True, 100, None, None)
+    got = one(con, panel.format("mrr_prev, mrr_new, mrr_expansion"), "A1", apr)
+    assert [float(x) for x in got] == [100, 0, 20]
+    got = one(con, panel.format("mrr, mrr_contraction, is_mrr_unknown"), "A2", mar)
+    assert (float(got[0]), float(got[1]), got[2]) == (0, 0, False)
+    assert one(con, "select count(*) from analytics.account_month where account_id = 'A4' "
+                    "and month = '2024-01-01'")[0] == 0  # fmt: skip
+    # Billed accounts only: A2 at 0 is not an active account in March.
+    assert one(con, "select active_accounts from analytics.unit_month_cx "
+                    "where business_unit = 'U1' and month = ?", mar)[0] == 3  # fmt: skip
+
+
 def test_trailing_twelve_month_retention(con):
     months = months_between(date(2023, 1, 1), date(2024, 1, 1))
     revenue = [mrr("A1", m, 120 if m == date(2024, 1, 1) else 100) for m in months]
