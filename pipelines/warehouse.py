@@ -290,6 +290,7 @@ def publish_night(
         )
         + "\n"
     )
+    _fsync(vdir / "version.json")
     _fsync(vdir / SCORECARDS)
     _fsync(vdir)
     _fsync(root)
