@@ -7,13 +7,15 @@ data row number, so every later error can point at the row in the file.
 
 Loading is incremental and idempotent, keyed on each file's content hash and on
 how it is read (`raw._files`: the column mapping, encoding and delimiter in the
-config and the contract's columns): a file unchanged and read the same way is
+config, the contract's columns and what is scrubbed): a file unchanged and read the same way is
 skipped, a changed one replaces its earlier rows, a new one adds its rows.
 Malformed CSV records (wrong number of fields) do not stop the load: DuckDB sets
 them aside and they land in `raw._rejects`, to be quarantined with the rest. A file
 that cannot be read at all, or not to its end, stops the run with its name and what
 is wrong: every record in the file (counted by a second parser, not by DuckDB) must
-be either loaded or rejected.
+be either loaded or rejected. Free text (the contracts' free_text columns, `_extra`, malformed
+records) is scrubbed of e-mail addresses and phone numbers in the insert itself
+(`pipelines.privacy`): the text before never reaches a table.
 """
 
 from __future__ import annotations
@@ -231,7 +233,8 @@ def _load_file(
     settings: SourceSettings,
     run_id: str | None = None,
     replacing: bool = True,
-    privacy: PrivacySettings | None = None,
+    *,
+    privacy: PrivacySettings,
 ) -> tuple[int, int]:
     """Load one file into raw.<source>, replacing rows an earlier version left there.
 
@@ -267,7 +270,7 @@ def _plain_name(path: Path) -> Iterator[Path]:
 def _load_parquet(
     con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
     fingerprint: tuple[str, str], contract: Contract, settings: SourceSettings,
-    run_id: str | None, replacing: bool, privacy: PrivacySettings | None = None,
+    run_id: str | None, replacing: bool, privacy: PrivacySettings,
 ) -> tuple[int, int]:  # fmt: skip
     scan, scan_params = "read_parquet(?, file_row_number = true) _l", [str(readable)]
     header = _read_header(con, scan, scan_params, rel, True)
@@ -296,7 +299,7 @@ def _load_parquet(
 def _load_csv(
     con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
     fingerprint: tuple[str, str], contract: Contract, settings: SourceSettings,
-    run_id: str | None, replacing: bool, privacy: PrivacySettings | None = None,
+    run_id: str | None, replacing: bool, privacy: PrivacySettings,
 ) -> tuple[int, int]:  # fmt: skip
     delimiter = settings.delimiter or _sniff_delimiter(path, settings.encoding)
     scan = (
@@ -375,10 +378,9 @@ def _load_csv(
         loaded = _insert_rows(con, contract.name, rel, row_expr, select_list, extra_keys, rows, [],
                               privacy)  # fmt: skip
         # A malformed record's text holds every field of it: scrubbed whole.
-        scrub = PrivacySettings() if privacy is None else privacy
         con.execute(
             "insert into raw._rejects select ?, ?, source_row, error_type, "
-            f"{scrub_sql('error_message', scrub)}, {scrub_sql('csv_line', scrub)} "
+            f"{scrub_sql('error_message', privacy)}, {scrub_sql('csv_line', privacy)} "
             "from _cx_rejects order by source_row",
             [contract.name, rel],
         )
@@ -479,7 +481,7 @@ def _refuse_repeated(names: list[str], rel: str) -> None:
 def _insert_rows(
     con: duckdb.DuckDBPyConnection, source: str, rel: str, row_expr: str,
     select_list: list[str], extra_keys: list[str], rows: str, rows_params: list,
-    privacy: PrivacySettings | None = None,
+    privacy: PrivacySettings,
 ) -> int:  # fmt: skip
     """Insert `rows` (a scan or a table, aliased _l) into raw.<source> as the file `rel`, each
     row numbered by row_expr, the contract's columns as select_list maps them, the file's
@@ -487,10 +489,9 @@ def _insert_rows(
     inserted."""
     extra, extra_params = "null", []
     if extra_keys:
-        scrub = PrivacySettings() if privacy is None else privacy
         extra = (
             "json_object("
-            + ", ".join(f"?, {scrub_sql(f'_l.{_ident(k)}::varchar', scrub)}" for k in extra_keys)
+            + ", ".join(f"?, {scrub_sql(f'_l.{_ident(k)}::varchar', privacy)}" for k in extra_keys)
             + ")"
         )
         extra_params = list(extra_keys)
@@ -534,7 +535,7 @@ def _normalise_header(name: str) -> str:
 
 def _column_mapping(
     header: list[str], contract: Contract, settings: SourceSettings, rel: str,
-    privacy: PrivacySettings | None = None,
+    privacy: PrivacySettings,
 ) -> tuple[list[str], list[str]]:  # fmt: skip
     """Map the file's header onto the contract's columns.
 
@@ -583,10 +584,9 @@ def _column_mapping(
             f"Rename the column in the export or map it in the config under "
             f"sources.{contract.name}.columns"
         )
-    scrub = PrivacySettings() if privacy is None else privacy
     select_list = [
         (
-            (scrub_sql(f"_l.{_ident(chosen[c.name])}::varchar", scrub) if c.free_text
+            (scrub_sql(f"_l.{_ident(chosen[c.name])}::varchar", privacy) if c.free_text
              else f"_l.{_ident(chosen[c.name])}::varchar")
             if c.name in chosen
             else "null::varchar"
