@@ -390,9 +390,11 @@ def stage_source(
 def _record_quarantined_keys(
     con: duckdb.DuckDBPyConnection, contract: Contract, appending: bool
 ) -> None:
-    """Keep the typed key of each row quarantined tonight whose key columns parsed (a row
-    whose key is broken says nothing about which key it held), and record the table's
-    content for the warehouse SQL."""
+    """Keep the typed key of each row quarantined tonight whose key is sound, and record the
+    table's content for the warehouse SQL. A row whose key column broke a rule (unparsed,
+    dated after the as-of date or before the earliest date, an unknown account) says nothing
+    about a key of the data: a revenue month after the as-of date is not a month whose MRR
+    is unknown."""
     table = quarantined_keys_table(contract.name)
     key = ", ".join(f"k.{quote_ident(k)}" for k in contract.key)
     if not appending:
@@ -406,9 +408,13 @@ def _record_quarantined_keys(
         insert into {table}
         select {key}, k._source_file, k._source_row
         from {CANDIDATES} k semi join _cx_viol v using (_source_file, _source_row)
+        anti join (select _source_file, _source_row from _cx_viol
+                   where column_name = any($key::varchar[])) bad
+            using (_source_file, _source_row)
         where {" and ".join(f"k.{quote_ident(k)} is not null" for k in contract.key)}
         order by k._source_file, k._source_row
-        """
+        """,
+        {"key": list(contract.key)},
     )
     record_table(con, table, content(con, table), None, None)
 

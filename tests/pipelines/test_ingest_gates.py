@@ -115,3 +115,26 @@ def test_the_gate_passes_once_the_input_is_fixed_and_is_kept_after(landing, tmp_
     assert built_from is not None
     second = _night(landing, tmp_path)
     assert all(_checks(second).values())
+
+
+def test_the_keys_of_quarantined_revenue_rows_are_kept_when_sound(landing, tmp_path):
+    # Kept: a month whose MRR broke a rule (A1, April) and a month given twice with two amounts
+    # (A2, March): their MRR is unknown, not zero (int_account_months). Not kept: a month
+    # after the as-of date, a month that does not parse, an account that does not exist.
+    (landing / "revenue" / "revenue.csv").write_text(
+        "account_id,month,mrr,currency\nA1,2024-03,100,USD\nA1,2024-04,-5,USD\n"
+        "A2,2024-03,90,USD\nA2,2024-03,91,USD\nA3,2025-02,10,USD\nA3,2024-13,10,USD\n"
+        "A9,2024-03,10,USD\n"
+    )
+    _night(landing, tmp_path)
+    con = duckdb.connect(str(work_path(tmp_path / "warehouse.duckdb")), read_only=True)
+    keys = con.execute(
+        "select distinct account_id, month::varchar from staging.revenue_quarantined_keys "
+        "order by all"
+    ).fetchall()
+    recorded = con.execute(
+        "select count(*) from ops.table_state where relation = 'staging.revenue_quarantined_keys'"
+    ).fetchone()[0]
+    con.close()
+    assert keys == [("A1", "2024-04-01"), ("A2", "2024-03-01")]
+    assert recorded == 1
