@@ -25,6 +25,7 @@ import polars as pl
 from scipy.special import ndtr
 
 from models.alignment.config import Outcome
+from models.alignment.features import subset
 from models.alignment.link import (
     DesignBuffer,
     LinkFit,
@@ -114,15 +115,17 @@ class NegativeControl:
 
 def negative_control(rows: pl.DataFrame, measure: str, link: LinkFit | NoFit,
                      min_events: int, alpha: float, extra: tuple[str, ...] = (),
-                     buffer: DesignBuffer | None = None) -> NegativeControl:  # fmt: skip
+                     buffer: DesignBuffer | None = None,
+                     columns: tuple[str, ...] | None = None) -> NegativeControl:  # fmt: skip
     """The retention link's negative control. CX should not predict failed payments as it
     predicts decisions to leave: the check fails when CX is associated with less
     involuntary churn (one-sided p <= alpha) *and* that association is not clearly weaker
     than the voluntary one (their difference not significant at one-sided alpha). A real
     CX link shows in voluntary churn only and passes; an unmeasured factor that lowers every
     kind of churn where CX is good shows in both and fails. rows: the unit's account-months
-    with churned_next_month_voluntary and _involuntary (voluntary exits are censored here)."""
-    involuntary = rows.filter(~pl.col("churned_next_month_voluntary"))
+    with churned_next_month_voluntary and _involuntary (voluntary exits are censored here);
+    columns: the ones the fit reads (default: all), copied once with the rows it keeps."""
+    involuntary = subset(rows, ~pl.col("churned_next_month_voluntary"), columns)
     events = int(involuntary["churned_next_month_involuntary"].sum())
     if events < min_events:
         return NegativeControl(None, events, False)

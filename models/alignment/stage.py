@@ -80,10 +80,7 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
     z_columns = tuple(f"z_{m}" for m in METRICS) if config.secondary_metrics else ()
     retention = OUTCOMES["retention"]
     controls = controls_note(rows)
-    at_risk = outcome_rows(
-        rows, outcome,
-        (*base, measure, outcome.column, *(z_columns if outcome.name == "retention" else ())),
-    )  # fmt: skip
+    at_risk = outcome_rows(rows, outcome, (*base, measure, outcome.column))
     buffer = DesignBuffer()  # one block for all of this unit's design matrices
     link = fit_link(at_risk, outcome, measure, extra, buffer)
     perm = permutation_p(at_risk, outcome, measure, config.permutations,
@@ -91,16 +88,16 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
     n_accounts = at_risk["account_code"].n_unique()
     n_rows = at_risk.height
     n_events = int(at_risk[outcome.column].sum()) if outcome.kind == "event" else 0
-    # The exploratory per-metric fits are on the retention rows: the same rows when the
-    # unit tests retention.
-    voluntary = at_risk if outcome.name == "retention" else None
+    # Each fit's rows are copied (only the columns it reads) just before it and released
+    # after: at a million accounts a copy is half a gigabyte, and keeping the link's rows
+    # for the per-metric fits held one beside the negative control's and the revenue
+    # model's (the unit's peak, 3.6 GB at L, at the revenue fit).
     del at_risk
     nc = (
         negative_control(
-            subset(rows, pl.lit(True), (*base, measure, "churned_next_month_voluntary",
-                                        "churned_next_month_involuntary")),
-            measure, link, config.min_negative_control_events, config.falsification_alpha,
+            rows, measure, link, config.min_negative_control_events, config.falsification_alpha,
             extra, buffer,
+            (*base, measure, "churned_next_month_voluntary", "churned_next_month_involuntary"),
         )  # fmt: skip
         if outcome.name == "retention"
         else NegativeControl(None, 0, False)
@@ -127,8 +124,7 @@ def fit_unit(unit: str, rows: pl.DataFrame, config: AlignmentConfig,
     del recent
     metrics: list[MetricLink] = []
     if config.secondary_metrics:
-        if voluntary is None:
-            voluntary = outcome_rows(rows, retention, (*base, *z_columns, retention.column))
+        voluntary = outcome_rows(rows, retention, (*base, *z_columns, retention.column))
         for metric in METRICS:
             z = f"z_{metric}"
             m_fit = fit_hazard(voluntary, "churned_next_month_voluntary", z, buffer=buffer)
