@@ -302,6 +302,7 @@ def main() -> int:
     args = p.parse_args()
     os.environ["CXALIGN_THREADS"] = "1"  # one process per core instead of threads per unit
     started = time.perf_counter()
+    commit = _commit()  # the code the workers import now, not what the tree holds at the end
     tasks = [(s, d, r) for s in args.scenario for d in args.dgp for r in range(args.reps)]
     collected: dict[tuple[str, str], list[dict]] = {}
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -314,7 +315,6 @@ def main() -> int:
     # figure stamped with its replications and the code it came from.
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
     result.setdefault("scenarios", {})
-    commit = _commit()
     for (name, dgp), results in collected.items():
         result["scenarios"].setdefault(name, {})[dgp] = summarise(name, results) | {
             "reps": len(results), "commit": commit, "command": command}
