@@ -127,7 +127,7 @@ PUBLISH_STEPS = (
     "expose-aside",  # first publish over an old layout: its scorecards directory set aside
     "expose-warehouse",  # the warehouse path is a link through `current`
     "exposed",  # the scorecards path too
-    "pruned",  # older versions removed
+    "pruned",  # versions older than the one before removed
 )
 SCORECARDS = "scorecards"
 CURRENT = "current"
@@ -229,10 +229,21 @@ def _expose(warehouse: Path, out: Path, log, crash_point=lambda step: None) -> N
 
 
 def _prune(root: Path, log) -> None:
-    """Remove every version but the published one, and half-made links."""
+    """Remove every version but the published one and the one published before it, and
+    half-made links.
+
+    The one before stays for a night: an analyst's program that followed the warehouse
+    link just before the switch opens that version's file a moment after it, and would
+    find nothing if it were gone ("database does not exist"). A reader that already has
+    it open keeps reading even once it is removed (the file outlives its name). Versions
+    are named by their publication time, so the one before is the newest older name; a
+    version newer than the published one was never published (a killed run's) and goes."""
     keep = os.readlink(root / CURRENT) if (root / CURRENT).is_symlink() else None
+    versions = sorted(e.name for e in root.iterdir() if e.is_dir() and not e.is_symlink())
+    before = [v for v in versions if keep is not None and v < keep]
+    previous = before[-1] if before else None
     for entry in sorted(root.iterdir()):
-        if entry.name in (CURRENT, keep):
+        if entry.name in (CURRENT, keep, previous):
             continue
         if entry.is_dir() and not entry.is_symlink():
             for wal in entry.glob("*.wal"):
