@@ -60,10 +60,9 @@ def landing(tmp_path: Path) -> Path:
     return root
 
 
-def test_a_failed_contract_gate_fails_again_on_an_identical_rerun(landing, tmp_path, monkeypatch):
-    # The rule engines disagree on revenue (the SQL side misses the mrr range rule, as
-    # test_rule_engines_disagreeing_stops_the_run sets up): contract_agreement fails. The same
-    # inputs the next night must be staged and checked again, not kept as if they had passed.
+def _engines_disagree_on_revenue(landing, monkeypatch) -> None:
+    """The SQL side misses the mrr range rule and a negative mrr lands: contract_agreement
+    fails on revenue (as test_rule_engines_disagreeing_stops_the_run sets up)."""
     import pipelines.ingest as ingest
 
     real = ingest.row_rules
@@ -74,6 +73,13 @@ def test_a_failed_contract_gate_fails_again_on_an_identical_rerun(landing, tmp_p
     )
     with (landing / "revenue" / "revenue.csv").open("a") as f:
         f.write("A3,2024-03,-5,USD\n")
+
+
+def test_a_failed_contract_gate_fails_again_on_an_identical_rerun(landing, tmp_path, monkeypatch):
+    # The rule engines disagree on revenue (the SQL side misses the mrr range rule, as
+    # test_rule_engines_disagreeing_stops_the_run sets up): contract_agreement fails. The same
+    # inputs the next night must be staged and checked again, not kept as if they had passed.
+    _engines_disagree_on_revenue(landing, monkeypatch)
 
     first = _checks(_night(landing, tmp_path))
     assert first["revenue.contract_agreement"] is False
@@ -87,16 +93,7 @@ def test_a_failed_contract_gate_fails_again_on_an_identical_rerun(landing, tmp_p
 
 def test_a_failed_gate_is_not_appended_to(landing, tmp_path, monkeypatch):
     # A new file the next night must not take the "new files only" path over rows that failed.
-    import pipelines.ingest as ingest
-
-    real = ingest.row_rules
-    monkeypatch.setattr(
-        ingest,
-        "row_rules",
-        lambda c: [r for r in real(c) if (r.column, r.rule) != ("mrr", "range")],
-    )
-    with (landing / "revenue" / "revenue.csv").open("a") as f:
-        f.write("A3,2024-03,-5,USD\n")
+    _engines_disagree_on_revenue(landing, monkeypatch)
     assert _checks(_night(landing, tmp_path))["revenue.contract_agreement"] is False
     (landing / "revenue" / "z_april.csv").write_text("account_id,month,mrr\nA1,2024-04,100\n")
     assert _checks(_night(landing, tmp_path))["revenue.contract_agreement"] is False
