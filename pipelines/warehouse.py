@@ -7,8 +7,8 @@ Two files, because DuckDB allows one writing process and no readers beside it:
   opens it, and only one run at a time (pipelines/runlock.py).
 * the **published warehouse** (`--warehouse`, default `data/warehouse.duckdb`):
   what analysts open read-only. A run never writes it in place. When every
-  stage and blocking check has passed, the working database is checkpointed and
-  copied, with the night's scorecards, into a new version directory, and one
+  stage and blocking check has passed, the working database's live contents are
+  copied (a logical copy: deleted rows stay behind), with the night's scorecards, into a new version directory, and one
   `rename(2)` makes that version the published one (see "Publication" below):
   a reader sees the old version or the new one, never half of one, and a reader
   that still holds the old file keeps reading it until it closes.
@@ -164,16 +164,41 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _copy_durably(src: Path, dst: Path) -> None:
-    # In blocks, so that the crash point "copy" can stop it half-way.
-    block = max(1, min(16 << 20, src.stat().st_size // 2))
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        fout.write(fin.read(block))
-        fout.flush()
-        _crash_point("copy")
-        shutil.copyfileobj(fin, fout, 16 << 20)
-        fout.flush()
-        os.fsync(fout.fileno())
+def _sql_str(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _copy_live(src: Path, dst: Path, duck: DuckDBSettings | None = None) -> None:
+    """Write the live contents of `src` into a new database file `dst`, then fsync it.
+
+    A logical copy, not a byte copy: DuckDB marks rows deleted from the working database
+    (the rows of a file loaded again or dropped from the landing zone, text loaded before
+    scrubbing was turned on) and keeps their bytes in its blocks until it rewrites them, and
+    a byte copy would publish those bytes. Only the catalog and the rows a query can see
+    reach the new file. Table by table, so that the crash point "copy" can stop it half-way.
+    """
+    con = duckdb.connect()
+    try:
+        if duck and duck.memory_limit:
+            con.execute("set memory_limit = ?", [duck.memory_limit])
+        if duck and duck.threads:
+            con.execute("set threads = ?", [duck.threads])
+        con.execute(f"attach {_sql_str(src)} as src (read_only)")
+        con.execute(f"attach {_sql_str(dst)} as dst")
+        con.execute("copy from database src to dst (schema)")
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where database_name = 'src' order by schema_name, table_name"
+        ).fetchall()
+        for i, (schema, table) in enumerate(tables):
+            if i == len(tables) // 2:
+                _crash_point("copy")
+            name = '"' + schema.replace('"', '""') + '"."' + table.replace('"', '""') + '"'
+            con.execute(f"insert into dst.{name} select * from src.{name}")
+        con.execute("detach dst")  # checkpoints: the new file carries no WAL
+    finally:
+        con.close()
+    _fsync(dst)
 
 
 def _links_to(path: Path, target: str) -> bool:
@@ -265,6 +290,7 @@ def publish_night(
     run_id: str,
     as_of=None,
     log=lambda line: None,
+    duck: DuckDBSettings | None = None,
 ) -> Path:
     """Publish the working database and the scorecards in `building` as one new version.
 
@@ -285,7 +311,7 @@ def publish_night(
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{run_id[:8]}"
     vdir = root / version
     vdir.mkdir(parents=True)
-    _copy_durably(work, vdir / warehouse.name)
+    _copy_live(work, vdir / warehouse.name, duck)
     _crash_point("copied")
     shutil.move(building, vdir / SCORECARDS)
     for path in sorted((vdir / SCORECARDS).rglob("*"), reverse=True):

@@ -281,3 +281,37 @@ def test_a_read_write_session_open_across_the_publish_never_reaches_the_new_nigh
         analyst.stdin.close()
         analyst.wait(timeout=60)
     assert "scratch" not in _tables(warehouse)
+
+
+def test_rows_deleted_from_the_working_database_are_not_in_the_published_files_bytes(tmp_path):
+    # A file loaded again (after scrubbing was turned on, say) has its old rows deleted from
+    # raw.*; DuckDB keeps their bytes in the block until it rewrites it. Uncompressed
+    # storage makes the bytes greppable: the working file still holds the address, the
+    # published file must not.
+    _night(tmp_path, "run-1")
+    work = work_path(tmp_path / "warehouse.duckdb")
+    con = duckdb.connect(str(work))
+    con.execute("pragma force_compression = 'uncompressed'")
+    con.execute("create schema raw")
+    con.execute("create table raw.comments (file varchar, comment varchar)")
+    con.execute(
+        "insert into raw.comments select 'old.csv', 'reach me at jane.doe.' || range || "
+        "'@example.com' from range(2000)"
+    )
+    con.execute("insert into raw.comments select 'new.csv', 'fine ' || range from range(100000)")
+    con.execute("checkpoint")
+    con.execute("delete from raw.comments where file = 'old.csv'")
+    con.execute("checkpoint")
+    con.close()
+    planted = b"jane.doe.1234@example.com"
+    assert planted in work.read_bytes()  # the premise: the deleted rows' bytes are there
+
+    published = _publish(tmp_path, "run-1")
+
+    assert planted not in published.read_bytes()
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    assert con.execute("select count(*), min(comment) from raw.comments").fetchone() == (
+        100000, "fine 0",
+    )  # fmt: skip
+    assert con.execute("select run_id from analytics.warehouse_version").fetchone() == ("run-1",)
+    con.close()

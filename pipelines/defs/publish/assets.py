@@ -41,7 +41,7 @@ def _upstream() -> list[dg.AssetKey]:
     pool=WAREHOUSE_POOL,
     description=(
         "The analysts' DuckDB file and the leaders' scorecards: the working database, "
-        "checkpointed and copied beside tonight's scorecards into a new version, which one "
+        "its live contents copied beside tonight's scorecards into a new version, which one "
         "rename publishes once every check has passed."
     ),
 )
@@ -65,6 +65,7 @@ def published_warehouse(
         run_id=context.run.run_id,
         as_of=run_as_of(context),
         log=lambda line: report(context, line),
+        duck=cxalign.settings.duckdb,
     )
     size_mb = path.stat().st_size / 1e6
     report(
