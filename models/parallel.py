@@ -38,6 +38,7 @@ def map_units(
     quiet: bool = False,
     sizes: Sequence[float] | None = None,
     budget: float | None = None,
+    on_done: Callable[[T], None] | None = None,
 ) -> list[R]:
     """fn over items, results in the order of items. quiet: silence warnings (numerical
     chatter from the fits) for the whole map; warning filters are process-wide, so a
@@ -47,9 +48,13 @@ def map_units(
     still running fit within the budget; an item larger than the budget runs alone. Items
     start in order, so the results (and each item's random stream) do not depend on it.
     When no two items fit together, they run one after another on the calling thread, as
-    with one worker: threads taking turns would each keep memory their allocator holds."""
+    with one worker: threads taking turns would each keep memory their allocator holds.
+
+    on_done: told of each item as its fn returns (from the worker's thread), for progress."""
     if sizes is not None and len(sizes) != len(items):
         raise ValueError(f"{len(sizes)} sizes for {len(items)} items")
+    if on_done is not None:
+        fn = _telling(fn, on_done)
     n = min(len(items), workers())
     if budget is not None and sizes is not None and not _two_fit(sizes, budget):
         n = 1
@@ -64,6 +69,15 @@ def map_units(
             if budget is None or sizes is None:
                 return list(pool.map(fn, items))
             return list(pool.map(_within(fn, items, sizes, budget), range(len(items))))
+
+
+def _telling(fn: Callable[[T], R], on_done: Callable[[T], None]) -> Callable[[T], R]:
+    def run(item: T) -> R:
+        result = fn(item)
+        on_done(item)
+        return result
+
+    return run
 
 
 def _two_fit(sizes: Sequence[float], budget: float) -> bool:

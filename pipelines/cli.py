@@ -180,8 +180,10 @@ def _run(args) -> int:
     else:
         as_of = args.as_of
 
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", "%H:%M:%S"))
+    from pipelines.progress import TerminalHandler
+
+    # Each stage's line; on a terminal, also how far the running stage is (redrawn in place).
+    handler = TerminalHandler(sys.stdout)
     progress = logging.getLogger("cxalign.progress")
     progress.addHandler(handler)
     progress.setLevel(logging.INFO)

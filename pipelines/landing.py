@@ -29,7 +29,7 @@ import re
 import tempfile
 import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,9 +171,11 @@ def load_source(
     on_missing_file: str = "keep",
     run_id: str | None = None,
     privacy: PrivacySettings | None = None,
+    on_file: Callable[[Path, int | None], None] | None = None,
 ) -> LoadReport:
     """Bring raw.<source> in line with the source's folder in the landing zone, free text
-    scrubbed as `privacy` says (default: e-mail addresses and phone numbers)."""
+    scrubbed as `privacy` says (default: e-mail addresses and phone numbers). on_file is
+    told of each file when it is done: its rows loaded, or None when unchanged (not read)."""
     privacy = privacy or PrivacySettings()
     ensure_raw_schema(con)
     ensure_raw_table(con, contract)
@@ -199,6 +201,8 @@ def load_source(
             digest = file_sha256(path)
             if known.get(rel) == (digest, read_with):
                 report.files_unchanged += 1
+                if on_file is not None:
+                    on_file(path, None)
                 continue
             loaded, rejected = _load_file(
                 con, path, rel, (digest, read_with), contract, settings, run_id,
@@ -207,6 +211,8 @@ def load_source(
             report.files_loaded.append(rel)
             report.rows_loaded += loaded
             report.rows_rejected += rejected
+            if on_file is not None:
+                on_file(path, loaded)
         report.files_missing = sorted(set(known) - present)
         if report.files_missing and on_missing_file == "remove":
             for rel in report.files_missing:

@@ -6,6 +6,7 @@ time, the q-values, the pooled display estimates, the verdicts and the tables
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -354,7 +355,7 @@ UNIT_BYTES_PER_ACCOUNT_MONTH = 600
 def warehouse_stage(
     con: duckdb.DuckDBPyConnection, config: AlignmentConfig, panel_query: str,
     listing: pl.DataFrame, strategies: dict[str, UnitStrategy] | None = None,
-    budget: float | None = None,
+    budget: float | None = None, on_unit: Callable[[str], None] | None = None,
 ) -> dict[str, pl.DataFrame]:  # fmt: skip
     """The alignment stage over a warehouse: every unit read on its own ($unit bound in
     panel_query) when its worker starts on it, standardised on the company's scale, fitted
@@ -362,7 +363,8 @@ def warehouse_stage(
     last_month, accounts, account_months) in a fixed order. Returns the tables
     unit_alignment, company_alignment, unit_alignment_metrics, unit_drivers,
     unit_predictive_check, account_risk and risk_backtest (the drivers and the predictive
-    check read the same rows; account_risk also the last complete month's accounts)."""
+    check read the same rows; account_risk also the last complete month's accounts).
+    on_unit: told of each unit's name when its work is done (progress)."""
     from models.drivers import unit_drivers
     from models.predictive import combine_backtests, combine_checks, scored_sql, unit_check
 
@@ -386,6 +388,7 @@ def warehouse_stage(
     done = map_units(
         unit_work, listing["business_unit"].to_list(), quiet=True,
         sizes=(listing["account_months"] * UNIT_BYTES_PER_ACCOUNT_MONTH).to_list(), budget=budget,
+        on_done=on_unit,
     )  # fmt: skip
     units, company, metrics = summarise_units([d[0] for d in done], config,
                                               int(listing["accounts"].sum()))  # fmt: skip

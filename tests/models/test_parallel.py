@@ -69,3 +69,25 @@ def test_units_that_never_fit_together_run_on_the_calling_thread():
     # Two of them fit: the workers take them.
     ran_on = map_units(lambda _: threading.get_ident(), "abc", sizes=[4, 6, 7], budget=10)
     assert caller not in ran_on
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"sizes": [1, 1, 1], "budget": 2}, {"sizes": [5, 6, 7], "budget": 10}],
+    ids=["pool", "pool within a budget", "calling thread"],
+)  # fmt: skip
+def test_each_unit_is_told_done_once_after_its_work(kw):
+    finished, told, lock = set(), [], threading.Lock()
+
+    def fn(item: str) -> str:
+        time.sleep(0.01)
+        with lock:
+            finished.add(item)
+        return item.upper()
+
+    def on_done(item: str) -> None:
+        with lock:
+            assert item in finished  # told after its work, not before
+            told.append(item)
+
+    assert map_units(fn, ["a", "b", "c"], on_done=on_done, **kw) == ["A", "B", "C"]
+    assert sorted(told) == ["a", "b", "c"]

@@ -25,8 +25,8 @@ from pipelines.ingest import (
     stage_source,
     staging_inputs,
 )
-from pipelines.landing import LandingFileError, load_source
-from pipelines.progress import report
+from pipelines.landing import LandingFileError, discover_files, load_source
+from pipelines.progress import RowsProgress, report
 from pipelines.validation import ge_rule_counts
 
 
@@ -42,7 +42,8 @@ def _raw_asset(contract: Contract) -> dg.AssetsDefinition:
     )
     def _raw(context: dg.AssetExecutionContext, cxalign: CxalignResource) -> dg.MaterializeResult:
         settings = cxalign.settings
-        with cxalign.connect() as con:
+        files = discover_files(_landing(cxalign), src)
+        with cxalign.connect() as con, RowsProgress(context, src, files) as progress:
             try:
                 rep = load_source(
                     con,
@@ -52,6 +53,7 @@ def _raw_asset(contract: Contract) -> dg.AssetsDefinition:
                     settings.ingest.on_missing_file,
                     run_id=context.run.run_id,
                     privacy=settings.privacy,
+                    on_file=progress.file_done,
                 )
             except LandingFileError as exc:
                 raise dg.Failure(description=f"{src}: {exc}") from exc
@@ -82,6 +84,7 @@ def _raw_asset(contract: Contract) -> dg.AssetsDefinition:
                 "files_unchanged": rep.files_unchanged,
                 "rows_loaded": rep.rows_loaded,
                 "rows_malformed": rep.rows_rejected,
+                "rows_per_second": round(progress.rows / max(progress.elapsed(), 1e-6)),
                 "dagster/row_count": total,
             }
         )

@@ -17,7 +17,7 @@ from pipelines.defs.contract_check import write_or_keep
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.model_cache import fingerprint, model_code
 from pipelines.paths import SQL_DIR
-from pipelines.progress import report
+from pipelines.progress import UnitsProgress, report
 from pipelines.sqlparams import for_units
 from pipelines.strategy import StrategyError, load_strategy
 
@@ -140,10 +140,14 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
         )  # fmt: skip
 
         def compute():
-            frames = warehouse_stage(
-                con, config, panel_sql(config), con.sql(UNITS_SQL).pl(), strategies,
-                cxalign.settings.models.memory_budget_bytes,
-            )  # fmt: skip
+            listing = con.sql(UNITS_SQL).pl()
+            sizes = dict(zip(listing["business_unit"], listing["account_months"], strict=True))
+            with UnitsProgress(context, "alignment", sizes) as progress:
+                progress.start()
+                frames = warehouse_stage(
+                    con, config, panel_sql(config), listing, strategies,
+                    cxalign.settings.models.memory_budget_bytes, on_unit=progress.unit_done,
+                )  # fmt: skip
             return {name: frame.with_columns(as_of=as_of) for name, frame in frames.items()}
 
         # A quiet night: the panel the models read is what they read last time.

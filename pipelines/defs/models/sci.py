@@ -16,7 +16,7 @@ from models.sci import parse_config, unit_sci
 from pipelines.defs.contract_check import write_or_keep
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.model_cache import fingerprint, model_code
-from pipelines.progress import report
+from pipelines.progress import UnitsProgress, report
 from pipelines.sqlparams import for_units, used_params
 
 UNIT_MONTH_SCI = dg.AssetKey(["analytics", "unit_month_sci"])
@@ -164,7 +164,11 @@ def sci(context: dg.AssetExecutionContext, cxalign: CxalignResource):
             account_months = dict(con.execute(UNIT_SIZES_SQL).fetchall())
             sizes = [account_months.get(u, 0) * UNIT_BYTES_PER_ACCOUNT_MONTH for u in units]
             budget = cxalign.settings.models.memory_budget_bytes
-            rows = [row for done in map_units(one, units, sizes=sizes, budget=budget) for row in done]
+            with UnitsProgress(context, "SCI", dict(zip(units, sizes, strict=True))) as progress:
+                progress.start()
+                done = map_units(one, units, sizes=sizes, budget=budget,
+                                 on_done=progress.unit_done)  # fmt: skip
+            rows = [row for unit_rows in done for row in unit_rows]
             frame = pl.DataFrame(rows, infer_schema_length=None).with_columns(
                 pl.lit(as_of).alias("as_of"),
                 pl.lit(json.dumps(config._raw, sort_keys=True)).alias("sci_config"),
