@@ -138,6 +138,51 @@ def test_bad_share_above_threshold_fails_and_publishes_nothing(tmp_path, capsys)
     assert not (tmp_path / "warehouse.duckdb").exists()
 
 
+def test_a_failed_night_is_not_published_by_a_run_of_a_few_assets(demo_copy, tmp_path, capsys):
+    """The UI's "Materialize selected" on the scorecards and the publish step after a night
+    that failed its bad-row gate published that night's working database (its rows staged
+    from the failing file, its quarantine) beside the previous night's marts."""
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.defs.jobs import NIGHTLY_JOB
+    from pipelines.defs.resources import AS_OF_TAG
+
+    assert run_cli(demo_copy, tmp_path, "2026-10-31") == 0
+    published = (tmp_path / "warehouse.duckdb").resolve()
+    with open(demo_copy / "survey_responses" / "late.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["response_id", "account_id", "survey_type", "score", "responded_at"])
+        acc = "ACC-0000001"
+        out.writerows([f"BAD-{i}", acc, "nps", "eleven", "2026-10-15"] for i in range(400))
+        out.writerows([f"GATEFAILED-{i}", acc, "nps", "9", "2026-10-15"] for i in range(20))
+    assert run_cli(demo_copy, tmp_path, "2026-10-31") == 1
+    assert "survey_responses" in capsys.readouterr().err
+
+    job = defs().resolve_job_def(NIGHTLY_JOB)
+    config = {"landing_dir": str(demo_copy), "warehouse_path": str(tmp_path / "warehouse.duckdb"),
+              "out_dir": str(tmp_path / "scorecards")}  # fmt: skip
+    result = job.execute_in_process(
+        run_config={"resources": {"cxalign": {"config": config}}},
+        tags={AS_OF_TAG: "2026-10-31"},
+        asset_selection=[
+            dg.AssetKey(["scorecards", "html"]),
+            dg.AssetKey(["warehouse", "published"]),
+        ],
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "not published: this run did not build" in str(failure.event_specific_data.error)
+    assert (tmp_path / "warehouse.duckdb").resolve() == published
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    assert con.execute(
+        "select count(*) from staging.survey_responses where response_id like 'GATEFAILED-%'"
+    ).fetchone() == (0,)
+    con.close()
+
+
 def test_rerun_changes_nothing_and_new_files_add_only_their_rows(demo_copy, tmp_path, capsys):
     landing = demo_copy
     assert run_cli(landing, tmp_path, "2026-11-01") == 0
@@ -171,7 +216,9 @@ def test_rerun_changes_nothing_and_new_files_add_only_their_rows(demo_copy, tmp_
         "account_id,churned_at,churn_type,reason\nACC-0000001,2026-10-31,voluntary,late\n"
     )
     assert run_cli(landing, tmp_path, "2026-11-01") == 0
-    alignment = next(ln for ln in capsys.readouterr().out.splitlines() if "models   alignment" in ln)
+    alignment = next(
+        ln for ln in capsys.readouterr().out.splitlines() if "models   alignment" in ln
+    )
     assert "results kept" not in alignment  # the panel changed: refitted
     third = table_contents(tmp_path / "warehouse.duckdb", exclude=LOG_TABLES)
     added = set(third["staging.churn_events"]) - set(first["staging.churn_events"])
@@ -289,9 +336,10 @@ def test_quiet_night_keeps_unchanged_work_and_equals_a_fresh_build(tmp_path, cap
     assert [line for line in out.splitlines() if "validate churn_events" in line][0].endswith(
         "(inputs unchanged: kept)"
     )
-    assert "(inputs unchanged: kept)" not in [
-        line for line in out.splitlines() if "validate survey_responses" in line
-    ][0]
+    assert (
+        "(inputs unchanged: kept)"
+        not in [line for line in out.splitlines() if "validate survey_responses" in line][0]
+    )
     assert run_cli(landing, fresh, "2026-06-01", config) == 0
 
     got = table_contents(nightly / "warehouse.duckdb", exclude=RUN_STATE)

@@ -2,14 +2,21 @@
 together and atomically (pipelines/warehouse.py, "Publication").
 
 Runs last; Dagster runs it only when every upstream asset materialised and every
-blocking check passed, so a failed night leaves the previous warehouse in place.
+blocking check passed in the same run, so a failed night leaves the previous warehouse in
+place. That holds only for a run of the whole night: a run of a few assets (the UI's
+"Materialize selected") would publish whatever the working database holds, a failed night's
+rows included, with none of the night's gates in the run. So publishing refuses such a run,
+and refuses a working database in which a source's staged rows did not pass every blocking
+check (`pipelines.ingest.mark_passed`).
 """
 
 import dagster as dg
 
 from pipelines.contracts import source_contracts
 from pipelines.defs.contract_check import contract_check
+from pipelines.defs.jobs import NIGHTLY_JOB
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.model_cache import table_state
 from pipelines.progress import report
 from pipelines.sqlrunner import build_order
 from pipelines.warehouse import building_dir, publish_night, record_version
@@ -33,6 +40,23 @@ def _upstream() -> list[dg.AssetKey]:
     return staged + marts + models + [SCORECARDS]
 
 
+def _refuse_a_partial_night(context: dg.AssetExecutionContext) -> None:
+    """Publish only from a run that selected every asset upstream of it: the night's blocking
+    checks run in the same run and stop it before this step when one fails."""
+    selected = context.job_def.asset_layer.selected_asset_keys
+    needed = {*_upstream(), *(dg.AssetKey(["raw", s]) for s in source_contracts())}
+    missing = sorted(key.to_user_string() for key in needed - set(selected))
+    if missing:
+        raise dg.Failure(
+            description=(
+                f"not published: this run did not build {len(missing)} asset(s) the warehouse "
+                f"is published from ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}),"
+                " so their blocking checks did not run in it; a night is published only by a run"
+                f" of the whole night (cxalign run, or the {NIGHTLY_JOB} job)"
+            )
+        )
+
+
 @dg.asset(
     key=["warehouse", "published"],
     deps=_upstream(),
@@ -48,7 +72,22 @@ def _upstream() -> list[dg.AssetKey]:
 def published_warehouse(
     context: dg.AssetExecutionContext, cxalign: CxalignResource
 ) -> dg.MaterializeResult:
+    _refuse_a_partial_night(context)
     with cxalign.connect() as con:
+        unpassed = [
+            src
+            for src in source_contracts()
+            if (state := table_state(con, f"staging.{src}")) is None or state[0] is None
+        ]
+        if unpassed:
+            raise dg.Failure(
+                description=(
+                    f"not published: the staged rows of {', '.join(unpassed)} did not pass every "
+                    "blocking check (conservation, contract agreement, bad-row share) on the "
+                    "night that staged them; run the whole night again (cxalign run, or the "
+                    f"{NIGHTLY_JOB} job) once the landing zone is fixed"
+                )
+            )
         record_version(con, context.run.run_id, run_as_of(context))
         checks = [contract_check(con, name) for name in (*LOG_TABLES, "warehouse_version")]
         problems = [c.description for c in checks if not c.passed]
