@@ -17,12 +17,14 @@ DEMO_AS_OF    ?= 2026-10-31
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: help setup run demo-data test lint dev check-defs clean bench
+.PHONY: help setup run demo-data test lint dev check-defs clean bench sql notebook notebook-setup
 
 help:
 	@echo "make run    set up, generate the demo landing zone, run the nightly job on it"
 	@echo "make test   set up, run the test suite"
 	@echo "make dev    the Dagster UI on the same definitions"
+	@echo "make sql    the DuckDB shell on the published warehouse, read-only"
+	@echo "make notebook  JupyterLab on notebooks/ (installed on first use)"
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version" || { echo "cxalign needs Python 3.11 (set PYTHON=...)"; exit 1; }
@@ -54,8 +56,38 @@ check-defs: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 lint: $(STAMP)
 	$(BIN)/ruff check pipelines models tests bench notebooks
 
+# Started in $(DAGSTER_HOME) on the workspace file pipelines/dev_instance.py writes there:
+# from the project folder, dg warns that its dagster.yaml is not the instance's.
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev
+	@$(BIN)/python -m pipelines.dev_instance $(DAGSTER_HOME)
+	cd $(DAGSTER_HOME) && DAGSTER_HOME="$$(pwd -P)" "$(abspath $(BIN))/dg" dev -w workspace.yaml
+
+# The analysts' DuckDB shell (the pipeline's DuckDB version) on the published warehouse,
+# read-only: it never blocks the nightly run, which publishes a new version beside it.
+sql: $(STAMP)
+	@test -e $(WAREHOUSE) || { echo "no warehouse at $(WAREHOUSE) yet: run 'make run' first"; exit 1; }
+	$(BIN)/duckdb -readonly $(WAREHOUSE)
+
+# JupyterLab and jupytext, installed into .venv on first use (the `notebook` extra); the
+# notebooks/*.py files open as notebooks (jupytext's viewer is the default for Python files
+# in this Lab), and read the warehouse at CXALIGN_WAREHOUSE.
+NOTEBOOK_STAMP := $(VENV)/.notebook-installed
+LAB_OVERRIDES  := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+$(NOTEBOOK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,notebook]"
+	@mkdir -p $(dir $(LAB_OVERRIDES))
+	@echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}, "@jupyterlab/apputils-extension:notification": {"fetchNews": "false"}}' > $(LAB_OVERRIDES)
+	@touch $@
+
+notebook-setup: $(NOTEBOOK_STAMP)
+
+notebook: $(NOTEBOOK_STAMP)
+	@test -e $(WAREHOUSE) || { echo "no warehouse at $(WAREHOUSE) yet: run 'make run' first"; exit 1; }
+	CXALIGN_WAREHOUSE="$(abspath $(WAREHOUSE))" $(BIN)/jupyter lab --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/analyst_tour.py $(LAB_ARGS)
+
+# As root (a container), JupyterLab starts only when told to.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py

@@ -15,8 +15,8 @@
 # query and a chart. The notebook opens the warehouse **read-only**, so it can run while
 # the nightly job publishes (it keeps the version it opened).
 #
-# Set `CXALIGN_WAREHOUSE` to point it elsewhere. Open it with `jupytext --to notebook`
-# or in Jupyter with the jupytext extension.
+# `make notebook` opens it in JupyterLab on the published warehouse (it sets
+# `CXALIGN_WAREHOUSE`; set it yourself to point the notebook elsewhere).
 #
 # All rates below are descriptive: they say which accounts churned, not why.
 
