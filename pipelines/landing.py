@@ -59,6 +59,7 @@ class LoadReport:
     files_missing: list[str] = field(default_factory=list)
     rows_loaded: int = 0
     rows_rejected: int = 0
+    files_writing: list[str] = field(default_factory=list)  # still being written: not read
 
 
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -116,6 +117,10 @@ def ensure_raw_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> None
         con.execute(f'alter table raw.{contract.name} add column if not exists "{c.name}" varchar')
 
 
+# Files still being written by an upload or a download (skipped, with a warning).
+IN_PROGRESS_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart")
+
+
 def discover_files(landing_dir: Path, source: str) -> list[Path]:
     folder = landing_dir / source
     if not folder.is_dir():
@@ -126,6 +131,24 @@ def discover_files(landing_dir: Path, source: str) -> list[Path]:
         if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(FILE_SUFFIXES)
     ]
     return sorted(files)
+
+
+def other_files(landing_dir: Path, source: str) -> tuple[list[Path], list[Path]]:
+    """The files of a source's folder that are not read: (files still being written, files of
+    a kind cxalign does not read). Hidden files (a leading dot: .DS_Store, an editor's
+    swap file) are neither."""
+    folder = landing_dir / source
+    if not folder.is_dir():
+        return [], []
+    others = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and not p.name.lower().endswith(FILE_SUFFIXES)
+    )
+    writing = [p for p in others if p.name.lower().endswith(IN_PROGRESS_SUFFIXES)]
+    return writing, [p for p in others if p not in writing]
 
 
 def file_sha256(path: Path) -> str:
@@ -180,6 +203,16 @@ def load_source(
     ensure_raw_schema(con)
     ensure_raw_table(con, contract)
     report = LoadReport(contract.name)
+    writing, unreadable = other_files(landing_dir, contract.name)
+    if unreadable:
+        # Its rows would be missing without a word (a month delivered as .zip, say).
+        names = ", ".join(p.relative_to(landing_dir).as_posix() for p in unreadable[:5])
+        raise LandingFileError(
+            f"{names}{' ...' if len(unreadable) > 5 else ''}: not a kind of file cxalign reads "
+            f"({', '.join(FILE_SUFFIXES)}); unpack or convert it, or move it out of the landing "
+            "zone (files whose names start with a dot are ignored)"
+        )
+    report.files_writing = [p.relative_to(landing_dir).as_posix() for p in writing]
     files = discover_files(landing_dir, contract.name)
     report.files_seen = len(files)
     known = {
@@ -224,7 +257,21 @@ def load_source(
     return report
 
 
+# Rows deleted from a table keep their bytes in DuckDB's blocks until the block is rewritten
+# (and a freed block is not cleared): the working database can hold the text of a file
+# loaded again (after scrubbing was turned on, say) or removed from the landing zone. Each
+# deletion is recorded here until the next publish copies the working database row by row
+# into a fresh file and makes that file the working database (pipelines.warehouse).
+DELETED_ROWS = "ops.rows_deleted_since_compaction"
+
+
 def _delete_file_rows(con: duckdb.DuckDBPyConnection, source: str, rel: str) -> None:
+    con.execute("create schema if not exists ops")
+    con.execute(
+        f"create table if not exists {DELETED_ROWS} "
+        "(source varchar, source_file varchar, deleted_at timestamptz)"
+    )
+    con.execute(f"insert into {DELETED_ROWS} values (?, ?, now())", [source, rel])
     con.execute(f"delete from raw.{source} where _source_file = ?", [rel])
     con.execute("delete from raw._rejects where source = ? and source_file = ?", [source, rel])
     con.execute("delete from raw._files where source = ? and source_file = ?", [source, rel])
@@ -325,6 +372,14 @@ def _load_csv(
         con.execute(f"create or replace temp table _cx_load as select * from {scan}", scan_params)
     except duckdb.Error as exc:
         raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
+    # An export's own ROWID column (Oracle, SQLite) would hide DuckDB's rowid, which numbers
+    # the rows below: it is read under another name.
+    refs: dict[str, str] = {}
+    for h in header:
+        if h.lower() == "rowid":
+            refs[h] = "_cx_export_rowid"
+            con.execute(f"alter table _cx_load rename column {_ident(h)} to _cx_export_rowid")
+            select_list = [e.replace(f"_l.{_ident(h)}", "_l._cx_export_rowid") for e in select_list]
 
     # One row per rejected record (DuckDB reports each missing column separately).
     con.execute(
@@ -382,7 +437,7 @@ def _load_csv(
         if replacing:
             _delete_file_rows(con, contract.name, rel)
         loaded = _insert_rows(con, contract.name, rel, row_expr, select_list, extra_keys, rows, [],
-                              privacy)  # fmt: skip
+                              privacy, refs)  # fmt: skip
         # A malformed record's text holds every field of it: scrubbed whole.
         con.execute(
             "insert into raw._rejects select ?, ?, source_row, error_type, "
@@ -435,8 +490,8 @@ def _record_fields(path: Path, rel: str, delimiter: str, encoding: str) -> np.nd
             f"{rel}: cannot be read to its end ({exc}); the compressed file is cut short or "
             "damaged. Nothing of it was loaded; export it again"
         ) from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise LandingFileError(f"{rel}: cannot be read: {exc}") from exc
+    except (UnicodeError, csv.Error) as exc:  # UnicodeError: UTF-16 without its byte order mark
+        raise LandingFileError(f"{rel}: cannot be read as {encoding}: {exc}") from exc
     return np.frombuffer(fields, dtype=np.int64)[1:]  # the header is not a data record
 
 
@@ -446,7 +501,7 @@ def _refuse_repeated_headers(path: Path, rel: str, delimiter: str, encoding: str
     try:
         with _text(path, rel, encoding) as f:
             header = next(_reader(f, delimiter), [])
-    except (EOFError, OSError, UnicodeDecodeError, csv.Error, zlib.error):
+    except (EOFError, OSError, UnicodeError, csv.Error, zlib.error):
         return  # unreadable: the load says so, with DuckDB's reason
     _refuse_repeated([h.strip() for h in header], rel)
 
@@ -472,32 +527,52 @@ def _parquet_columns(con: duckdb.DuckDBPyConnection, readable: Path) -> list[str
 
 
 def _refuse_repeated(names: list[str], rel: str) -> None:
-    """A column name given twice: which one is meant cannot be known (DuckDB would rename the
-    second `name_1` and the first would win silently)."""
-    repeated = sorted({h for h in names if names.count(h) > 1})
-    if repeated:
-        cols = [i + 1 for i, h in enumerate(names) if h == repeated[0]]
-        raise LandingFileError(
-            f"{rel}: the header has {repeated[0]!r} more than once (columns "
-            f"{', '.join(map(str, cols))}); which one is meant cannot be known. Rename or "
-            "remove the extra column in the export"
-        )
+    """Two columns with one name: which one is meant cannot be known. One name means equal
+    but for case, as DuckDB compares them (it renames the second `Reason_1`, and the first
+    would win silently); names equal only once spaces and punctuation are set aside too
+    ("Account ID", "account_id") are refused by _column_mapping when both map onto one
+    column. Empty names (the trailing empty columns of a spreadsheet) are not names: DuckDB
+    numbers them, and they land in _extra."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        key = name.strip().lower()
+        if not key:
+            continue
+        if key in seen and names[seen[key]] == name:
+            cols = [j + 1 for j, other in enumerate(names) if other == name]
+            raise LandingFileError(
+                f"{rel}: the header has {name!r} more than once (columns "
+                f"{', '.join(map(str, cols))}); which one is meant cannot be known. Rename or "
+                "remove the extra column in the export"
+            )
+        if key in seen:
+            first = seen[key]
+            raise LandingFileError(
+                f"{rel}: the header has {names[first]!r} (column {first + 1}) and {name!r} "
+                f"(column {i + 1}), one name but for case; "
+                "which one is meant cannot be known. Rename or remove the extra column in the "
+                "export"
+            )
+        seen[key] = i
 
 
 def _insert_rows(
     con: duckdb.DuckDBPyConnection, source: str, rel: str, row_expr: str,
     select_list: list[str], extra_keys: list[str], rows: str, rows_params: list,
-    privacy: PrivacySettings,
+    privacy: PrivacySettings, refs: dict[str, str] | None = None,
 ) -> int:  # fmt: skip
     """Insert `rows` (a scan or a table, aliased _l) into raw.<source> as the file `rel`, each
     row numbered by row_expr, the contract's columns as select_list maps them, the file's
-    other columns as JSON in _extra (scrubbed: nothing says what they hold). Returns the rows
-    inserted."""
+    other columns as JSON in _extra (scrubbed: nothing says what they hold); refs: a header
+    read under another column name. Returns the rows inserted."""
     extra, extra_params = "null", []
     if extra_keys:
         extra = (
             "json_object("
-            + ", ".join(f"?, {scrub_sql(f'_l.{_ident(k)}::varchar', privacy)}" for k in extra_keys)
+            + ", ".join(
+                f"?, {scrub_sql(f'_l.{_ident((refs or {}).get(k, k))}::varchar', privacy)}"
+                for k in extra_keys
+            )
             + ")"
         )
         extra_params = list(extra_keys)
@@ -622,5 +697,13 @@ def _ident(name: str) -> str:
 
 
 def _first_line(exc: Exception) -> str:
-    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-    return " ".join(lines[:2]) if lines else type(exc).__name__
+    """DuckDB's reason, short: its first lines without the record it quotes ("Original
+    Line: ..."), which holds the row's text as written (personal data included, before any
+    scrubbing) and can be megabytes long."""
+    lines = [
+        ln
+        for ln in str(exc).splitlines()
+        if ln.strip() and not ln.lstrip().startswith("Original Line")
+    ]
+    text = " ".join(lines[:2]) if lines else type(exc).__name__
+    return text if len(text) <= 300 else text[:299] + "…"

@@ -59,6 +59,20 @@ class SourceSettings(_Strict):
     columns: dict[str, str] = Field(default_factory=dict)
     # Character encoding of CSV files (DuckDB names: utf-8, utf-16, latin-1).
     encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _readable_encoding(cls, v: str) -> str:
+        # The encodings DuckDB's CSV reader has without its encodings extension (which a
+        # night cannot install offline): anything else failed only at run time, per file.
+        if v.lower() not in ("utf-8", "utf-16", "latin-1"):
+            raise ValueError(
+                f"encoding {v!r} cannot be read; use utf-8, utf-16 or latin-1 (for Windows-1252 "
+                "exports latin-1 reads every letter but the few in 0x80-0x9F: convert those files "
+                "to utf-8 first)"
+            )
+        return v
+
     # Field delimiter of CSV files; None lets DuckDB's sniffer decide.
     delimiter: str | None = None
 

@@ -7,8 +7,9 @@ Two files, because DuckDB allows one writing process and no readers beside it:
   opens it, and only one run at a time (pipelines/runlock.py).
 * the **published warehouse** (`--warehouse`, default `data/warehouse.duckdb`):
   what analysts open read-only. A run never writes it in place. When every
-  stage and blocking check has passed, the working database's live contents are
-  copied (a logical copy: deleted rows stay behind), with the night's scorecards, into a new version directory, and one
+  stage and blocking check has passed, the working database is checkpointed and
+  copied (row by row into a fresh file when rows were deleted from it, so that their bytes
+  stay behind), with the night's scorecards, into a new version directory, and one
   `rename(2)` makes that version the published one (see "Publication" below):
   a reader sees the old version or the new one, never half of one, and a reader
   that still holds the old file keeps reading it until it closes.
@@ -128,7 +129,10 @@ PUBLISH_STEPS = (
     "expose-warehouse",  # the warehouse path is a link through `current`
     "exposed",  # the scorecards path too
     "pruned",  # versions older than the one before removed
+    "compacting",  # rows were deleted: the compacted copy written beside the working database
 )
+# Reached only by a night that deleted rows from raw tables (see _compact_work).
+COMPACTION_STEPS = ("compacting",)
 SCORECARDS = "scorecards"
 CURRENT = "current"
 
@@ -164,6 +168,32 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _copy_durably(src: Path, dst: Path) -> None:
+    # In blocks, so that the crash point "copy" can stop it half-way.
+    block = max(1, min(16 << 20, src.stat().st_size // 2))
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        fout.write(fin.read(block))
+        fout.flush()
+        _crash_point("copy")
+        shutil.copyfileobj(fin, fout, 16 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+
+
+def _holds_deleted_rows(con: duckdb.DuckDBPyConnection) -> bool:
+    """Rows were deleted from raw.* since the working database was last compacted (see
+    pipelines.landing.DELETED_ROWS): their bytes may still be in its blocks."""
+    from pipelines.landing import DELETED_ROWS
+
+    schema, table = DELETED_ROWS.split(".")
+    known = con.execute(
+        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ? "
+        "and database_name = current_database()",
+        [schema, table],
+    ).fetchone()[0]
+    return bool(known) and con.execute(f"select count(*) from {DELETED_ROWS}").fetchone()[0] > 0
+
+
 def _sql_str(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -176,6 +206,7 @@ def _copy_live(src: Path, dst: Path, duck: DuckDBSettings | None = None) -> None
     scrubbing was turned on) and keeps their bytes in its blocks until it rewrites them, and
     a byte copy would publish those bytes. Only the catalog and the rows a query can see
     reach the new file. Table by table, so that the crash point "copy" can stop it half-way.
+    Slower than a byte copy (M: 24 s against 0.6 s), so only used when rows were deleted.
     """
     con = duckdb.connect()
     try:
@@ -306,12 +337,16 @@ def publish_night(
         )
     with session(work) as con:
         con.execute("checkpoint")
+        compact = _holds_deleted_rows(con)
     _crash_point("checkpoint")
 
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{run_id[:8]}"
     vdir = root / version
     vdir.mkdir(parents=True)
-    _copy_live(work, vdir / warehouse.name, duck)
+    if compact:  # only the rows a query can see, in a fresh file (see _copy_live)
+        _copy_live(work, vdir / warehouse.name, duck)
+    else:
+        _copy_durably(work, vdir / warehouse.name)
     _crash_point("copied")
     shutil.move(building, vdir / SCORECARDS)
     for path in sorted((vdir / SCORECARDS).rglob("*"), reverse=True):
@@ -345,7 +380,29 @@ def publish_night(
     _crash_point("exposed")
     _prune(root, log)
     _crash_point("pruned")
+    if compact:
+        _compact_work(work, vdir / warehouse.name, log)
     return vdir / warehouse.name
+
+
+def _compact_work(work: Path, compacted: Path, log) -> None:
+    """Make the freshly written copy the working database, so that the deleted rows' bytes
+    leave it too and later nights can publish by copying its bytes again. A kill before the
+    rename leaves the old working database and its record of deletions: the next publish
+    compacts again."""
+    from pipelines.landing import DELETED_ROWS
+
+    tmp = work.with_name(work.name + ".compacted")
+    _copy_durably(compacted, tmp)
+    _crash_point("compacting")
+    with session(tmp) as con:
+        con.execute(f"delete from {DELETED_ROWS}")
+        con.execute("checkpoint")
+    _fsync(tmp)
+    Path(str(work) + ".wal").unlink(missing_ok=True)
+    os.replace(tmp, work)
+    _fsync(work.parent)
+    log("publish  the working database compacted (rows deleted from raw tables are gone from it)")
 
 
 def recover(warehouse: str | Path, out_dir: str | Path, log=lambda line: None) -> list[Path]:
@@ -364,6 +421,8 @@ def recover(warehouse: str | Path, out_dir: str | Path, log=lambda line: None) -
         *out.parent.glob(f".{glob.escape(out.name)}.link-*"),
         out.with_name(f".{out.name}.old"),  # an older cxalign's scorecard swap
         building_dir(out),
+        # the compacted working database not yet renamed over the old one (_compact_work)
+        work_path(warehouse).with_name(work_path(warehouse).name + ".compacted"),
     ]
     for path in leftovers:
         if path.is_symlink() or path.is_file():

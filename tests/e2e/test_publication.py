@@ -53,12 +53,20 @@ def test_a_night_killed_at_each_publish_step_leaves_a_matching_pair_and_the_next
     demo_copy, tmp_path
 ):
     from pipelines.runlock import lock_path
-    from pipelines.warehouse import CRASH_AT, CRASH_EXIT, PUBLISH_STEPS, published_dir
+    from pipelines.warehouse import (
+        COMPACTION_STEPS,
+        CRASH_AT,
+        CRASH_EXIT,
+        PUBLISH_STEPS,
+        published_dir,
+    )
 
     assert run_cli(demo_copy, tmp_path, AS_OF) == 0
     published = published_pair(tmp_path)
     assert published[0] == published[1] is not None
-    for step in PUBLISH_STEPS:
+    # A night that deleted no raw rows publishes by copying the file's bytes and has no
+    # compaction to do (tests/pipelines/test_publish.py kills one that has, at each step).
+    for step in [s for s in PUBLISH_STEPS if s not in COMPACTION_STEPS]:
         night = _cli(demo_copy, tmp_path, env={CRASH_AT: step})
         output = night.communicate(timeout=600)[0]
         assert night.returncode == CRASH_EXIT, (step, output[-2000:])

@@ -344,3 +344,54 @@ def test_a_parquet_column_given_twice_is_an_error(con, tmp_path):
         match=r"churn_events/b\.parquet: the header has 'reason' more than once \(columns 3, 4\)",
     ):
         load_source(con, landing, CHURN, SourceSettings())
+
+
+def test_headers_equal_but_for_case_or_punctuation_are_an_error(con, tmp_path):
+    # DuckDB renamed the second `Reason_1` and the first won silently.
+    landing = _landing(
+        tmp_path, "a.csv", b"account_id,churned_at,reason,Reason\nA1,2024-01-01,first,SECOND\n"
+    )
+    with pytest.raises(
+        LandingFileError,
+        match=r"churn_events/a\.csv: the header has 'reason' \(column 3\) and 'Reason' \(column 4\)",
+    ):
+        load_source(con, landing, CHURN, SourceSettings())
+
+
+def test_a_spreadsheets_trailing_empty_columns_are_kept_in_extra(con, tmp_path):
+    landing = _landing(
+        tmp_path, "a.csv", b"account_id,churned_at,reason,,\nA1,2024-01-01,price,,\n"
+    )
+    rep = load_source(con, landing, CHURN, SourceSettings())
+    assert rep.rows_loaded == 1
+    assert con.execute("select account_id, reason from raw.churn_events").fetchall() == [
+        ("A1", "price")
+    ]
+
+
+def test_an_exports_own_rowid_column_is_kept_and_rows_numbered(con, tmp_path):
+    # The export's ROWID hid DuckDB's rowid: the night failed with a binder error naming
+    # neither file nor column.
+    landing = _landing(
+        tmp_path,
+        "a.csv",
+        b"ROWID,account_id,churned_at,reason\n7,A1,2024-01-01,price\n1,2\n9,A2,2024-02-01,x\n",
+    )
+    rep = load_source(con, landing, CHURN, SourceSettings())
+    assert (rep.rows_loaded, rep.rows_rejected) == (2, 1)
+    assert con.execute(
+        "select _source_row, account_id, _extra->>'ROWID' from raw.churn_events order by 1"
+    ).fetchall() == [(1, "A1", "7"), (3, "A2", "9")]
+
+
+def test_a_file_of_a_kind_not_read_is_an_error_and_one_being_written_is_skipped(con, tmp_path):
+    # m2.csv.zip's rows were missing without a word, and conservation passed.
+    landing = _landing(tmp_path, "m1.csv", b"account_id,churned_at\nA1,2024-01-01\n")
+    (landing / "churn_events" / ".DS_Store").write_bytes(b"\0")
+    (landing / "churn_events" / "m3.csv.part").write_bytes(b"account_id,churned_at\nA3,")
+    rep = load_source(con, landing, CHURN, SourceSettings())
+    assert (rep.rows_loaded, rep.files_writing) == (1, ["churn_events/m3.csv.part"])
+
+    (landing / "churn_events" / "m2.csv.zip").write_bytes(b"PK\x03\x04")
+    with pytest.raises(LandingFileError, match=r"churn_events/m2\.csv\.zip: not a kind of file"):
+        load_source(con, landing, CHURN, SourceSettings())

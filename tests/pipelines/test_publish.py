@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.landing import DELETED_ROWS
 from pipelines.warehouse import (
     CRASH_AT,
     CRASH_EXIT,
@@ -44,6 +45,13 @@ def _night(root: Path, run_id: str) -> None:
         "create or replace table analytics.warehouse_version as select ? as run_id", [run_id]
     )
     con.execute("create or replace table analytics.night as select range as i from range(50000)")
+    # Rows deleted from raw tonight (a file loaded again), so that the publish copies row by
+    # row and compacts the working database: every step of PUBLISH_STEPS is reached. The
+    # e2e crash test covers the byte copy of a night that deleted nothing.
+    con.execute("create schema if not exists ops")
+    con.execute(f"create table if not exists {DELETED_ROWS} (source varchar, "
+                "source_file varchar, deleted_at timestamptz)")  # fmt: skip
+    con.execute(f"insert into {DELETED_ROWS} values ('comments', 'old.csv', now())")
     con.close()
     building = building_dir(root / "scorecards")
     shutil.rmtree(building, ignore_errors=True)
@@ -284,23 +292,27 @@ def test_a_read_write_session_open_across_the_publish_never_reaches_the_new_nigh
 
 
 def test_rows_deleted_from_the_working_database_are_not_in_the_published_files_bytes(tmp_path):
-    # A file loaded again (after scrubbing was turned on, say) has its old rows deleted from
-    # raw.*; DuckDB keeps their bytes in the block until it rewrites it. Uncompressed
-    # storage makes the bytes greppable: the working file still holds the address, the
-    # published file must not.
+    # A file loaded again (after scrubbing was turned on, say) or removed from the landing
+    # zone has its rows deleted from raw.*; DuckDB keeps their bytes in the block until it
+    # rewrites it. Uncompressed storage makes the bytes greppable: the working file still
+    # holds the address; the published file must not, nor the working file after publishing.
+    from pipelines.landing import _delete_file_rows
+
     _night(tmp_path, "run-1")
     work = work_path(tmp_path / "warehouse.duckdb")
     con = duckdb.connect(str(work))
     con.execute("pragma force_compression = 'uncompressed'")
     con.execute("create schema raw")
-    con.execute("create table raw.comments (file varchar, comment varchar)")
+    con.execute("create table raw._rejects (source varchar, source_file varchar)")
+    con.execute("create table raw._files (source varchar, source_file varchar)")
+    con.execute("create table raw.comments (_source_file varchar, comment varchar)")
     con.execute(
         "insert into raw.comments select 'old.csv', 'reach me at jane.doe.' || range || "
         "'@example.com' from range(2000)"
     )
     con.execute("insert into raw.comments select 'new.csv', 'fine ' || range from range(100000)")
     con.execute("checkpoint")
-    con.execute("delete from raw.comments where file = 'old.csv'")
+    _delete_file_rows(con, "comments", "old.csv")
     con.execute("checkpoint")
     con.close()
     planted = b"jane.doe.1234@example.com"
@@ -309,9 +321,16 @@ def test_rows_deleted_from_the_working_database_are_not_in_the_published_files_b
     published = _publish(tmp_path, "run-1")
 
     assert planted not in published.read_bytes()
-    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
-    assert con.execute("select count(*), min(comment) from raw.comments").fetchone() == (
-        100000, "fine 0",
-    )  # fmt: skip
-    assert con.execute("select run_id from analytics.warehouse_version").fetchone() == ("run-1",)
+    assert planted not in work.read_bytes()  # compacted: later nights may copy its bytes
+    for db in (published, work):
+        con = duckdb.connect(str(db), read_only=True)
+        assert con.execute("select count(*), min(comment) from raw.comments").fetchone() == (
+            100000, "fine 0",
+        )  # fmt: skip
+        assert con.execute("select run_id from analytics.warehouse_version").fetchone() == (
+            "run-1",
+        )  # fmt: skip
+        con.close()
+    con = duckdb.connect(str(work), read_only=True)
+    assert con.execute("select count(*) from ops.rows_deleted_since_compaction").fetchone() == (0,)
     con.close()

@@ -29,6 +29,8 @@ def test_example_config_is_valid():
         ("schedule:\n  cron: '0 2 * *'\n", "must have five fields"),
         ("currency: usd\n", "currency: String should match pattern"),
         ("- a\n- b\n", "must be a mapping"),
+        # accepted here, and failed only at run time for every file of the source
+        ("sources:\n  accounts: {encoding: cp1252}\n", "encoding 'cp1252' cannot be read"),
     ],
 )
 def test_bad_config_names_the_setting(tmp_path, text, message):

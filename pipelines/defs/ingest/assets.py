@@ -65,6 +65,11 @@ def _raw_asset(contract: Contract) -> dg.AssetsDefinition:
                     "this source is required"
                 )
             )
+        if rep.files_writing:
+            context.log.warning(
+                f"{src}: {len(rep.files_writing)} file(s) still being written, not read tonight: "
+                f"{', '.join(rep.files_writing[:5])}"
+            )
         if rep.files_missing:
             verb = "removed their rows" if settings.ingest.on_missing_file == "remove" else "kept"
             context.log.warning(

@@ -65,8 +65,9 @@ def _refuse_a_partial_night(context: dg.AssetExecutionContext) -> None:
     pool=WAREHOUSE_POOL,
     description=(
         "The analysts' DuckDB file and the leaders' scorecards: the working database, "
-        "its live contents copied beside tonight's scorecards into a new version, which one "
-        "rename publishes once every check has passed."
+        "checkpointed and copied beside tonight's scorecards into a new version (row by row "
+        "when rows were deleted from it), which one rename publishes once every check has "
+        "passed."
     ),
 )
 def published_warehouse(
