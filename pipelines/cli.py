@@ -272,8 +272,10 @@ def _execute(args, as_of, run_id: str) -> int:
         )  # fmt: skip
     if not result.success:
         print(f"\ncxalign run FAILED after {elapsed:.1f}s (run {result.run_id}):", file=sys.stderr)
+        from pipelines.scorecard.names import log_safe
+
         for line in _failures(result):
-            print(f"  - {line}", file=sys.stderr)
+            print(f"  - {log_safe(line)}", file=sys.stderr)  # a unit name may hold ESC
         print(
             f"Nothing was published; {args.warehouse} still holds the previous night.\n"
             f"Inspect this run's tables read-only: duckdb -readonly {work}",

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from pipelines.scorecard.names import display
+
 _log = logging.getLogger("cxalign.progress")
 
 # Seconds between two progress lines of one stage in Dagster's log.
@@ -176,7 +178,7 @@ class UnitsProgress(_Progress):
         seconds = self.elapsed()
         text = (
             f"models   {self.stage}: {len(self._done)}/{len(self._sizes)} units fitted"
-            + (f" (last: {self._done[-1]})" if self._done else "")
+            + (f" (last: {display(self._done[-1])})" if self._done else "")  # no raw ESC
             + f", {duration(seconds)}"
         )
         if done and total > done:

@@ -14,10 +14,10 @@ import hashlib
 import io
 import math
 import re
-import textwrap
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -25,8 +25,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
 
-from pipelines.scorecard.names import LTR, in_text, short  # noqa: E402
+from pipelines.scorecard.names import LTR, display, in_text, safe_cut, short  # noqa: E402
 
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
 TYPE_COLOURS = {
@@ -55,6 +56,70 @@ plt.rcParams.update({
     "axes.spines.right": False,
     "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
 })  # fmt: skip
+
+
+# How wide a unit's name may be drawn, in points: a bar chart's tick label and a label
+# beside a point of the quadrant chart (about 32 and 24 average Latin letters at 9 pt). A
+# name is cut to its width, not to a number of characters: 32 CJK characters or capital Ws
+# are twice as wide as 32 average letters.
+BAR_LABEL_POINTS = 150.0
+POINT_LABEL_POINTS = 110.0
+_MEASURE = RendererAgg(10, 10, 72)  # at 72 dpi a pixel is a point
+
+
+@lru_cache(maxsize=4096)
+def text_width(text: str, size: float, weight: str = "normal") -> float:
+    """How wide matplotlib draws text (one line, plain) in the scorecards' fonts, in points."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        prop = font_manager.FontProperties(size=size, weight=weight)
+        return _MEASURE.get_text_width_height_descent(text, prop, ismath=False)[0]
+
+
+def fit(name: str, size: float, points: float, weight: str = "normal") -> str:
+    """names.short(name, n) for the longest n that draws within `points`: the whole name
+    when it fits, else cut with an ellipsis (and a look-alike's hash kept)."""
+    text = display(name)
+    if text_width(text, size, weight) <= points:
+        return text
+    lo, hi = 2, len(text) - 1  # short(text, lo) is assumed to fit; hi is the most to try
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if text_width(short(text, mid), size, weight) <= points:
+            lo = mid
+        else:
+            hi = mid - 1
+    return short(text, lo)
+
+
+def wrap(text: str, size: float, points: float, weight: str = "normal") -> list[str]:
+    """text in lines of at most `points` drawn width, broken at spaces; a word wider than a
+    line (a name without spaces, 300 letters or 100 CJK characters) is broken where it
+    reaches the edge, never inside an emoji sequence or between a letter and its accents."""
+    space = text_width("a a", size, weight) - text_width("aa", size, weight)
+    lines: list[str] = []
+    line, used = "", 0.0
+    for word in text.split():
+        w = text_width(word, size, weight)
+        if line and used + space + w <= points:
+            line, used = f"{line} {word}", used + space + w
+            continue
+        if line:
+            lines.append(line)
+        while w > points and len(word) > 1:
+            lo, hi = 1, len(word) - 1  # the longest head that fits, found by halving
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if text_width(word[:mid], size, weight) <= points:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            head = safe_cut(word, lo)
+            lines.append(word[:head])
+            word = word[head:]
+            w = text_width(word, size, weight)
+        line, used = word, w
+    return [*lines, line] if line or not lines else lines
 
 
 @dataclass(frozen=True)
@@ -126,7 +191,10 @@ def quadrant_chart(units: list[dict]) -> Chart:
         ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", color=colour, ms=8, capsize=3,
                     mfc=colour if established else "white", mew=1.5)  # fmt: skip
         ax.annotate(
-            short(u["business_unit"], 24), (x, y), xytext=(6, 6), textcoords="offset points"
+            fit(u["business_unit"], 9, POINT_LABEL_POINTS),
+            (x, y),
+            xytext=(6, 6),
+            textcoords="offset points",
         )
     ax.set_xlabel("Execution: CX against the company (SD units) →")
     ax.set_ylabel("Link: lower churn hazard per SD better CX (log) →")
@@ -167,13 +235,11 @@ def quadrant_chart(units: list[dict]) -> Chart:
         color=TYPE_COLOURS["Inactive"],
     )
     if apart:
-        names = ", ".join(in_text(short(u["business_unit"], 24)) for u in apart)
-        title = "\n".join(
-            LTR + line
-            for line in textwrap.wrap(
-                f"Inconclusive, shown apart: {names}", 90, max_lines=3, placeholder=" …"
-            )
-        )
+        names = ", ".join(in_text(fit(u["business_unit"], 8, POINT_LABEL_POINTS)) for u in apart)
+        lines = wrap(f"Inconclusive, shown apart: {names}", 8, 430)
+        if len(lines) > 3:
+            lines = [*lines[:2], lines[2] + " …"]
+        title = "\n".join(LTR + line for line in lines)
         ax.set_title(title, fontsize=8, loc="left", color="#555555")
     alt = "Quadrant chart. " + "; ".join(
         f"{in_text(u['business_unit'])}: {u['quadrant']} ({u['confidence']}), execution {'n/a' if u['execution_score'] is None else format(u['execution_score'], '+.2f')}"
@@ -212,7 +278,7 @@ def bar_chart(title: str, labels: list[str], values: list[float], low: list | No
         err = [[max(v - lo, 0) for v, lo in zip(values, low, strict=True)],
                [max(hi - v, 0) for v, hi in zip(values, high, strict=True)]]  # fmt: skip
     ax.barh(ypos, values, xerr=err, color=colours or OKABE_ITO[4], capsize=3, height=0.6)
-    ax.set_yticks(ypos, [short(label, 32) for label in labels])
+    ax.set_yticks(ypos, [fit(label, 9, BAR_LABEL_POINTS) for label in labels])
     ax.set_title(title, loc="left", fontsize=9)
     alt = f"{title}: " + "; ".join(
         f"{in_text(label)} {v:,.2f}{unit}" for label, v in zip(labels, values, strict=True)

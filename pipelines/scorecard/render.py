@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import textwrap
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -18,9 +17,14 @@ from pipelines.scorecard.names import slug
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def _name_html(name: str) -> Markup:
-    """A name on a page: escaped, on one line, its direction isolated from the sentence."""
-    return Markup("<bdi>") + escape(names.display(name)) + Markup("</bdi>")
+def _labels(data: ScorecardData) -> dict[str, str]:
+    """Every unit's printed name (names.labels: look-alikes told apart by their hash)."""
+    return names.labels([u["business_unit"] for u in data.units] + [*data.sci_latest, *data.clv])
+
+
+def _labelled(units: list[dict], label: dict[str, str]) -> list[dict]:
+    """The units with their printed names, for the sentences and charts that name them."""
+    return [{**u, "business_unit": label[u["business_unit"]]} for u in units]
 
 
 def _num(x, digits=2) -> str:
@@ -48,15 +52,30 @@ def _fmt_hr(log_hr) -> str:
     return "n/a" if log_hr is None else f"{math.exp(log_hr):.2f}"
 
 
-def _env() -> Environment:
+def _env(label: dict[str, str]) -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
     )
-    env.filters["name"] = _name_html
+
+    def printed(name: str) -> str:
+        return label.get(name) or names.display(name)
+
+    # Text and attributes alike print a name as labels() does: escaped by autoescape, no
+    # control character (NUL, ESC) in the file, and two units never read the same.
+    env.filters["label"] = printed
+    # In text, its direction isolated from the sentence around it.
+    env.filters["name"] = lambda name: Markup("<bdi>") + escape(printed(name)) + Markup("</bdi>")
     env.globals.update(
-        slug=slug, num=_num, pval=_p, pct=language.pct, money=language.money, hr=_hr, fmt_hr=_fmt_hr, signed=_signed,
+        slug=slug,
+        num=_num,
+        pval=_p,
+        pct=language.pct,
+        money=language.money,
+        hr=_hr,
+        fmt_hr=_fmt_hr,
+        signed=_signed,
         methods=f"{ALIGNMENT_VERSION}, {SCI_VERSION}",
     )
     return env
@@ -90,23 +109,26 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
     """Write every file into `out` (which must exist); returns the files written. Charts come
     from `cache` when it holds them."""
     draw = (cache or charts.ChartCache()).draw
-    env = _env()
+    label = _labels(data)
+    env = _env(label)
     written = []
     units_dir = out / "units"
     units_dir.mkdir(parents=True, exist_ok=True)
     sci_units = list(data.sci_latest)
     sci_chart = draw(
         charts.bar_chart,
-        "SCI (0-100)", sci_units, [data.sci_latest[u]["sci"] or 0 for u in sci_units],
+        "SCI (0-100)", [label[u] for u in sci_units],
+        [data.sci_latest[u]["sci"] or 0 for u in sci_units],
         [data.sci_latest[u]["sci_ci_low"] or 0 for u in sci_units],
         [data.sci_latest[u]["sci_ci_high"] or 0 for u in sci_units],
     )  # fmt: skip
-    head = language.headline(data.units, data.company)
+    head = language.headline(_labelled(data.units, label), data.company)
     index = env.get_template("index.html").render(
         title="cxalign scorecard", d=data, headline=head,
         # (without the as-of stamp, which changes nightly and is not drawn)
         quadrant=draw(charts.quadrant_chart,
-                      [{k: v for k, v in u.items() if k != "as_of"} for u in data.units]),
+                      [{k: v for k, v in u.items() if k != "as_of"}
+                       for u in _labelled(data.units, label)]),
         trends=_trends(data.company_trends["cx"], data.company_trends["revenue"], draw),
         sci_chart=sci_chart,
     )  # fmt: skip
@@ -114,7 +136,7 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
     written.append(out / "index.html")
 
     pages = _page_files(data.units, units_dir)
-    for u in data.units:
+    for u, shown in zip(data.units, _labelled(data.units, label), strict=True):
         unit = u["business_unit"]
         drivers = data.drivers.get(unit, [])
         # Distinguishable drivers (their own test passed) in a colour of their own.
@@ -144,10 +166,10 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
                                  [r["sci_ci_low"] for r in sci_rows],
                                  [r["sci_ci_high"] for r in sci_rows]), *rest]  # fmt: skip
         page = env.get_template("unit.html").render(
-            title=f"{names.display(unit)}: cxalign scorecard", d=data, u=u,
-            verdict=language.verdict_sentence(u), link=language.link_sentence(u),
+            title=f"{label[unit]}: cxalign scorecard", d=data, u=u,
+            verdict=language.verdict_sentence(shown), link=language.link_sentence(shown),
             contrast=language.nps_contrast(data.churn_by_nps.get(unit)),
-            change=language.change_sentence(u, data.previous.get(unit)),
+            change=language.change_sentence(shown, data.previous.get(unit)),
             drivers_chart=drivers_chart, drivers_distinct=distinct, sci=data.sci_latest.get(unit),
             benefits=data.benefits.get(unit, []), clv=data.clv.get(unit), trends=unit_charts,
         )  # fmt: skip
@@ -155,10 +177,10 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
         path.write_text(page, encoding="utf-8")
         written.append(path)
 
-    md = markdown(data, head)
+    md = markdown(data, head, label)
     (out / "scorecard.md").write_text(md, encoding="utf-8")
     written.append(out / "scorecard.md")
-    pdf(data, head, out / "scorecard.pdf")
+    pdf(data, head, out / "scorecard.pdf", label)
     written.append(out / "scorecard.pdf")
     return written
 
@@ -181,10 +203,12 @@ def _page_files(units: list[dict], units_dir: Path) -> dict[str, Path]:
     return pages
 
 
-def markdown(data: ScorecardData, head: str) -> str:
+def markdown(data: ScorecardData, head: str, label: dict[str, str] | None = None) -> str:
     """scorecard.md: every text from the data (names, and sentences holding them) escaped by
-    names.markdown, so a name is never a link, raw HTML or a new table cell."""
+    names.markdown, so a name is never a link, raw HTML or a new table cell; names as
+    `label` prints them (names.labels of the units when not given)."""
     md = names.markdown
+    units = _labelled(data.units, label or _labels(data))
     lines = [
         f"# CX alignment scorecard, as of {data.as_of}",
         "",
@@ -193,17 +217,17 @@ def markdown(data: ScorecardData, head: str) -> str:
         "| Business unit | CX type | Confidence | Link (HR per SD, 95% CI) | Execution | Action |",
         "|---|---|---|---|---|---|",
     ]
-    for u in data.units:
+    for u in units:
         lines.append(
-            f"| {md(names.display(u['business_unit']))} | {u['quadrant']} | {u['confidence']} | "
+            f"| {md(u['business_unit'])} | {u['quadrant']} | {u['confidence']} | "
             f"{_fmt_hr(u['link_effect_shrunk'])} ({_fmt_hr(u['link_shrunk_ci_low'])}–"
             f"{_fmt_hr(u['link_shrunk_ci_high'])}) | {_signed(u['execution_score'])} ({u['execution_level']}) | "
             f"{md(u['recommended_action'])} |"
         )
     lines += ["", "## Per unit", ""]
-    for u in data.units:
+    for u in units:
         lines += [
-            f"- **{md(names.display(u['business_unit']))}**: "
+            f"- **{md(u['business_unit'])}**: "
             f"{md(language.verdict_sentence(u))} {md(language.link_sentence(u))}"
         ]
     lines += ["", f"Maturity (indicative): level {data.maturity['level']} of 5, {data.maturity['name']}.",
@@ -211,9 +235,16 @@ def markdown(data: ScorecardData, head: str) -> str:
     return "\n".join(lines)
 
 
-def _lines(text: str, width: int) -> list[str]:
-    """A paragraph wrapped for the PDF, each line opened left to right (names.LTR)."""
-    return [names.LTR + line for line in textwrap.wrap(text, width) or [""]]
+# The width of the PDF's text, in points: the A4 page less 6% margins on each side.
+PDF_TEXT_POINTS = 0.88 * 8.27 * 72
+# The widths of the PDF table's columns, as fractions of the text width.
+PDF_COLUMNS = (0.3, 0.14, 0.14, 0.24, 0.18)
+
+
+def _lines(text: str, size: float, weight: str = "normal") -> list[str]:
+    """A paragraph wrapped to the PDF's text width as drawn (a name without spaces, in Latin
+    capitals or CJK, breaks at the edge), each line opened left to right (names.LTR)."""
+    return [names.LTR + line for line in charts.wrap(text, size, PDF_TEXT_POINTS, weight)]
 
 
 class _Pages:
@@ -259,7 +290,7 @@ class _Pages:
             height = (len(chunk) + 1) * self.ROW
             ax = self.fig.add_axes([0.06, self.y - height, 0.88, height])
             ax.axis("off")
-            table = ax.table(cellText=chunk, colLabels=header, colWidths=[0.3, 0.14, 0.14, 0.24, 0.18],
+            table = ax.table(cellText=chunk, colLabels=header, colWidths=list(PDF_COLUMNS),
                              cellLoc="left", loc="upper left", bbox=[0, 0, 1, 1])  # fmt: skip
             table.auto_set_font_size(False)
             table.set_fontsize(8)
@@ -268,10 +299,12 @@ class _Pages:
             self.y -= height + 0.02
 
 
-def pdf(data: ScorecardData, head: str, path: Path) -> None:
+def pdf(data: ScorecardData, head: str, path: Path, label: dict[str, str] | None = None) -> None:
     """A PDF for email: the company pages, then a page per unit (matplotlib, no system deps).
-    Names are drawn as plain text (charts.py turns math text off), cut short in the table
-    and the company verdicts (the unit's own page carries the name whole)."""
+    Names are drawn as plain text (charts.py turns math text off) as `label` prints them
+    (names.labels of the units when not given), cut with an ellipsis to their cell in the
+    table and to half a line in the company verdicts; the unit's own page carries the name
+    whole, wrapped at the page's edge."""
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
@@ -279,33 +312,36 @@ def pdf(data: ScorecardData, head: str, path: Path) -> None:
     with PdfPages(
         path, metadata={"Title": f"cxalign scorecard {data.as_of}", "CreationDate": None}
     ) as doc:
+        units = _labelled(data.units, label or _labels(data))
+        # the Unit column less its cells' padding (matplotlib: 10% of the cell each side)
+        cell = PDF_COLUMNS[0] * PDF_TEXT_POINTS * 0.8
         page = _Pages(doc, plt, footer)
         page.text(["Is our CX strategic, or just busy?"], 16, gap=0.004, weight="bold")
         page.text([f"cxalign scorecard, as of {data.as_of}"], 9, color="#555555")
-        page.text(_lines(head, 95), 10, gap=0.02)
+        page.text(_lines(head, 10), 10, gap=0.02)
         rows = [
-            [names.short(u["business_unit"], 28), u["quadrant"], u["confidence"],
+            [charts.fit(u["business_unit"], 8, cell), u["quadrant"], u["confidence"],
              f"{_fmt_hr(u['link_effect_shrunk'])} ({_fmt_hr(u['link_shrunk_ci_low'])}-{_fmt_hr(u['link_shrunk_ci_high'])})",
              f"{_signed(u['execution_score'])} ({u['execution_level']})"]
-            for u in data.units
+            for u in units
         ]  # fmt: skip
         page.table(
             rows, ["Unit", "CX type", "Confidence", "Link HR/SD (95% CI)", "Execution"],
             [charts.TYPE_COLOURS[u["quadrant"]] + "40" for u in data.units],
         )  # fmt: skip
-        for u in data.units:
-            short = {**u, "business_unit": names.short(u["business_unit"], 40)}
-            page.text(_lines(language.verdict_sentence(short), 100), 8)
-        for u in data.units:
+        for u in units:
+            short = {**u, "business_unit": charts.fit(u["business_unit"], 8, PDF_TEXT_POINTS / 2)}
+            page.text(_lines(language.verdict_sentence(short), 8), 8)
+        for unit, u in zip(data.units, units, strict=True):
             page.new_page()
-            page.text(_lines(f"{names.display(u['business_unit'])}: {u['quadrant']}", 55), 15,
+            page.text(_lines(f"{u['business_unit']}: {u['quadrant']}", 15, "bold"), 15,
                       weight="bold", color=charts.TYPE_COLOURS[u["quadrant"]])  # fmt: skip
             for t in (
                 language.verdict_sentence(u),
                 language.link_sentence(u),
-                language.nps_contrast(data.churn_by_nps.get(u["business_unit"])),
+                language.nps_contrast(data.churn_by_nps.get(unit["business_unit"])),
                 "What to do: " + u["recommended_action"],
             ):
                 if t:
-                    page.text(_lines(t, 95), 9, gap=0.015)
+                    page.text(_lines(t, 9), 9, gap=0.015)
         page.flush()

@@ -5,7 +5,9 @@ text (issue 19, point 11)."""
 
 from __future__ import annotations
 
+import contextlib
 import html
+import io
 import os
 import re
 import subprocess
@@ -22,8 +24,8 @@ import yaml
 from markdown_it import MarkdownIt
 
 from pipelines import demo_data
+from pipelines.scorecard import charts, names, render
 from pipelines.scorecard import data as scorecard_data
-from pipelines.scorecard import names, render
 from pipelines.scorecard.names import slug
 from tests.conftest import FIXTURES, run_cli
 from tests.e2e.viewers import open_offline, require
@@ -32,6 +34,8 @@ pytestmark = pytest.mark.slow
 
 CORPUS = yaml.safe_load((FIXTURES / "hostile" / "names" / "units.yml").read_text(encoding="utf-8"))
 UNITS = [u["name"] for u in CORPUS["units"]]
+LABEL = names.labels(UNITS)  # each unit as the pages print it; no two alike
+UNIT_OF = {shown: unit for unit, shown in LABEL.items()}
 AS_OF = "2026-11-01"
 
 
@@ -53,7 +57,11 @@ def night(tmp_path_factory):
     frame.with_columns(
         account_name=pl.Series([hostile[i % len(hostile)] for i in range(frame.height)])
     ).write_csv(accounts)
-    assert run_cli(landing, root, AS_OF) == 0  # "Premium $$" failed every night
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        assert run_cli(landing, root, AS_OF) == 0  # "Premium $$" failed every night
+    # what `cxalign run` printed, beside the night (not in it: its files are listed below)
+    root.with_name(f"{root.name}.log").write_text(printed.getvalue(), encoding="utf-8")
     con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
     yield root, con
     con.close()
@@ -109,7 +117,7 @@ def test_one_page_per_unit_inside_units_and_the_index_links_each_to_its_own(nigh
     out = root / "scorecards"
     assert sorted(_units(con)) == sorted(UNITS)
     pages = sorted(p.name for p in (out / "units").iterdir())
-    assert pages == sorted(f"{slug(u)}.html" for u in UNITS)  # 25 names, 25 pages
+    assert pages == sorted(f"{slug(u)}.html" for u in UNITS)  # a page per name
     # nothing written beside the scorecards (../../etc, /srv/units, .hidden)
     assert sorted(p.name for p in root.iterdir()) == sorted(
         [".cxalign", "landing", "scorecards", "warehouse.duckdb"]
@@ -118,11 +126,12 @@ def test_one_page_per_unit_inside_units_and_the_index_links_each_to_its_own(nigh
         ["index.html", "scorecard.md", "scorecard.pdf", "units"]
     )
     index = Page(out / "index.html")
-    assert set(index.links) == set(UNITS)
-    for unit, href in index.links.items():
-        assert href == f"units/{slug(unit)}.html"
-        # the page it opens is that unit's (Payments / Payments! / payments; 日本 / Ελλάδα)
-        assert Page(out / href).h1.startswith(f"{names.display(unit)}: "), unit
+    assert set(index.links) == set(LABEL.values())
+    for shown, href in index.links.items():
+        assert href == f"units/{slug(UNIT_OF[shown])}.html"
+        # the page it opens is that unit's (Payments / Payments! / payments / Payments<ZWSP>;
+        # 日本 / Ελλάδα)
+        assert Page(out / href).h1.startswith(f"{shown}: "), shown
 
 
 def test_html_holds_names_as_text_only(night):
@@ -137,9 +146,19 @@ def test_html_holds_names_as_text_only(night):
             assert not any(k.startswith("on") for k in attrs), (path.name, tag, attrs)
             href = attrs.get("href") or attrs.get("xlink:href") or ""
             assert re.fullmatch(r"|#.*|\.\./index\.html|units/[a-z0-9-]+\.html", href), href
-        assert "<bdi>" in path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
+        assert "<bdi>" in text
+        # no NUL, ESC or form feed from a name, in text or attributes
+        assert not {c for c in text if unicodedata.category(c) == "Cc"} - set("\n\t"), path.name
     index = Page(out / "index.html")
-    assert set(index.row_units) == set(UNITS)  # data-unit round-trips the exact names
+    assert set(index.row_units) == set(LABEL.values())  # data-unit is the printed name
+
+
+def test_run_output_holds_no_terminal_escape(night):
+    root, _ = night
+    printed = root.with_name(f"{root.name}.log").read_text(encoding="utf-8")
+    assert "Esc⟨U+001B⟩[31mRed" in printed  # the alignment line names every unit
+    assert not {c for c in printed if unicodedata.category(c) == "Cc"} - {"\n"}
 
 
 def test_markdown_prints_every_name_as_text_in_its_own_cell(night):
@@ -159,17 +178,18 @@ def test_markdown_prints_every_name_as_text_in_its_own_cell(night):
         assert len(cells) == 6, row  # "a | b" is one cell
         assert "<" not in cells[0], cells[0]  # no emphasis, code or link from a name
         shown.add(html.unescape(cells[0]))
-    assert shown == {names.display(u) for u in UNITS}
+    assert shown == set(LABEL.values())
+    assert not {c for c in md if unicodedata.category(c) == "Cc"} - {"\n"}
     # and in the list of units below the table
     bold = {html.unescape(b) for b in re.findall(r"<li><strong>(.*?)</strong>:", rendered)}
-    assert bold == {names.display(u) for u in UNITS}
+    assert bold == set(LABEL.values())
 
 
 def test_charts_draw_names_as_typed(night):
     root, _ = night
     index = Page(root / "scorecards" / "index.html")
-    for unit in UNITS:  # the SCI chart labels every unit
-        assert names.short(unit, 32) in index.svg_text, unit
+    for unit in UNITS:  # the SCI chart labels every unit, each differently
+        assert charts.fit(LABEL[unit], 9, charts.BAR_LABEL_POINTS) in index.svg_text, unit
     assert "Premium $$" in index.svg_text and "$x^2$ \\alpha" in index.svg_text
 
 
@@ -197,9 +217,9 @@ def test_pdf_prints_every_name(night, tmp_path):
     for unit, page in zip(con.execute(
         "select business_unit from analytics.unit_alignment order by business_unit"
     ).fetchall(), unit_pages, strict=True):  # fmt: skip
-        shown = "".join(names.display(unit[0]).split())
+        shown = "".join(LABEL[unit[0]].split())
         if _rtl(shown):  # laid out right to left; pdftotext's order is its own
-            assert all(word in page for word in names.display(unit[0]).split()), page[:80]
+            assert all(word in page for word in LABEL[unit[0]].split()), page[:80]
         elif _emoji(shown):  # drawn as last-resort boxes (no emoji font), read back garbled
             assert page.startswith(shown[: min(map(shown.find, _emoji(shown)))]), page[:80]
         else:

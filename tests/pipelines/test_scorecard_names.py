@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 
+from pipelines.progress import UnitsProgress
 from pipelines.scorecard import charts, language, names, render
 
 CORPUS = yaml.safe_load(
@@ -53,6 +55,79 @@ def test_display_is_one_visible_line(name):
     shown = names.display(name)
     assert shown == SHOWN[name]
     assert "\n" not in shown and "\u202e" not in shown
+    assert names.log_safe(shown) == shown  # nothing invisible, no control character
+    assert names.display(shown) == shown  # printing a printed name changes nothing
+
+
+def test_no_two_units_print_alike():
+    # Payments / Payments<ZWSP>, Café composed / decomposed, 300 X / 299 X and a Y: each
+    # label differs from every other, whole and as far as a chart label or PDF cell shows it
+    extra = ["Payments ", "Payments\t", "a  b", "a b", "", " ", "\u200b\u200b", "\u2060"]
+    label = names.labels(UNITS + extra)
+    assert len(set(label.values())) == len(UNITS + extra)
+    for limit in (24, 28, 32, 40):
+        assert len({names.short(t, limit) for t in label.values()}) == len(label), limit
+    cells = {charts.fit(t, 8, 0.3 * render.PDF_TEXT_POINTS * 0.8) for t in label.values()}
+    assert len(cells) == len(label)
+    # a name that reads like no other is printed as itself, with no hash
+    assert label["Payments!"] == "Payments!" and label["日本"] == "日本"
+    assert label["Payments"] == f"Payments #{names.slug('Payments')[-10:]}"  # vs "Payments "
+
+
+def test_invisible_characters_are_shown_and_a_blank_name_is_a_placeholder():
+    assert names.display("Payments\u200b") == "Payments⟨U+200B⟩"
+    assert names.display("\u200b") == "⟨U+200B⟩"
+    assert names.display("\ufeffSales\u00ad") == "⟨U+FEFF⟩Sales⟨U+00AD⟩"
+    assert names.display("Nul\x00Unit") == "Nul⟨U+0000⟩Unit"  # not "NulUnit", another name
+    assert names.display("   ") == f"(unnamed {names.slug('   ')})" != names.display("")
+    # what belongs to a glyph stays: emoji sequences, a keycap, a subdivision flag, a
+    # Persian zero-width non-joiner
+    for glyph in ["👨\u200d👩\u200d👧", "1\ufe0f\u20e3", "❤\ufe0f",
+                  "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", "می\u200cخواهم"]:  # fmt: skip
+        assert names.display(glyph) == glyph
+    # but not beside an ASCII letter, where it is drawn as nothing
+    assert names.display("Pay\u200dments\ufe0f") == "Pay⟨U+200D⟩ments⟨U+FE0F⟩"
+
+
+def test_log_lines_hold_no_terminal_escape():
+    name = "Esc\x1b[31mRed\x07\r"
+    assert names.log_safe(name) == "Esc⟨U+001B⟩[31mRed⟨U+0007⟩⟨U+000D⟩"
+    progress = UnitsProgress(None, "alignment", {name: 1.0, "B": 1.0})
+    progress.unit_done(name)
+    assert "\x1b" not in progress.line() and "Esc⟨U+001B⟩[31mRed" in progress.line()
+
+
+def test_html_attributes_and_text_print_names_the_same_safe_way():
+    label = names.labels(UNITS)
+    env = render._env(label)
+    page = env.from_string('<tr data-unit="{{ n | label }}"><td>{{ n | name }}</td></tr>')
+    for name in UNITS:
+        out = page.render(n=name)
+        assert not any(unicodedata.category(c) in ("Cc", "Cf") for c in out if c != "\u200d")
+        attribute, text = re.fullmatch(
+            r'<tr data-unit="([^"<>]*)"><td><bdi>([^<>]*)</bdi></td></tr>', out
+        ).groups()
+        assert html.unescape(attribute) == html.unescape(text) == label[name]
+
+
+@pytest.mark.parametrize("name", ["X" * 300, "日本語" * 100, "W" * 80, "Rocket 🚀" * 40])
+def test_long_names_stay_inside_the_pdf(name):
+    width = charts.text_width
+    head = language.headline(
+        [{"business_unit": n, "link_verdict": "inconclusive", "quadrant": "Inconclusive"}
+         for n in (name, "Payments")], {}
+    )  # fmt: skip
+    for size, weight in ((10, "normal"), (15, "bold")):
+        lines = render._lines(head, size, weight)
+        assert len(lines) > 1
+        assert all(width(line, size, weight) <= render.PDF_TEXT_POINTS for line in lines)
+        assert "".join(line.removeprefix(names.LTR) for line in lines).replace(
+            " ", ""
+        ) == head.replace(" ", "")
+    cell = 0.3 * render.PDF_TEXT_POINTS * 0.8
+    shown = charts.fit(name, 8, cell)
+    assert width(shown, 8) <= cell and shown.endswith("…")
+    assert charts.fit("Payments", 8, cell) == "Payments"
 
 
 def test_right_to_left_names_are_isolated_in_sentences():
@@ -116,9 +191,10 @@ class _SvgText(HTMLParser):
 def test_chart_labels_are_the_names_as_typed():
     # "Premium $$" stopped the night (math text); "$x^2$ \alpha" was typeset as a formula.
     values = [1.0] * len(UNITS)
-    chart = charts.bar_chart("SCI", UNITS, values, values, values)
+    label = names.labels(UNITS)
+    chart = charts.bar_chart("SCI", [label[n] for n in UNITS], values, values, values)
     parser = _SvgText()
     parser.feed(chart.svg)
     for name in UNITS:
-        assert names.short(name, 32) in parser.texts, name
-        assert names.display(name) in chart.alt
+        assert charts.fit(label[name], 9, charts.BAR_LABEL_POINTS) in parser.texts, name
+        assert label[name] in chart.alt

@@ -18,6 +18,7 @@ from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.model_cache import fingerprint, model_code
 from pipelines.paths import SQL_DIR
 from pipelines.progress import UnitsProgress, report
+from pipelines.scorecard.names import display
 from pipelines.sqlparams import for_units
 from pipelines.strategy import StrategyError, load_strategy
 
@@ -155,7 +156,8 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
         units = con.sql("select business_unit, quadrant from analytics.unit_alignment "
                         "order by business_unit").fetchall()  # fmt: skip
     seconds = time.perf_counter() - started
-    summary = ", ".join(f"{unit}: {kind}" for unit, kind in units)
+    # a name as the scorecards print it: an ESC in it would recolour the terminal
+    summary = ", ".join(f"{display(unit)}: {kind}" for unit, kind in units)
     report(context, f"models   alignment: {summary}{out.note}  {seconds:5.1f}s")
     for name, key in TABLES.items():
         yield dg.MaterializeResult(
