@@ -32,6 +32,24 @@ EMAILS = [
     "jane{at}example{dot}co{dot}uk",
     "jane<at>example.com",
     "jane[@]example.com",
+    # pasted from a web page or a link, typed on a Chinese or Japanese keyboard
+    "jane%40example.com",
+    "JANE%40EXAMPLE.COM",
+    "jane&#64;example.com",
+    "jane&#x40;example.com",
+    "jane&commat;example.com",
+    "jane\uff20example.com",  # full-width @
+    "jane\ufe6bexample.com",  # small @
+    "jane@example\uff0ecom",  # full-width dot
+    "\uff4a\uff41\uff4e\uff45\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\uff0e\uff43\uff4f\uff4d",
+    "jane\u00a0@\u00a0example.com",  # no-break spaces
+    "jane\u00a0(at)\u00a0example\u00a0(dot)\u00a0com",
+    "jane\u00a0dot\u00a0doe\u00a0at\u00a0example\u00a0dot\u00a0com",
+    # invisible characters before or after the @, or inside
+    "jane\u200b@example.com",
+    "jane@\u200bexample.com",
+    "jane\u200d@\ufeffexample.com",
+    "ja\u200cne@exa\u00admple.com",
 ]
 PHONES = [
     "+44 20 7946 0958",
@@ -54,6 +72,35 @@ PHONES = [
     "07700 900123",
     "06 12 34 56 78",
     "01.23.45.67.89",
+    # no-break, narrow no-break and thin spaces; non-breaking hyphen, en and em dashes
+    "+44\u00a020\u00a07946\u00a00958",
+    "+1\u00a0(415)\u00a0555-0132",
+    "0044\u00a020\u00a07946\u00a00958",
+    "07700\u00a0900123",
+    "07700\u202f900123",
+    "030\u20091234567",
+    "+33\u202f6\u202f12\u202f34\u202f56\u202f78",
+    "+33\u20096\u200912\u200934\u200956\u200978",
+    "(415)\u00a0555\u20110132",
+    "415\u2013555\u20130132",
+    "415\u2014555\u20140132",
+    "03\u20111234\u20115678",
+    # dots, international
+    "+44.20.7946.0958",
+    "+1.415.555.0132",
+    "+33.6.12.34.56.78",
+    "+49.30.1234567",
+    # full-width digits, +, hyphen and brackets
+    "\uff10\uff17\uff17\uff10\uff10 \uff19\uff10\uff10\uff11\uff12\uff13",  # ０７７００ ９００１２３
+    "\uff0b\uff14\uff14 \uff12\uff10 \uff17\uff19\uff14\uff16 \uff10\uff19\uff15\uff18",  # ＋４４ ２０ ７９４６ ０９５８
+    "\uff10\uff13\uff0d\uff11\uff12\uff13\uff14\uff0d\uff15\uff16\uff17\uff18",  # ０３－１２３４－５６７８
+    "\uff08\uff10\uff13\uff10\uff09\uff11\uff12\uff13\uff14\uff15\uff16\uff17",  # （０３０）１２３４５６７
+    # invisible characters inside
+    "0770\u200b0 900123",
+    "+44 20 7946\u200b0958",
+    "415-555\u200b-0132",
+    "\u200b(415) 555-0132",
+    "+44\u200d20\u200d7946\u200d0958",
 ]
 # A digit run that is a phone number only because a word says so; the word is kept.
 NAMED_PHONES = [
@@ -62,6 +109,14 @@ NAMED_PHONES = [
     ("Tel. 0301234567", "Tel. [phone]"),
     ("mobile no. 4155550132", "mobile no. [phone]"),
     ("whatsapp +4915112345678", "whatsapp [phone]"),
+    ("phone\uff1a07700900123", "phone\uff1a[phone]"),  # full-width colon
+    ("phone:\u00a007700900123", "phone:\u00a0[phone]"),
+    ("Tel\uff0e0301234567", "Tel\uff0e[phone]"),
+    (
+        "call me on \uff10\uff17\uff17\uff10\uff10\uff19\uff10\uff10\uff11\uff12\uff13",
+        "call me on [phone]",
+    ),
+    ("tel 0770\u200b0900123", "tel [phone]"),
 ]
 # The false-positive guards: identifiers, dates, times, amounts and other numbers stay as
 # written (docs/ingestion.md lists them).
@@ -82,6 +137,25 @@ UNTOUCHED = [
     "phone ordered on 2024-03-15",
     # a CSV record of ids, dates and amounts
     'A001,2024-03-15,9,100.5,"great"',
+    # the same with no-break, narrow and thin spaces, non-breaking hyphens and dashes
+    "T\u20112024\u2011000123", "R\u2013415\u2013555\u20130132", "ZD\u20114815162342",
+    "order 123\u2013456\u20137890", "2024\u201303\u201315", "05\u201103\u20112024",
+    "06\u00a02024", "2019\u20132024", "10:00\u201312:00", "2024-03-15\u00a010:00\u00a0+0530",
+    "1\u202f234\u202f567", "12\u00a0345\u00a0678", "123\u2009456\u2009789", "1.5e\u22123",
+    "scores 9\u00a010\u00a08\u00a07\u00a09\u00a010",
+    # dotted numbers after a +: signed amounts and addresses
+    "+12.345.678", "+1.234.567,89", "+1.234.567.890", "+192.168.0.1", "+10.0.0.1",
+    # full-width ids, dates and amounts: ２０２４－０３－１５, １５．０３．２０２４, １ ２３４ ５６７,
+    # ＩＮＣ００１２３４５, ４１５５５５０１３２, ＋７
+    "\uff12\uff10\uff12\uff14\uff0d\uff10\uff13\uff0d\uff11\uff15",
+    "\uff11\uff15\uff0e\uff10\uff13\uff0e\uff12\uff10\uff12\uff14",
+    "\uff11 \uff12\uff13\uff14 \uff15\uff16\uff17",
+    "\uff29\uff2e\uff23\uff10\uff10\uff11\uff12\uff13\uff14\uff15",
+    "\uff14\uff11\uff15\uff15\uff15\uff15\uff10\uff11\uff13\uff12", "\uff0b\uff17",
+    # invisible characters: a bare run stays a bare run, an id stays an id
+    "415\u200b555\u200b0132", "R-\u200b415-555-0132",
+    # @ and %40 that are no address
+    "price \uff20 3.50", "&#64;support please", "50%40 off",
 ]  # fmt: skip
 
 
@@ -122,6 +196,20 @@ def test_several_in_one_text_and_null_stays_null(con):
     text = "a: +44 20 7946 0958, b: (415) 555-0132; jane@example.com / 415-555-0133,415-555-0134"
     assert scrub(con, text) == "a: [phone], b: [phone]; [email] / [phone],[phone]"
     assert con.execute(f"select {scrub_sql('null::varchar', DEFAULT)}").fetchone()[0] is None
+
+
+def test_an_address_in_a_pasted_link_is_replaced_and_the_link_kept(con):
+    text = "unsubscribe: https://x.example/u?email=jane%40example.com&list=7"
+    assert scrub(con, text) == "unsubscribe: https://x.example/u?email=[email]&list=7"
+
+
+def test_full_width_numbers_side_by_side_are_each_replaced(con):
+    # a full-width number ends where its digits do (RE2's \b knows ASCII digits only)
+    one, two = (
+        "\uff10\uff13\uff0d\uff11\uff12\uff13\uff14\uff0d\uff15\uff16\uff17\uff18",
+        "\uff10\uff19\uff10 \uff11\uff12\uff13\uff14 \uff15\uff16\uff17\uff18",
+    )
+    assert scrub(con, f"{one}\u3001{two}\u3002") == "[phone]\u3001[phone]\u3002"
 
 
 def test_configured_patterns_get_their_own_placeholder_and_scrubbing_can_be_turned_off(con):
