@@ -1,7 +1,8 @@
 """Landing zone -> raw tables.
 
 A landing directory holds one folder per source; each folder holds any number of
-`.csv`, `.csv.gz` or `.parquet` files. Each file is loaded as text into
+`.csv`, `.csv.gz`, `.parquet`, `.json` or `.ndjson` / `.jsonl` files (JSON and NDJSON also
+gzipped). Each file is loaded as text into
 `raw.<source>` with its path (relative to the landing directory) and its 1-based
 data row number, so every later error can point at the row in the file.
 
@@ -41,7 +42,13 @@ from pipelines.contracts import Contract
 from pipelines.privacy import privacy_digest, scrub_sql
 from pipelines.settings import PrivacySettings, SourceSettings
 
-FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+# JSON: one document per file (an array of records, or an API page holding one array of
+# records); NDJSON / JSON Lines: one record per line.
+JSON_LINES_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
+JSON_SUFFIXES = (".json", ".json.gz", *JSON_LINES_SUFFIXES)
+FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", *JSON_SUFFIXES)
+# The largest JSON document read whole (DuckDB's default is 16 MB; an API export is larger).
+_MAX_JSON_DOCUMENT = 1 << 30
 _DELIMITER_CANDIDATES = (",", ";", "\t", "|")
 _GLOB_CHARS = re.compile(r"[*?\[\]{}]")
 
@@ -298,6 +305,9 @@ def _load_file(
         if path.name.lower().endswith(".parquet"):
             return _load_parquet(con, readable, path, rel, fingerprint, contract, settings,
                                  run_id, replacing, privacy)  # fmt: skip
+        if path.name.lower().endswith(JSON_SUFFIXES):
+            return _load_json(con, readable, path, rel, fingerprint, contract, settings, run_id,
+                              replacing, privacy)  # fmt: skip
         return _load_csv(con, readable, path, rel, fingerprint, contract, settings, run_id,
                          replacing, privacy)  # fmt: skip
 
@@ -451,6 +461,209 @@ def _load_csv(
         for temp in ("_cx_load", "_cx_rejects", "_cx_rownum"):
             con.execute(f"drop table if exists {temp}")
     return loaded, rejected
+
+
+def _load_json(
+    con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
+    fingerprint: tuple[str, str], contract: Contract, settings: SourceSettings,
+    run_id: str | None, replacing: bool, privacy: PrivacySettings,
+) -> tuple[int, int]:  # fmt: skip
+    """A JSON or NDJSON file: each record (a JSON object) is a row, its keys the header."""
+    in_file = json_records(con, readable, path, rel)
+    try:
+        keys = [
+            r[0]
+            for r in con.execute(
+                "select k from (select _cx_n, unnest(json_keys(_cx_record)) as k, "
+                "generate_subscripts(json_keys(_cx_record), 1) as p from _cx_recs) "
+                "group by k order by min(_cx_n * 1000000 + p)"
+            ).fetchall()
+        ]
+        _refuse_repeated(keys, rel)
+        select_list, extra_keys = _column_mapping(keys, contract, settings, rel, privacy)
+        # One text column per key (nested values as their JSON text), named as the key, so
+        # that the mapping reads a JSON record as it reads a CSV row.
+        columns = ", ".join(
+            [
+                f"json_extract_string(_cx_record, ${i + 1}) as {_ident(k)}"
+                for i, k in enumerate(keys)
+            ]
+        )
+        con.execute(
+            "create or replace temp table _cx_load as select _cx_n"
+            + (f", {columns}" if columns else "")
+            + " from _cx_recs",
+            ["$." + json.dumps(k) for k in keys],
+        )
+        loaded_rows, rejected = con.execute(
+            "select (select count(*) from _cx_load), (select count(*) from _cx_rejects)"
+        ).fetchone()
+        if loaded_rows + rejected != in_file:
+            raise LandingFileError(_short_read(rel, in_file, loaded_rows + rejected))
+        if replacing:
+            _delete_file_rows(con, contract.name, rel)
+        loaded = _insert_rows(con, contract.name, rel, "_l._cx_n", select_list, extra_keys,
+                              "_cx_load _l", [], privacy)  # fmt: skip
+        # A malformed record's text holds every field of it: scrubbed whole.
+        con.execute(
+            "insert into raw._rejects select ?, ?, source_row, error_type, error_message, "
+            f"{scrub_sql('csv_line', privacy)} from _cx_rejects order by source_row",
+            [contract.name, rel],
+        )
+        _record_file(con, contract.name, rel, fingerprint, path, loaded, rejected, in_file,
+                     run_id)  # fmt: skip
+    finally:
+        for temp in ("_cx_recs", "_cx_rejects", "_cx_load", "_cx_lines"):
+            con.execute(f"drop table if exists {temp}")
+    return loaded, rejected
+
+
+def json_records(
+    con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
+    records: str | None = None,
+) -> int:  # fmt: skip
+    """Read the records of a JSON or NDJSON file into the temp table _cx_recs (_cx_n: the
+    record's row number, _cx_record: the object) and what is not a record into _cx_rejects
+    (source_row, error_type, error_message, csv_line). Returns how many records the file holds,
+    counted by Python's own parser, apart from DuckDB (a .gz cut short, say).
+
+    NDJSON: a record per line, numbered by line (blank lines count, as in a CSV file); a line
+    that is not a JSON object is set aside as malformed. JSON: one document, whose records are
+    the array at `records` (a key path: "tickets", "data.items"), or the document itself when
+    it is an array, or the one array an object holds (an API page: {"tickets": [...],
+    "next_page": ...}); numbered from 1 in the array. A document that cannot be parsed fails
+    with its name: where its records begin cannot be known."""
+    if path.name.lower().endswith(JSON_LINES_SUFFIXES):
+        try:
+            con.execute(
+                "create or replace temp table _cx_lines as select line from read_csv(?, "
+                "columns = {'line': 'VARCHAR'}, header = false, delim = ?, quote = '', "
+                "escape = '', auto_detect = false, parallel = false, strict_mode = false)",
+                [str(readable), "\x01"],  # no JSON text holds a raw 0x01: one field per line
+            )
+        except duckdb.Error as exc:
+            raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
+        first = con.execute("select coalesce(min(rowid), 0) from _cx_lines").fetchone()[0]
+        n = f"(rowid - {int(first)} + 1)::bigint"
+        # (CASE: DuckDB evaluates both sides of an AND, and json_type fails on invalid JSON)
+        kind = "case when json_valid(line) then json_type(line) end"
+        is_record = f"coalesce({kind} = 'OBJECT', false)"
+        con.execute(
+            f"create or replace temp table _cx_recs as select {n} as _cx_n, "
+            f"try_cast(line as json) as _cx_record "
+            f"from _cx_lines where {is_record}"
+        )
+        con.execute(
+            f"create or replace temp table _cx_rejects as select {n} as source_row, "
+            f"'INVALID JSON' as error_type, coalesce('a JSON ' || lower({kind}) || "
+            "', not an object', 'not valid JSON') "
+            f"as error_message, line as csv_line from _cx_lines "
+            f"where trim(coalesce(line, '')) <> '' and not {is_record}"
+        )
+        return _count_json_lines(path, rel)
+
+    scan = "read_json_objects(?, format = 'unstructured', maximum_object_size = ?)"
+    params = [str(readable), _MAX_JSON_DOCUMENT]
+    wanted = records.split(".") if records else []
+    try:
+        # The document's kind, the keys holding an array, and the kind at `records`: the
+        # document itself never comes into Python (an export can be hundreds of MB).
+        tops = con.execute(
+            "select json_type(json), list_filter(json_keys(json), lambda k: "
+            "json_type(json, '$.' || to_json(k)::varchar) = 'ARRAY'), json_type(json, ?) "
+            f"from {scan}",
+            [_json_path(wanted), *params],
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise LandingFileError(f"{rel}: not valid JSON: {_first_line(exc)}") from exc
+    if len(tops) != 1:
+        raise LandingFileError(
+            f"{rel}: holds {len(tops)} JSON documents; a .json file holds one (an array of "
+            "records, or an API page holding one); one record per line is .ndjson"
+        )
+    kind, arrays, at_records = tops[0]
+    keys = _records_keys(kind, arrays or [], at_records, rel, wanted)
+    array_path = _json_path(keys)
+    try:
+        con.execute(
+            "create or replace temp table _cx_items as select r.ordinality::bigint as n, "
+            f"r.unnest as item from {scan} d, unnest(json_extract(d.json, ?)) with ordinality r",
+            [*params, array_path + "[*]"],
+        )
+    except duckdb.Error as exc:
+        raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
+    con.execute(
+        "create or replace temp table _cx_recs as select n as _cx_n, item as _cx_record "
+        "from _cx_items where json_type(item) = 'OBJECT'"
+    )
+    con.execute(
+        "create or replace temp table _cx_rejects as select n as source_row, 'INVALID JSON' "
+        "as error_type, 'a JSON ' || lower(json_type(item)) || ', not an object' as "
+        "error_message, item::varchar as csv_line from _cx_items "
+        "where json_type(item) is distinct from 'OBJECT'"
+    )
+    con.execute("drop table _cx_items")
+    return _count_json_document(path, rel, keys)
+
+
+def _json_path(keys: list[str]) -> str:
+    return "$" + "".join(f".{json.dumps(k)}" for k in keys)
+
+
+def _records_keys(
+    kind: str, arrays: list[str], at_records: str | None, rel: str, wanted: list[str]
+) -> list[str]:
+    """The keys leading to a document's array of records ([] for the document itself)."""
+    if wanted:
+        if at_records != "ARRAY":
+            raise LandingFileError(f"{rel}: has no array of records at {'.'.join(wanted)!r}")
+        return wanted
+    if kind == "ARRAY":
+        return []
+    if kind == "OBJECT":
+        if len(arrays) == 1:
+            return list(arrays)
+        raise LandingFileError(
+            f"{rel}: a JSON object whose records cannot be found: it holds "
+            f"{len(arrays)} arrays ({', '.join(arrays[:5]) or 'none'}); a .json file is an array "
+            "of records or an object holding one"
+        )
+    raise LandingFileError(f"{rel}: a JSON {kind.lower()}, not an array of records")
+
+
+def _json_bytes(path: Path, rel: str):
+    try:
+        return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+    except OSError as exc:
+        raise LandingFileError(f"{rel}: cannot be opened ({exc})") from exc
+
+
+def _count_json_lines(path: Path, rel: str) -> int:
+    """Lines that hold anything, counted by Python (in C: no Python code per line)."""
+    try:
+        with _json_bytes(path, rel) as f:
+            lengths = array("q", map(len, map(bytes.strip, f)))
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise LandingFileError(
+            f"{rel}: cannot be read to its end ({exc}); the compressed file is cut short or "
+            "damaged. Nothing of it was loaded; export it again"
+        ) from exc
+    return int(np.count_nonzero(np.frombuffer(lengths, dtype=np.int64)))
+
+
+def _count_json_document(path: Path, rel: str, keys: list[str]) -> int:
+    """The records of a JSON document, parsed by Python's json module."""
+    try:
+        with _json_bytes(path, rel) as f:
+            found = json.load(f)
+    except (EOFError, gzip.BadGzipFile, zlib.error, ValueError) as exc:
+        raise LandingFileError(
+            f"{rel}: cannot be read to its end ({exc}); the file is cut short or damaged. "
+            "Nothing of it was loaded; export it again"
+        ) from exc
+    for k in keys:
+        found = found[k]
+    return len(found)
 
 
 def _short_read(rel: str, in_file: int, read: int) -> str:

@@ -249,7 +249,7 @@ def test_missing_optional_source_is_fine(demo_copy, tmp_path):
 def test_missing_required_source_fails_with_its_name(demo_copy, tmp_path, capsys):
     shutil.rmtree(demo_copy / "churn_events")
     assert run_cli(demo_copy, tmp_path, "2026-11-01") == 1
-    assert "churn_events: no .csv, .csv.gz or .parquet files" in capsys.readouterr().err
+    assert "churn_events: no .csv, .parquet, .json or .ndjson files" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

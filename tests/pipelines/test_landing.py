@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -395,3 +398,77 @@ def test_a_file_of_a_kind_not_read_is_an_error_and_one_being_written_is_skipped(
     (landing / "churn_events" / "m2.csv.zip").write_bytes(b"PK\x03\x04")
     with pytest.raises(LandingFileError, match=r"churn_events/m2\.csv\.zip: not a kind of file"):
         load_source(con, landing, CHURN, SourceSettings())
+
+
+# --- JSON and NDJSON ----------------------------------------------------------------------
+
+
+def test_ndjson_records_are_rows_numbered_by_line_and_bad_lines_set_aside(con, tmp_path):
+    text = (
+        '{"account_id": "A1", "churned_at": "2024-01-01", "reason": "price"}\n'
+        "\n"
+        '{"account_id": "A2", "churned_at": "2024-02-01", broken\n'
+        '["not", "an", "object"]\n'
+        '{"account_id": "A3", "churned_at": "2024-03-01", "plan": {"tier": 2}, "n": 7}\n'
+    )
+    landing = _landing(tmp_path, "a.ndjson", text.encode())
+    rep = load_source(con, landing, CHURN, SourceSettings())
+    assert (rep.rows_loaded, rep.rows_rejected) == (2, 2)
+    assert con.execute(
+        "select _source_row, account_id, reason, _extra from raw.churn_events order by 1"
+    ).fetchall() == [
+        (1, "A1", "price", '{"plan":null,"n":null}'),  # keys of other records: null
+        (5, "A3", None, '{"plan":"{\\"tier\\":2}","n":"7"}'),
+    ]
+    assert con.execute(
+        "select source_row, error_message from raw._rejects order by 1"
+    ).fetchall() == [(3, "not valid JSON"), (4, "a JSON array, not an object")]
+    assert con.execute("select records_in_file from raw._files").fetchone() == (4,)
+
+
+def test_a_json_document_is_an_array_or_an_api_page_of_records(con, tmp_path):
+    page = {"churns": [{"account_id": "A1", "churned_at": "2024-01-01"}, "x",
+                       {"account_id": "A2", "churned_at": "2024-02-01"}],
+            "next_page": None, "count": 3}  # fmt: skip
+    landing = _landing(tmp_path, "page.json", json.dumps(page).encode())
+    (landing / "churn_events" / "plain.json.gz").write_bytes(
+        gzip.compress(json.dumps([{"Account ID": "B1", "Churned At": "2024-05-01"}]).encode())
+    )
+    rep = load_source(con, landing, CHURN, SourceSettings())
+    assert (rep.rows_loaded, rep.rows_rejected) == (3, 1)
+    assert con.execute(
+        "select _source_file, _source_row, account_id from raw.churn_events order by 1, 2"
+    ).fetchall() == [
+        ("churn_events/page.json", 1, "A1"),
+        ("churn_events/page.json", 3, "A2"),
+        ("churn_events/plain.json.gz", 1, "B1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("two.json", b'[{"account_id": "A1"}] [{"account_id": "A2"}]', "holds 2 JSON documents"),
+        ("pages.json", b'{"a": [], "b": []}', r"holds 2 arrays \(a, b\)"),
+        ("bad.json", b'[{"account_id": "A1",', "not valid JSON"),
+        ("cut.ndjson.gz", gzip.compress(b'{"account_id": "A1"}\n' * 500)[:-30], "cut short"),
+    ],
+)
+def test_a_json_file_that_cannot_be_read_whole_fails_with_its_name(
+    con, tmp_path, name, data, message
+):
+    landing = _landing(tmp_path, name, data)
+    with pytest.raises(LandingFileError, match=rf"churn_events/{re.escape(name)}: .*{message}"):
+        load_source(con, landing, CHURN, SourceSettings())
+    assert con.execute("select count(*) from raw.churn_events").fetchone() == (0,)
+
+
+def test_json_free_text_and_malformed_lines_are_scrubbed(con, tmp_path):
+    text = (
+        '{"account_id": "A1", "churned_at": "2024-01-01", "reason": "mail jane@example.com"}\n'
+        '{"account_id": "A2", "reason": "call +44 20 7946 0958", oops}\n'
+    )
+    landing = _landing(tmp_path, "a.jsonl", text.encode())
+    load_source(con, landing, CHURN, SourceSettings())
+    assert con.execute("select reason from raw.churn_events").fetchone() == ("mail [email]",)
+    assert "[phone]" in con.execute("select csv_line from raw._rejects").fetchone()[0]

@@ -61,7 +61,7 @@ def _raw_asset(contract: Contract) -> dg.AssetsDefinition:
         if rep.files_seen == 0 and total == 0 and not contract.optional:
             raise dg.Failure(
                 description=(
-                    f"{src}: no .csv, .csv.gz or .parquet files in {_landing(cxalign) / src}; "
+                    f"{src}: no .csv, .parquet, .json or .ndjson files in {_landing(cxalign) / src}; "
                     "this source is required"
                 )
             )
