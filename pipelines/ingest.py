@@ -455,16 +455,33 @@ def mark_passed(con: duckdb.DuckDBPyConnection, contract: Contract, inputs: str)
 
 
 def conservation(con: duckdb.DuckDBPyConnection, run_id: str, source: str) -> tuple[bool, dict]:
-    """Recount from the tables themselves: read = staged + quarantined + duplicates, where
-    read (raw rows and malformed records) must equal the data records the landing files hold,
-    as counted from the files apart from DuckDB (raw._files.records_in_file)."""
+    """Recount from the tables themselves: every record the landing files hold (counted from
+    the files apart from DuckDB: raw._files.records_in_file) was read, as a raw row, a vendor
+    record (pipelines.vendor) or a malformed record; every vendor record gave rows, was set
+    aside with its reason, or belongs to a record that gave rows; and every raw row (and
+    malformed record) was staged, quarantined or absorbed as a duplicate."""
+    from pipelines.contracts import source_contracts
+    from pipelines.profiles import all_profiles
+    from pipelines.vendor import fates
+
+    vendor_tables = [
+        r[0]
+        for r in con.execute(
+            "select table_name from duckdb_tables() where schema_name = 'raw' and "
+            "database_name = current_database() and starts_with(table_name, ?)",
+            [f"{source}__"],
+        ).fetchall()
+    ]
+    vendor_rows = " + ".join(f"(select count(*) from raw.{t})" for t in vendor_tables) or "0"
     row = con.execute(
         f"""
         select
             (select coalesce(sum(coalesce(records_in_file, rows_loaded + rows_rejected)), 0)
                from raw._files where source = $src) as in_files,
-            (select count(*) from raw.{source})
+            (select count(*) from raw.{source} where _origin_file is null) + {vendor_rows}
               + (select count(*) from raw._rejects where source = $src) as read,
+            (select count(*) from raw.{source})
+              + (select count(*) from raw._rejects where source = $src) as rows,
             (select count(*) from staging.{source}) as staged,
             (select count(*) from (select distinct source_file, source_row
                                    from analytics.quarantine where source = $src)) as quarantined,
@@ -479,16 +496,21 @@ def conservation(con: duckdb.DuckDBPyConnection, run_id: str, source: str) -> tu
     ).fetchone()
     counts = dict(
         zip(
-            ["in_files", "read", "staged", "quarantined", "duplicate", "staged_and_quarantined"],
+            ["in_files", "read", "rows", "staged", "quarantined", "duplicate",
+             "staged_and_quarantined"],
             row,
             strict=True,
         )
-    )
+    )  # fmt: skip
+    contract = source_contracts()[source]
+    if vendor_tables:
+        counts.update(fates(con, contract, list(all_profiles().values())))
     ok = (
         counts["duplicate"] is not None
         and counts["in_files"] == counts["read"]
-        and counts["read"] == counts["staged"] + counts["quarantined"] + counts["duplicate"]
+        and counts["rows"] == counts["staged"] + counts["quarantined"] + counts["duplicate"]
         and counts["staged_and_quarantined"] == 0
+        and counts.get("unaccounted", 0) == 0
     )
     return ok, counts
 

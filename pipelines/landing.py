@@ -40,7 +40,17 @@ import numpy as np
 
 from pipelines.contracts import Contract
 from pipelines.privacy import privacy_digest, scrub_sql
+from pipelines.profiles import profiles_for, reading_digest
 from pipelines.settings import PrivacySettings, SourceSettings
+from pipelines.vendor import (
+    CANONICAL,
+    Kind,
+    build_source_rows,
+    ensure_vendor_table,
+    missing_for,
+    object_mapping,
+    profile_options,
+)
 
 # JSON: one document per file (an array of records, or an API page holding one array of
 # records); NDJSON / JSON Lines: one record per line.
@@ -92,6 +102,27 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     # counted apart from DuckDB. A file recorded before these has NULL and is loaded again.
     con.execute("alter table raw._files add column if not exists read_with varchar")
     con.execute("alter table raw._files add column if not exists records_in_file bigint")
+    # What the file was read as: canonical, or a vendor profile's object ("zendesk.tickets").
+    con.execute("alter table raw._files add column if not exists read_as varchar")
+    # What a source's rows built from vendor records were last built with (the profiles and
+    # their options): a change builds them again (pipelines.vendor.build_source_rows).
+    con.execute(
+        "create table if not exists raw._vendor_builds (source varchar primary key, build varchar)"
+    )
+    # Vendor records set aside on purpose by their profile (a deleted ticket, a survey
+    # preview), each with its rule and reason (pipelines.vendor).
+    con.execute(
+        """
+        create table if not exists raw._set_aside (
+            source varchar not null,
+            source_file varchar not null,
+            source_row bigint not null,
+            object varchar not null,
+            rule varchar not null,
+            reason varchar not null
+        )
+        """
+    )
     con.execute(
         """
         create table if not exists raw._rejects (
@@ -122,6 +153,9 @@ def ensure_raw_table(con: duckdb.DuckDBPyConnection, contract: Contract) -> None
     # part of load_settings_digest), so the new column is filled.
     for c in contract.columns:
         con.execute(f'alter table raw.{contract.name} add column if not exists "{c.name}" varchar')
+    # The vendor record a row was built from (pipelines.vendor); NULL for a canonical file's row.
+    con.execute(f"alter table raw.{contract.name} add column if not exists _origin_file varchar")
+    con.execute(f"alter table raw.{contract.name} add column if not exists _origin_row bigint")
 
 
 # Files still being written by an upload or a download (skipped, with a warning).
@@ -220,34 +254,87 @@ def load_source(
             "zone (files whose names start with a dot are ignored)"
         )
     report.files_writing = [p.relative_to(landing_dir).as_posix() for p in writing]
+    profiles = profiles_for(contract.name, settings.profile)
+    options = {p.name: profile_options(p, settings) for p in profiles}
     files = discover_files(landing_dir, contract.name)
+    # A profile may read this source's records from another source's folder (an Intercom
+    # conversation holds the ticket and its rating): those files count only when they are
+    # one of its objects.
+    elsewhere = sorted(
+        set().union(*(p.sources[contract.name].folders for p in profiles)) - {contract.name}
+    )
+    borrowed = [f for folder in elsewhere for f in discover_files(landing_dir, folder)]
     report.files_seen = len(files)
     known = {
-        rel: (digest, read_with)
-        for rel, digest, read_with in con.execute(
-            "select source_file, content_sha256, read_with from raw._files where source = ?",
+        rel: (digest, read_with, read_as)
+        for rel, digest, read_with, read_as in con.execute(
+            "select source_file, content_sha256, read_with, read_as from raw._files "
+            "where source = ?",
             [contract.name],
         ).fetchall()
     }
-    read_with = load_settings_digest(contract, settings, privacy)
+    canonical = load_settings_digest(contract, settings, privacy)
+    privacy_key = privacy_digest(privacy)
+
+    def reading(kind: Kind) -> str:
+        if kind.profile is None:
+            return canonical
+        return reading_digest(kind.profile, kind.obj, options[kind.profile.name], privacy_key)
+
+    def kind_of(label: str | None) -> Kind | None:
+        if label in (None, "canonical"):
+            return CANONICAL if settings.profile is None else None
+        name, _, obj = label.partition(".")
+        for p in profiles:
+            smap = p.sources[contract.name]
+            if p.name == name and obj in (*smap.objects, *smap.lookups):
+                return Kind(p, p.objects[obj])
+        return None
+
     present = set()
+    vendor_changed = False
     # One transaction for the source: tonight's files land together or not at all, and
     # one commit instead of one per file (a commit per monthly file was half the load time).
     con.execute("begin transaction")
     try:
-        for path in files:
+        for path, own in [(f, True) for f in files] + [(f, False) for f in borrowed]:
             rel = path.relative_to(landing_dir).as_posix()
-            present.add(rel)
             digest = file_sha256(path)
-            if known.get(rel) == (digest, read_with):
+            before = known.get(rel)
+            kind = kind_of(before[2]) if before and before[0] == digest else None
+            if kind is not None and before[1] == reading(kind):
+                present.add(rel)
                 report.files_unchanged += 1
                 if on_file is not None:
                     on_file(path, None)
                 continue
+            kind = _recognise(con, path, rel, contract, settings, privacy, profiles, options,
+                              canonical_ok=own and settings.profile is None)  # fmt: skip
+            if kind is None:  # another source's file, none of this source's objects
+                continue
+            present.add(rel)
+            target = None
+            if kind.profile is not None:
+                vendor_changed = True
+                table = ensure_vendor_table(con, contract.name, kind.profile, kind.obj)
+                is_json = path.name.lower().endswith(JSON_SUFFIXES)
+                target = Target(
+                    table,
+                    object_mapping(kind.obj, options[kind.profile.name], privacy, rel, is_json),
+                    header_rows=kind.obj.header_rows,
+                    records=kind.obj.records,
+                    json_paths=is_json,
+                )
+            elif before is not None and before[2] not in (None, "canonical"):
+                vendor_changed = True  # was a vendor file: its records leave their table
             loaded, rejected = _load_file(
-                con, path, rel, (digest, read_with), contract, settings, run_id,
-                replacing=rel in known, privacy=privacy,
+                con, path, rel, (digest, reading(kind)), contract, settings, run_id,
+                replacing=rel in known, privacy=privacy, target=target,
             )  # fmt: skip
+            con.execute(
+                "update raw._files set read_as = ? where source = ? and source_file = ?",
+                [kind.label, contract.name, rel],
+            )
             report.files_loaded.append(rel)
             report.rows_loaded += loaded
             report.rows_rejected += rejected
@@ -256,12 +343,129 @@ def load_source(
         report.files_missing = sorted(set(known) - present)
         if report.files_missing and on_missing_file == "remove":
             for rel in report.files_missing:
+                vendor_changed |= known[rel][2] not in (None, "canonical")
                 _delete_file_rows(con, contract.name, rel)
+        used = _profiles_read(con, contract.name, profiles)
+        build = json.dumps(
+            [[p.name, p.digest, sorted(options[p.name].items())] for p in used] + [privacy_key]
+        )
+        if vendor_changed or _last_build(con, contract.name) != build:
+            build_source_rows(con, contract, [(p, options[p.name]) for p in used], privacy)
+            con.execute("delete from raw._vendor_builds where source = ?", [contract.name])
+            con.execute("insert into raw._vendor_builds values (?, ?)", [contract.name, build])
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
     return report
+
+
+def _profiles_read(con: duckdb.DuckDBPyConnection, source: str, profiles) -> list:
+    """The profiles whose objects this source has files of."""
+    labels = {
+        r[0].split(".")[0]
+        for r in con.execute(
+            "select distinct read_as from raw._files where source = ? and read_as like '%.%'",
+            [source],
+        ).fetchall()
+    }
+    return [p for p in profiles if p.name in labels]
+
+
+def _last_build(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
+    row = con.execute("select build from raw._vendor_builds where source = ?", [source]).fetchone()
+    return row[0] if row else None
+
+
+def _recognise(
+    con: duckdb.DuckDBPyConnection, path: Path, rel: str, contract: Contract,
+    settings: SourceSettings, privacy: PrivacySettings, profiles, options: dict,
+    canonical_ok: bool,
+) -> Kind | None:  # fmt: skip
+    """What a file is, from its header or keys: the canonical export of the source, or one
+    object of a profile that feeds it. Exactly one must fit; none or several is an error that
+    names the file, the candidates and what each is missing. None: a file of another source's
+    folder that is none of this source's objects."""
+    folder = Path(rel).parts[0]
+    objects = [
+        (p, p.objects[o]) for p in profiles for o in p.sources[contract.name].objects_in(folder)
+    ]
+    fields = _file_fields(con, path, rel, settings, {o.records for _, o in objects})
+    fits, misses = [], []
+    if canonical_ok and None in fields:
+        try:
+            _column_mapping(
+                [f for f in fields[None] if "." not in f] if _is_json(path) else fields[None],
+                contract, settings, rel, privacy,
+            )  # fmt: skip
+            fits.append(CANONICAL)
+        except LandingFileError as exc:
+            misses.append(f"not the {contract.name} export ({str(exc).split(': ', 1)[-1]})")
+    for p, o in objects:
+        found = fields.get(o.records)
+        if found is None:
+            misses.append(f"not {p.name} {o.name} (no array of records at {o.records!r})")
+            continue
+        missing = missing_for(o, found, options[p.name])
+        if missing:
+            misses.append(f"not {p.name} {o.name} (missing {', '.join(missing)})")
+        else:
+            fits.append(Kind(p, o))
+    if len(fits) == 1:
+        return fits[0]
+    if not canonical_ok and not fits and Path(rel).parts[0] != contract.name:
+        return None
+    if fits:
+        raise LandingFileError(
+            f"{rel}: fits several kinds of file: {', '.join(k.label for k in fits)}; name the "
+            f"profile in the config (sources.{contract.name}.profile)"
+        )
+    raise LandingFileError(f"{rel}: not recognised: " + "; ".join(misses))
+
+
+def _is_json(path: Path) -> bool:
+    return path.name.lower().endswith(JSON_SUFFIXES)
+
+
+def _file_fields(
+    con: duckdb.DuckDBPyConnection, path: Path, rel: str, settings: SourceSettings,
+    records_keys: set[str | None],
+) -> dict[str | None, list[str]]:  # fmt: skip
+    """The fields a file has, per key path of its array of records (None: the file's own
+    records): a CSV header or Parquet columns, or a JSON file's field paths."""
+    out: dict[str | None, list[str]] = {}
+    with _plain_name(path) as readable:
+        name = path.name.lower()
+        if name.endswith(".parquet"):
+            out[None] = _read_header(
+                con, "read_parquet(?, file_row_number = true) _l", [str(readable)], rel, True
+            )
+        elif not name.endswith(JSON_SUFFIXES):
+            delimiter = settings.delimiter or _sniff_delimiter(path, settings.encoding)
+            out[None] = _read_header(
+                con, _CSV_SCAN, [str(readable), delimiter, settings.encoding], rel, False
+            )
+        else:
+            lines = name.endswith(JSON_LINES_SUFFIXES)
+            failed: list[LandingFileError] = []
+            keys = [None, *sorted(k for k in records_keys if k)] if not lines else [None]
+            for key in keys:
+                try:
+                    json_records(con, readable, path, rel, key)
+                except LandingFileError as exc:
+                    failed.append(exc)
+                    if len(failed) == len(keys):  # no way to read it: say why, as the load would
+                        raise failed[0] from None
+                    continue
+                finally:
+                    try:
+                        for temp in ("_cx_lines", "_cx_rejects"):
+                            con.execute(f"drop table if exists {temp}")
+                    except duckdb.TransactionException:
+                        pass  # DuckDB's own error aborted the load: the file fails with it
+                out[key] = json_fields(con)
+                con.execute("drop table if exists _cx_recs")
+    return out
 
 
 # Rows deleted from a table keep their bytes in DuckDB's blocks until the block is rewritten
@@ -280,8 +484,39 @@ def _delete_file_rows(con: duckdb.DuckDBPyConnection, source: str, rel: str) -> 
     )
     con.execute(f"insert into {DELETED_ROWS} values (?, ?, now())", [source, rel])
     con.execute(f"delete from raw.{source} where _source_file = ?", [rel])
+    # A vendor file's records are in its object's table (the rows built from them are built
+    # again once the source's files are loaded: pipelines.vendor.build_source_rows).
+    for (table,) in con.execute(
+        "select table_name from duckdb_tables() where schema_name = 'raw' and "
+        "database_name = current_database() and starts_with(table_name, ?)",
+        [f"{source}__"],
+    ).fetchall():
+        con.execute(f"delete from raw.{table} where _source_file = ?", [rel])
     con.execute("delete from raw._rejects where source = ? and source_file = ?", [source, rel])
     con.execute("delete from raw._files where source = ? and source_file = ?", [source, rel])
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a file's records go, and how its header becomes the table's columns.
+
+    mapping(header, more_header_rows) -> (select list over the scan aliased _l, the headers
+    kept only in _extra). The canonical target is raw.<source> mapped by the contract; a
+    vendor profile's object has its own table and fields (pipelines.vendor)."""
+
+    table: str
+    mapping: Callable[[list[str], list[list[str]]], tuple[list[str], list[str]]]
+    header_rows: int = 1  # CSV header lines; the first names the columns
+    records: str | None = None  # JSON: the key path of the array of records
+    json_paths: bool = False  # JSON: the mapping reads _l._cx_record by path
+
+
+def canonical_target(
+    contract: Contract, settings: SourceSettings, rel: str, privacy: PrivacySettings
+) -> Target:
+    return Target(
+        contract.name, lambda header, _: _column_mapping(header, contract, settings, rel, privacy)
+    )
 
 
 def _load_file(
@@ -295,21 +530,23 @@ def _load_file(
     replacing: bool = True,
     *,
     privacy: PrivacySettings,
+    target: Target | None = None,
 ) -> tuple[int, int]:
     """Load one file into raw.<source>, replacing rows an earlier version left there.
 
     fingerprint: (content hash, load_settings_digest), recorded in raw._files.
     replacing=False (a file not seen before) skips the delete, a scan of the whole raw
     table that a nightly file never needs."""
+    target = target or canonical_target(contract, settings, rel, privacy)
     with _plain_name(path) as readable:
         if path.name.lower().endswith(".parquet"):
             return _load_parquet(con, readable, path, rel, fingerprint, contract, settings,
-                                 run_id, replacing, privacy)  # fmt: skip
+                                 run_id, replacing, privacy, target)  # fmt: skip
         if path.name.lower().endswith(JSON_SUFFIXES):
             return _load_json(con, readable, path, rel, fingerprint, contract, settings, run_id,
-                              replacing, privacy)  # fmt: skip
+                              replacing, privacy, target)  # fmt: skip
         return _load_csv(con, readable, path, rel, fingerprint, contract, settings, run_id,
-                         replacing, privacy)  # fmt: skip
+                         replacing, privacy, target)  # fmt: skip
 
 
 @contextmanager
@@ -333,19 +570,19 @@ def _plain_name(path: Path) -> Iterator[Path]:
 def _load_parquet(
     con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
     fingerprint: tuple[str, str], contract: Contract, settings: SourceSettings,
-    run_id: str | None, replacing: bool, privacy: PrivacySettings,
+    run_id: str | None, replacing: bool, privacy: PrivacySettings, target: Target,
 ) -> tuple[int, int]:  # fmt: skip
     scan, scan_params = "read_parquet(?, file_row_number = true) _l", [str(readable)]
     header = _read_header(con, scan, scan_params, rel, True)
     _refuse_repeated(_parquet_columns(con, readable), rel)
-    select_list, extra_keys = _column_mapping(header, contract, settings, rel, privacy)
+    select_list, extra_keys = target.mapping(header, [])
     # Typed columns and exact row numbers, nothing rejected: straight into raw, with no
     # copy of the file in a temp table first (at 1M accounts, the same raw rows:
     # tickets 64 -> 37 s, revenue 26 -> 15 s, survey answers 19 -> 13 s).
     if replacing:
         _delete_file_rows(con, contract.name, rel)
     try:
-        loaded = _insert_rows(con, contract.name, rel, "_l.file_row_number + 1", select_list,
+        loaded = _insert_rows(con, target.table, rel, "_l.file_row_number + 1", select_list,
                               extra_keys, scan, scan_params, privacy)  # fmt: skip
         # The row count the file's footer declares, not the rows the scan returned.
         in_file = con.execute(
@@ -359,22 +596,27 @@ def _load_parquet(
     return loaded, 0
 
 
+_CSV_SCAN = (
+    "read_csv(?, all_varchar = true, header = true, delim = ?, quote = '\"', "
+    "escape = '\"', encoding = ?, store_rejects = true, "
+    "rejects_table = '_cx_reject_errors', rejects_scan = '_cx_reject_scans', "
+    "parallel = false)"
+)
+
+
 def _load_csv(
     con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
     fingerprint: tuple[str, str], contract: Contract, settings: SourceSettings,
-    run_id: str | None, replacing: bool, privacy: PrivacySettings,
+    run_id: str | None, replacing: bool, privacy: PrivacySettings, target: Target,
 ) -> tuple[int, int]:  # fmt: skip
     delimiter = settings.delimiter or _sniff_delimiter(path, settings.encoding)
-    scan = (
-        "read_csv(?, all_varchar = true, header = true, delim = ?, quote = '\"', "
-        "escape = '\"', encoding = ?, store_rejects = true, "
-        "rejects_table = '_cx_reject_errors', rejects_scan = '_cx_reject_scans', "
-        "parallel = false)"
-    )
+    scan = _CSV_SCAN
     scan_params = [str(readable), delimiter, settings.encoding]
     header = _read_header(con, scan, scan_params, rel, False)
     _refuse_repeated_headers(path, rel, delimiter, settings.encoding)
-    select_list, extra_keys = _column_mapping(header, contract, settings, rel, privacy)
+    skip = target.header_rows - 1  # the header's further lines (Qualtrics: question, import id)
+    more = _more_header_rows(path, rel, delimiter, settings.encoding, skip) if skip else []
+    select_list, extra_keys = target.mapping(header, more)
 
     con.execute("drop table if exists _cx_reject_errors")
     con.execute("drop table if exists _cx_reject_scans")
@@ -444,9 +686,12 @@ def _load_csv(
         rows, row_expr = "_cx_load _l", position
 
     try:
+        if skip:  # the header's further lines are not records (numbered: rows 1 to skip)
+            con.execute(f"delete from _cx_load where rowid < {int(first)} + {int(skip)}")
+            in_file -= skip
         if replacing:
             _delete_file_rows(con, contract.name, rel)
-        loaded = _insert_rows(con, contract.name, rel, row_expr, select_list, extra_keys, rows, [],
+        loaded = _insert_rows(con, target.table, rel, row_expr, select_list, extra_keys, rows, [],
                               privacy, refs)  # fmt: skip
         # A malformed record's text holds every field of it: scrubbed whole.
         con.execute(
@@ -466,35 +711,38 @@ def _load_csv(
 def _load_json(
     con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
     fingerprint: tuple[str, str], contract: Contract, settings: SourceSettings,
-    run_id: str | None, replacing: bool, privacy: PrivacySettings,
+    run_id: str | None, replacing: bool, privacy: PrivacySettings, target: Target,
 ) -> tuple[int, int]:  # fmt: skip
-    """A JSON or NDJSON file: each record (a JSON object) is a row, its keys the header."""
-    in_file = json_records(con, readable, path, rel)
+    """A JSON or NDJSON file: each record (a JSON object) is a row, its keys the header (a
+    vendor object's fields: the paths its records hold)."""
+    in_file = json_records(con, readable, path, rel, target.records)
     try:
-        keys = [
-            r[0]
-            for r in con.execute(
-                "select k from (select _cx_n, unnest(json_keys(_cx_record)) as k, "
-                "generate_subscripts(json_keys(_cx_record), 1) as p from _cx_recs) "
-                "group by k order by min(_cx_n * 1000000 + p)"
-            ).fetchall()
-        ]
-        _refuse_repeated(keys, rel)
-        select_list, extra_keys = _column_mapping(keys, contract, settings, rel, privacy)
-        # One text column per key (nested values as their JSON text), named as the key, so
-        # that the mapping reads a JSON record as it reads a CSV row.
-        columns = ", ".join(
-            [
+        if target.json_paths:
+            select_list, extra_keys = target.mapping(json_fields(con), [])
+            con.execute("create or replace temp table _cx_load as select * from _cx_recs")
+        else:
+            keys = [
+                r[0]
+                for r in con.execute(
+                    "select k from (select _cx_n, unnest(json_keys(_cx_record)) as k, "
+                    "generate_subscripts(json_keys(_cx_record), 1) as p from _cx_recs) "
+                    "group by k order by min(_cx_n * 1000000 + p)"
+                ).fetchall()
+            ]
+            _refuse_repeated(keys, rel)
+            select_list, extra_keys = target.mapping(keys, [])
+            # One text column per key (nested values as their JSON text), named as the key, so
+            # that the mapping reads a JSON record as it reads a CSV row.
+            columns = ", ".join(
                 f"json_extract_string(_cx_record, ${i + 1}) as {_ident(k)}"
                 for i, k in enumerate(keys)
-            ]
-        )
-        con.execute(
-            "create or replace temp table _cx_load as select _cx_n"
-            + (f", {columns}" if columns else "")
-            + " from _cx_recs",
-            ["$." + json.dumps(k) for k in keys],
-        )
+            )
+            con.execute(
+                "create or replace temp table _cx_load as select _cx_n"
+                + (f", {columns}" if columns else "")
+                + " from _cx_recs",
+                ["$." + json.dumps(k) for k in keys],
+            )
         loaded_rows, rejected = con.execute(
             "select (select count(*) from _cx_load), (select count(*) from _cx_rejects)"
         ).fetchone()
@@ -502,7 +750,7 @@ def _load_json(
             raise LandingFileError(_short_read(rel, in_file, loaded_rows + rejected))
         if replacing:
             _delete_file_rows(con, contract.name, rel)
-        loaded = _insert_rows(con, contract.name, rel, "_l._cx_n", select_list, extra_keys,
+        loaded = _insert_rows(con, target.table, rel, "_l._cx_n", select_list, extra_keys,
                               "_cx_load _l", [], privacy)  # fmt: skip
         # A malformed record's text holds every field of it: scrubbed whole.
         con.execute(
@@ -604,6 +852,25 @@ def json_records(
     )
     con.execute("drop table _cx_items")
     return _count_json_document(path, rel, keys)
+
+
+def json_fields(con: duckdb.DuckDBPyConnection, sample: int = 1000) -> list[str]:
+    """The fields the records in _cx_recs hold, as dotted paths ("via.channel"), from the
+    structure DuckDB infers over the first `sample` records (a schema, not the rows)."""
+    structure = con.execute(
+        f"select json_group_structure(_cx_record) from (select _cx_record from _cx_recs "
+        f"order by _cx_n limit {int(sample)})"
+    ).fetchone()[0]
+    out: list[str] = []
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                out.append(prefix + k)
+                walk(v, prefix + k + ".")
+
+    walk(json.loads(structure) if structure else {}, "")
+    return out
 
 
 def _json_path(keys: list[str]) -> str:
@@ -708,6 +975,23 @@ def _record_fields(path: Path, rel: str, delimiter: str, encoding: str) -> np.nd
     return np.frombuffer(fields, dtype=np.int64)[1:]  # the header is not a data record
 
 
+def _more_header_rows(
+    path: Path, rel: str, delimiter: str, encoding: str, n: int
+) -> list[list[str]]:
+    """The n lines after a file's header line, when its header takes several (a Qualtrics
+    export: the question texts, then each column's import id and time zone)."""
+    try:
+        with _text(path, rel, encoding) as f:
+            rows = _reader(f, delimiter)
+            next(rows, None)
+            found = [next(rows, []) for _ in range(n)]
+    except (EOFError, OSError, UnicodeError, csv.Error, zlib.error) as exc:
+        raise LandingFileError(f"{rel}: cannot be read: {exc}") from exc
+    if any(not row for row in found):
+        raise LandingFileError(f"{rel}: ends before its {n + 1} header lines")
+    return found
+
+
 def _refuse_repeated_headers(path: Path, rel: str, delimiter: str, encoding: str) -> None:
     """A header name that appears twice: which column is meant cannot be known (DuckDB would
     rename the second `name_1` and the first would win silently)."""
@@ -776,7 +1060,8 @@ def _insert_rows(
 ) -> int:  # fmt: skip
     """Insert `rows` (a scan or a table, aliased _l) into raw.<source> as the file `rel`, each
     row numbered by row_expr, the contract's columns as select_list maps them, the file's
-    other columns as JSON in _extra (scrubbed: nothing says what they hold); refs: a header
+    other columns as JSON in _extra (scrubbed: nothing says what they hold; a vendor object's
+    table, raw.<source>__<profile>_<object>, keeps only its declared fields); refs: a header
     read under another column name. Returns the rows inserted."""
     extra, extra_params = "null", []
     if extra_keys:
@@ -793,8 +1078,8 @@ def _insert_rows(
         f"""
         insert into raw.{source} by name
         select ? as _source_file, {row_expr} as _source_row,
-               {", ".join(select_list)},
-               {extra} as _extra
+               {", ".join(select_list)}
+               {"" if "__" in source else f", {extra} as _extra"}
         from {rows}
         """,
         [rel, *extra_params, *rows_params],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -75,6 +75,17 @@ class SourceSettings(_Strict):
 
     # Field delimiter of CSV files; None lets DuckDB's sniffer decide.
     delimiter: str | None = None
+    # The vendor export the source's files are (data_contracts/profiles/<profile>.yml): a file
+    # is then read only as one of that profile's objects. None: each file is recognised by
+    # its header or keys, as the canonical export or any profile's object (docs/profiles.md).
+    profile: str | None = None
+    # Each profile's options, under its name (e.g. qualtrics: {account_field: ..., nps: Q1}).
+    zendesk: dict[str, Any] | None = None
+    intercom: dict[str, Any] | None = None
+    qualtrics: dict[str, Any] | None = None
+    stripe: dict[str, Any] | None = None
+    salesforce: dict[str, Any] | None = None
+    hubspot: dict[str, Any] | None = None
 
 
 class IngestSettings(_Strict):

@@ -1,0 +1,261 @@
+"""Vendor exports in the landing zone: recognise each file, load a profile object's records,
+and build the source's rows from them (the profiles themselves: pipelines/profiles.py).
+
+Row-level work is DuckDB SQL: the profile's `select`, its set-aside rules and the checks that
+every record ends in one place. Python only decides, per file, which object it is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import duckdb
+
+from pipelines.contracts import Contract
+from pipelines.privacy import scrub_sql
+from pipelines.profiles import (
+    Profile,
+    ProfileError,
+    ProfileObject,
+    resolve_field,
+    substitute_options,
+    vendor_table,
+)
+from pipelines.settings import PrivacySettings, SourceSettings
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a landing file is: the source's canonical export, or a profile's object."""
+
+    profile: Profile | None = None
+    obj: ProfileObject | None = None
+
+    @property
+    def label(self) -> str:
+        return "canonical" if self.profile is None else f"{self.profile.name}.{self.obj.name}"
+
+
+CANONICAL = Kind()
+
+
+def profile_options(profile: Profile, settings: SourceSettings) -> dict[str, str | None]:
+    return profile.resolve_options(getattr(settings, profile.name, None))
+
+
+def ensure_vendor_table(con: duckdb.DuckDBPyConnection, source: str, profile: Profile,
+                        obj: ProfileObject) -> str:  # fmt: skip
+    table = vendor_table(source, profile.name, obj.name)
+    cols = ",\n".join(f'    "{c}" varchar' for c in obj.fields)
+    con.execute(
+        f"create table if not exists raw.{table} (\n    _source_file varchar not null,\n"
+        f"    _source_row bigint not null,\n{cols}\n)"
+    )
+    for c in obj.fields:
+        con.execute(f'alter table raw.{table} add column if not exists "{c}" varchar')
+    return table
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def object_mapping(
+    obj: ProfileObject, options: dict, privacy: PrivacySettings, rel: str, json_paths: bool
+):
+    """The mapping (landing.Target) of an object's file onto its table: each field read from
+    the first of its candidates the file has; a candidate `@<n>:<header>` is the text of
+    header line n in that column (a Qualtrics column's import id), the same on every row.
+    Nothing else of the file is kept."""
+
+    def mapping(header: list[str], more: list[list[str]]) -> tuple[list[str], list[str]]:
+        select = []
+        for col, candidates in obj.fields.items():
+            expr = None
+            for cand in candidates:
+                if cand.startswith("@") and ":" in cand and not json_paths:
+                    line, name = cand[1:].split(":", 1)
+                    found = resolve_field((name,), header, options)
+                    if found is not None and 2 <= int(line) <= len(more) + 1:
+                        row = more[int(line) - 2]
+                        i = header.index(found)
+                        expr = _literal(row[i]) if i < len(row) else "null"
+                        break
+                    continue
+                found = resolve_field((cand,), header, options)
+                if found is not None:
+                    if json_paths:
+                        path = "$" + "".join(f".{json.dumps(k)}" for k in found.split("."))
+                        expr = f"json_extract_string(_l._cx_record, {_literal(path)})"
+                    else:
+                        expr = '_l."' + found.replace('"', '""') + '"::varchar'
+                    break
+            if expr is None and col in _detect_columns(obj):
+                raise ProfileError(f"{rel}: has no field for {obj.name}.{col} ({candidates})")
+            if expr is not None and col in obj.free_text:
+                expr = scrub_sql(expr, privacy)
+            select.append(f'{expr or "null::varchar"} as "{col}"')
+        return select, []
+
+    return mapping
+
+
+def _detect_columns(obj: ProfileObject) -> set[str]:
+    """The object's columns read from a detect field (a file of the object has them)."""
+    return {c for c, cands in obj.fields.items() if set(cands) & set(obj.detect)}
+
+
+def missing_for(obj: ProfileObject, fields: list[str], options: dict) -> list[str]:
+    """The detect fields of `obj` that `fields` (a header, or a JSON file's paths) lacks."""
+    return [d for d in obj.detect if resolve_field((d,), fields, options) is None]
+
+
+def build_source_rows(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    profiles: list[tuple[Profile, dict]],
+    privacy: PrivacySettings,
+) -> None:
+    """Rebuild raw.<source>'s rows that come from vendor records: apply each profile's
+    set-aside rules to its objects' records, then its select. Deleting the rows it built
+    before is not recorded as a deletion (pipelines.landing.DELETED_ROWS): they hold only text
+    the objects' tables hold, whose own deletions are recorded."""
+    src = contract.name
+    con.execute(f"delete from raw.{src} where _origin_file is not null")
+    con.execute("delete from raw._set_aside where source = ?", [src])
+    for profile, options in profiles:
+        smap = profile.sources[src]
+        tables = {o: ensure_vendor_table(con, src, profile, profile.objects[o])
+                  for o in (*smap.objects, *smap.lookups)}  # fmt: skip
+        for o in (*smap.objects, *smap.lookups):  # the primary first: belongs_to reads it
+            _set_aside(con, src, profile, profile.objects[o], tables, options)
+        ctes = ",\n".join(
+            f'"{o}" as (select t.* from raw.{t} t anti join raw._set_aside a '
+            f"on a.source = {_literal(src)} and a.object = {_literal(f'{profile.name}.{o}')} "
+            "and a.source_file = t._source_file and a.source_row = t._source_row)"
+            for o, t in tables.items()
+        )
+        select = substitute_options(smap.select, options)
+        try:
+            given = {
+                r[0]
+                for r in con.execute(f"describe with {ctes} select * from ({select})").fetchall()
+            }
+        except duckdb.Error as exc:
+            raise ProfileError(
+                f"profile {profile.name}, source {src}: its select fails: {exc}"
+            ) from exc
+        free = {c.name for c in contract.columns if c.free_text}
+        cols = ", ".join(
+            (scrub_sql(f's."{c.name}"', privacy) if c.name in free else f's."{c.name}"')
+            + f' as "{c.name}"'
+            for c in contract.columns
+            if c.name in given
+        )
+        part = "s._part" if "_part" in given else "null"
+        con.execute(
+            f"insert into raw.{src} by name with {ctes} select s._source_file || "
+            f"coalesce(' #' || {part}, '') as _source_file, s._source_row, s._source_file as "
+            f"_origin_file, s._source_row as _origin_row, {cols} from ({select}) s"
+        )
+
+
+def _set_aside(
+    con: duckdb.DuckDBPyConnection, src: str, profile: Profile, obj: ProfileObject,
+    tables: dict[str, str], options: dict,
+) -> None:  # fmt: skip
+    """Record the object's records set aside on purpose, each with its first rule."""
+    label = f"{profile.name}.{obj.name}"
+    table = f"raw.{tables[obj.name]}"
+
+    def add(rule: str, reason: str, where: str) -> None:
+        con.execute(
+            f"insert into raw._set_aside select ?, _source_file, _source_row, ?, ?, ? "
+            f"from {table} t where ({where}) and not exists (select 1 from raw._set_aside a "
+            "where a.source = ? and a.object = ? and a.source_file = t._source_file "
+            "and a.source_row = t._source_row)",
+            [src, label, rule, reason, src, label],
+        )
+
+    for rule in obj.set_aside:
+        add(rule.rule, rule.reason, substitute_options(rule.when, options))
+    if obj.key and obj.latest_by:
+        # One record per key: the latest by latest_by (then the last in file and row order);
+        # earlier versions of the record set aside.
+        add(
+            "superseded",
+            f"an earlier version of the same {obj.name} record (the latest by {obj.latest_by} "
+            "is kept)",
+            f"(t._source_file, t._source_row) not in (select (_source_file, _source_row) from "
+            f'(select _source_file, _source_row, row_number() over (partition by "{obj.key}" '
+            f'order by "{obj.latest_by}" desc nulls last, _source_file desc, _source_row desc) '
+            f"as rn from {table}) where rn = 1)",
+        )
+    if obj.belongs_to:
+        parent, key, ref = obj.belongs_to
+        parent_label = f"{profile.name}.{parent}"
+        add(
+            "orphan",
+            f"no {parent} record with {ref} equal to its {key} (or that record was set aside)",
+            f'"{key}" is null or "{key}" not in (select p."{ref}" from raw.{tables[parent]} p '
+            f"anti join raw._set_aside a on a.source = {_literal(src)} and a.object = "
+            f"{_literal(parent_label)} and a.source_file = p._source_file "
+            'and a.source_row = p._source_row where p."' + ref + '" is not null)',
+        )
+
+
+def fates(con: duckdb.DuckDBPyConnection, contract: Contract,
+          profiles: list[Profile]) -> dict[str, int]:  # fmt: skip
+    """Where the vendor records of a source went: rows (records), set aside, belonging to a
+    record that gave rows, and unaccounted (a primary record that gave no row, or a row that
+    names no primary record: a profile's select at fault). Conservation needs unaccounted = 0.
+    """
+    src = contract.name
+    out = {"vendor_records": 0, "set_aside": 0, "gave_rows": 0, "belong": 0, "unaccounted": 0}
+    primaries = []
+    for profile in profiles:
+        smap = profile.sources.get(src)
+        if smap is None:
+            continue
+        for i, o in enumerate(smap.objects):
+            name = vendor_table(src, profile.name, o)
+            if not _exists(con, name):
+                continue
+            total, aside, gave = con.execute(
+                f"select count(*), count(a.source), count(r._origin_row) from raw.{name} t "
+                "left join raw._set_aside a on a.source = $src and a.object = $obj and "
+                "a.source_file = t._source_file and a.source_row = t._source_row "
+                f"left join (select distinct _origin_file, _origin_row from raw.{src}) r on "
+                "r._origin_file = t._source_file and r._origin_row = t._source_row",
+                {"src": src, "obj": f"{profile.name}.{o}"},
+            ).fetchone()
+            out["vendor_records"] += total
+            out["set_aside"] += aside
+            if i == 0:
+                primaries.append(name)
+                out["gave_rows"] += gave
+                out["unaccounted"] += total - aside - gave
+            else:
+                out["belong"] += total - aside
+    known = " union all ".join(f"select _source_file, _source_row from raw.{t}" for t in primaries)
+    out["unaccounted"] += con.execute(
+        f"select count(*) from raw.{src} r where r._origin_file is not null"
+        + (
+            f" and (r._origin_file, r._origin_row) not in (select (_source_file, _source_row) "
+            f"from ({known}))"
+            if primaries
+            else ""
+        )
+    ).fetchone()[0]
+    return out
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'raw' and table_name = ? "
+            "and database_name = current_database()",
+            [table],
+        ).fetchone()[0]
+    )

@@ -1,0 +1,127 @@
+"""Vendor profiles (data_contracts/profiles/): golden landing zones built from each vendor's
+documented export fields, loaded and staged, give exactly the expected canonical rows,
+quarantine, set-aside records and conservation counts."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from pipelines.contracts import source_contracts
+from pipelines.ingest import conservation, stage_source
+from pipelines.landing import LandingFileError, load_source
+from pipelines.profiles import ProfileError, all_profiles
+from pipelines.settings import Settings, SourceSettings
+from tests.conftest import FIXTURES
+
+PROFILES = FIXTURES / "profiles"
+AS_OF = date(2026, 10, 31)
+STAGED_COLUMNS = {
+    "support_tickets": "ticket_id, account_id, created_at::varchar, first_response_at::varchar, "
+    "solved_at::varchar, channel, priority, reopens, first_contact_resolution",
+    "survey_responses": "response_id, account_id, survey_type, score, responded_at::varchar, "
+    "touchpoint, ticket_id, comment",
+}
+
+
+def _night(con, landing: Path, settings: Settings, sources: list[str]) -> dict[str, dict]:
+    counts = {}
+    for name in ["accounts", *sources]:
+        contract = source_contracts()[name]
+        load_source(con, landing, contract, settings.source(name), run_id="night")
+        stage_source(con, contract, as_of=AS_OF, settings=settings, run_id="night")
+        ok, counts[name] = conservation(con, "night", name)
+        assert ok, (name, counts[name])
+    return counts
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    c.execute("set TimeZone = 'UTC'")
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize("vendor", sorted(p.name for p in PROFILES.iterdir() if p.is_dir()))
+def test_a_vendor_export_comes_to_exactly_its_expected_rows(vendor, con, tmp_path):
+    expected = yaml.safe_load((PROFILES / vendor / "expected.yml").read_text())
+    landing = tmp_path / "landing"
+    shutil.copytree(PROFILES / vendor / "landing", landing)
+    settings = Settings(**expected.get("config", {}))
+    sources = list(expected["staged"])
+    counts = _night(con, landing, settings, sources)
+
+    for src in sources:
+        staged = con.execute(
+            f"select _source_file, _source_row, {STAGED_COLUMNS[src]} from staging.{src} "
+            "order by 1, 2"
+        ).fetchall()
+        assert [list(r) for r in staged] == expected["staged"][src], src
+        quarantined = con.execute(
+            "select distinct source_file, source_row, column_name, rule from analytics.quarantine "
+            "where source = ? order by all",
+            [src],
+        ).fetchall()
+        assert [list(r) for r in quarantined] == expected["quarantine"].get(src, []), src
+        aside = con.execute(
+            "select source_file, source_row, object, rule from raw._set_aside where source = ? "
+            "and object in (select ? || '.' || unnest(?)) order by all",
+            [src, vendor, list(all_profiles()[vendor].sources[src].objects)],
+        ).fetchall()
+        assert [list(r) for r in aside] == expected["set_aside"].get(src, []), src
+        for key, value in expected["conservation"][src].items():
+            assert counts[src][key] == value, (src, key, counts[src])
+
+
+def test_a_second_identical_night_loads_nothing_and_builds_the_same_rows(con, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(PROFILES / "zendesk" / "landing", landing)
+    contract = source_contracts()["support_tickets"]
+    load_source(con, landing, contract, SourceSettings(), run_id="n1")
+    first = con.execute("select * from raw.support_tickets order by all").fetchall()
+    rep = load_source(con, landing, contract, SourceSettings(), run_id="n2")
+    assert (rep.files_loaded, rep.files_unchanged) == ([], 2)
+    assert con.execute("select * from raw.support_tickets order by all").fetchall() == first
+
+
+def test_a_file_that_fits_no_kind_is_refused_with_what_each_lacks(con, tmp_path):
+    landing = tmp_path / "landing"
+    (landing / "support_tickets").mkdir(parents=True)
+    (landing / "support_tickets" / "odd.json").write_text('{"tickets": [{"id": 1}]}')
+    with pytest.raises(LandingFileError) as err:
+        load_source(con, landing, source_contracts()["support_tickets"], SourceSettings())
+    msg = str(err.value)
+    assert msg.startswith("support_tickets/odd.json: not recognised")
+    assert "not zendesk tickets (missing status, created_at, via)" in msg
+    assert "not the support_tickets export" in msg
+
+
+def test_a_named_profile_reads_only_its_objects(con, tmp_path):
+    landing = tmp_path / "landing"
+    (landing / "support_tickets").mkdir(parents=True)
+    (landing / "support_tickets" / "t.csv").write_text(
+        "ticket_id,account_id,created_at\nT1,A1,2026-01-01\n"
+    )
+    with pytest.raises(LandingFileError, match="not zendesk tickets"):
+        load_source(con, landing, source_contracts()["support_tickets"],
+                    SourceSettings(profile="zendesk"))  # fmt: skip
+    with pytest.raises(ProfileError, match="no profile 'zendsk'"):
+        load_source(con, landing, source_contracts()["support_tickets"],
+                    SourceSettings(profile="zendsk"))  # fmt: skip
+
+
+def test_options_change_the_rows_and_are_checked(con, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(PROFILES / "zendesk" / "landing", landing)
+    settings = Settings(sources={"survey_responses": SourceSettings(zendesk={"good": "4"})})
+    _night(con, landing, settings, ["survey_responses"])
+    assert con.execute("select score from staging.survey_responses").fetchall() == [(4,)]
+    with pytest.raises(ProfileError, match="zendesk.good: '9' is not one of"):
+        load_source(con, landing, source_contracts()["survey_responses"],
+                    SourceSettings(zendesk={"good": "9"}))  # fmt: skip
