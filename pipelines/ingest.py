@@ -40,7 +40,7 @@ from pipelines.model_cache import (
     record_table,
     table_state,
 )
-from pipelines.privacy import privacy_digest
+from pipelines.privacy import privacy_digest, scrub_sql
 from pipelines.settings import Settings
 from pipelines.sqlparams import used_params
 
@@ -339,9 +339,13 @@ def stage_source(
             )
         if not appending:
             con.execute("delete from analytics.quarantine where source = ?", [src])
+        # The value as written, scrubbed like free text: a column that breaks its rule may
+        # hold anything (an e-mail address in a score, a phone number in a plan name), and
+        # the quarantine is published to analysts.
         con.execute(
             "insert into analytics.quarantine select ?, _source_file, _source_row, column_name, "
-            "rule, value, detail from _cx_viol order by _source_file, _source_row, column_name, rule",
+            f"rule, {scrub_sql('value', settings.privacy)}, detail from _cx_viol "
+            "order by _source_file, _source_row, column_name, rule",
             [src],
         )
         values_not_yet_known = _record_not_yet_known(con, contract, new_rows, bind, appending)

@@ -298,3 +298,24 @@ def test_a_change_to_what_is_scrubbed_restages_the_source(con, tmp_path):
     load_source(con, landing, ACCOUNTS, SourceSettings())
     iban = Settings(privacy={"patterns": {"iban": IBAN}})
     assert staging_inputs(con, ACCOUNTS, Settings()) != staging_inputs(con, ACCOUNTS, iban)
+
+
+def test_a_quarantined_value_is_scrubbed_whatever_its_column(con, tmp_path):
+    # A value that breaks its column's rule may be anything: an address typed into the
+    # created_at column reached analytics.quarantine.value as written.
+    from datetime import date
+
+    from pipelines.ingest import stage_source
+    from pipelines.settings import Settings
+
+    landing = _landing(
+        tmp_path,
+        "account_id,account_name,business_unit,segment,created_at\n"
+        "A1,Acme,Payments,SMB,jane.doe@example.com\nA2,Beta,Payments,SMB,2024-01-01\n",
+    )
+    load_source(con, landing, ACCOUNTS, SourceSettings())
+    con.execute("set TimeZone = 'UTC'")
+    stage_source(con, ACCOUNTS, as_of=date(2025, 1, 1), settings=Settings(), run_id="n")
+    assert con.execute(
+        "select column_name, rule, value from analytics.quarantine"
+    ).fetchall() == [("created_at", "type", "[email]")]
