@@ -397,14 +397,15 @@ def _recognise(
             _column_mapping(
                 [f for f in fields[None] if "." not in f] if _is_json(path) else fields[None],
                 contract, settings, rel, privacy,
+    canonical_error = None
             )  # fmt: skip
             fits.append(CANONICAL)
         except LandingFileError as exc:
             misses.append(f"not the {contract.name} export ({str(exc).split(': ', 1)[-1]})")
     for p, o in objects:
         found = fields.get(o.records)
-        if found is None:
-            misses.append(f"not {p.name} {o.name} (no array of records at {o.records!r})")
+        if found is None:  # not this kind of file at all (a CSV for a JSON API object)
+            canonical_error = exc
             continue
         missing = missing_for(o, found, options[p.name])
         if missing:
@@ -425,6 +426,15 @@ def _recognise(
 
 def _is_json(path: Path) -> bool:
     return path.name.lower().endswith(JSON_SUFFIXES)
+    if canonical_error is not None and len(misses) == 1:  # only the canonical export applies
+        raise canonical_error
+    if not misses:  # no candidate could even read it: say what each expects
+        misses = [
+            f"not {p.name} {o.name} (a JSON export with its records under {o.records!r})"
+            if o.records
+            else f"not {p.name} {o.name} (a file with {', '.join(o.detect)})"
+            for p, o in objects
+        ] or [f"no kind of file feeds {contract.name} from this folder"]
 
 
 def _file_fields(
