@@ -58,6 +58,8 @@ class Option:
     default: str | None
     allowed: tuple[str, ...] = ()  # empty: any text (a field name, a question id)
     description: str = ""
+    required: bool = False  # the config must set it when the profile is used
+    one_of: str | None = None  # a group of options of which the config must set at least one
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,9 @@ class ProfileObject:
     fields: dict[str, tuple[str, ...]]  # column -> the paths or headers it may be read from
     free_text: frozenset[str] = frozenset()
     header_rows: int = 1  # CSV: header lines (Qualtrics: 3); the first names the columns
+    # CSV: the header line holding each column's label (Qualtrics: 2, the question text); a
+    # field (or an option naming one) may then be given by its label, exactly as written.
+    label_row: int | None = None
     key: str | None = None  # one record per key ...
     latest_by: str | None = None  # ... the latest by this column; earlier ones set aside
     belongs_to: tuple[str, str, str] | None = None  # (object, this column, its column)
@@ -138,6 +143,21 @@ class Profile:
             out[name] = value
         return out
 
+    def check_required(self, options: dict[str, str | None], source: str) -> None:
+        """The options the config must set when the profile is used, each named with where."""
+        where = f"sources.{source}.{self.name}"
+        for name, opt in self.options.items():
+            if opt.required and options.get(name) is None:
+                raise ProfileError(f"{where}.{name} is required: {opt.description}")
+        groups: dict[str, list[str]] = {}
+        for name, opt in self.options.items():
+            if opt.one_of is not None:
+                groups.setdefault(opt.one_of, []).append(name)
+        for names in groups.values():
+            if all(options.get(n) is None for n in names):
+                each = "; ".join(f"{n}: {self.options[n].description}" for n in names)
+                raise ProfileError(f"{where}: set at least one of {', '.join(names)} ({each})")
+
 
 def vendor_table(source: str, profile: str, obj: str) -> str:
     """The raw table of one vendor object's records, read from a source's folder."""
@@ -182,6 +202,9 @@ def _parse_object(path: Path, name: str, raw: dict) -> ProfileObject:
     rules = tuple(
         SetAside(r["rule"], r["when"], r["reason"]) for r in raw.get("set_aside", []) or []
     )
+    label_row = raw.get("label_row")
+    if label_row is not None and not 2 <= label_row <= int(raw.get("header_rows", 1)):
+        raise _fail(path, f"{where}.label_row", "must be one of the header lines after the first")
     return ProfileObject(
         name=name,
         description=str(raw.get("description", "")).strip(),
@@ -190,6 +213,7 @@ def _parse_object(path: Path, name: str, raw: dict) -> ProfileObject:
         fields=fields,
         free_text=frozenset(raw.get("free_text", [])),
         header_rows=int(raw.get("header_rows", 1)),
+        label_row=label_row,
         key=raw.get("key"),
         latest_by=raw.get("latest_by"),
         belongs_to=belongs,
@@ -204,7 +228,8 @@ def load_profile(path: Path) -> Profile:
         raise _fail(path, "profile", "a lower-case name is required")
     options = {
         name: Option(name, o.get("default"), tuple(o.get("allowed", []) or ()),
-                     str(o.get("description", "")).strip())
+                     str(o.get("description", "")).strip(), bool(o.get("required", False)),
+                     o.get("one_of"))
         for name, o in (raw.get("options") or {}).items()
     }  # fmt: skip
     objects = {name: _parse_object(path, name, o) for name, o in raw["objects"].items()}
@@ -274,6 +299,12 @@ def substitute_options(sql: str, options: dict[str, str | None]) -> str:
         return "null" if value is None else "'" + value.replace("'", "''") + "'"
 
     return _OPTION.sub(literal, sql)
+
+
+def option_named(candidate: str) -> str | None:
+    """The option a field candidate names (`{option.nps}` -> nps), or None."""
+    m = _OPTION.fullmatch(candidate)
+    return m.group(1) if m else None
 
 
 def resolve_field(

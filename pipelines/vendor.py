@@ -18,6 +18,7 @@ from pipelines.profiles import (
     Profile,
     ProfileError,
     ProfileObject,
+    option_named,
     resolve_field,
     substitute_options,
     vendor_table,
@@ -67,9 +68,12 @@ def object_mapping(
     """The mapping (landing.Target) of an object's file onto its table: each field read from
     the first of its candidates the file has; a candidate `@<n>:<header>` is the text of
     header line n in that column (a Qualtrics column's import id), the same on every row.
-    Nothing else of the file is kept."""
+    Where the object has a label line (`label_row`), a candidate not in the header is looked
+    for there, as written (a Qualtrics question by its text). Nothing else of the file is
+    kept."""
 
     def mapping(header: list[str], more: list[list[str]]) -> tuple[list[str], list[str]]:
+        labels = _labels(obj, header, more) if not json_paths else {}
         select = []
         for col, candidates in obj.fields.items():
             expr = None
@@ -84,6 +88,8 @@ def object_mapping(
                         break
                     continue
                 found = resolve_field((cand,), header, options)
+                if found is None and labels:
+                    found = _by_label(cand, labels, options, obj, rel)
                 if found is not None:
                     if json_paths:
                         path = "$" + "".join(f".{json.dumps(k)}" for k in found.split("."))
@@ -99,6 +105,30 @@ def object_mapping(
         return select, []
 
     return mapping
+
+
+def _labels(obj: ProfileObject, header: list[str], more: list[list[str]]) -> dict[str, list]:
+    """Each label of the object's label line (stripped) and the columns that carry it."""
+    if obj.label_row is None or len(more) < obj.label_row - 1:
+        return {}
+    out: dict[str, list[str]] = {}
+    for name, label in zip(header, more[obj.label_row - 2], strict=False):
+        out.setdefault(label.strip(), []).append(name)
+    return out
+
+
+def _by_label(cand: str, labels: dict[str, list], options: dict, obj: ProfileObject,
+              rel: str) -> str | None:  # fmt: skip
+    """The column whose label is exactly the candidate's text (or the option's value)."""
+    option = option_named(cand)
+    text = options.get(option) if option else cand
+    columns = labels.get((text or "").strip(), [])
+    if len(columns) > 1:
+        raise ProfileError(
+            f"{rel}: {text!r} is the label of several columns ({', '.join(columns)}) in header "
+            f"line {obj.label_row}; name the column by its header instead"
+        )
+    return columns[0] if columns else None
 
 
 def _detect_columns(obj: ProfileObject) -> set[str]:
