@@ -392,20 +392,20 @@ def _recognise(
     ]
     fields = _file_fields(con, path, rel, settings, {o.records for _, o in objects})
     fits, misses = [], []
+    canonical_error = None
     if canonical_ok and None in fields:
         try:
             _column_mapping(
                 [f for f in fields[None] if "." not in f] if _is_json(path) else fields[None],
                 contract, settings, rel, privacy,
-    canonical_error = None
             )  # fmt: skip
             fits.append(CANONICAL)
         except LandingFileError as exc:
+            canonical_error = exc
             misses.append(f"not the {contract.name} export ({str(exc).split(': ', 1)[-1]})")
     for p, o in objects:
         found = fields.get(o.records)
         if found is None:  # not this kind of file at all (a CSV for a JSON API object)
-            canonical_error = exc
             continue
         missing = missing_for(o, found, options[p.name])
         if missing:
@@ -421,11 +421,6 @@ def _recognise(
             f"{rel}: fits several kinds of file: {', '.join(k.label for k in fits)}; name the "
             f"profile in the config (sources.{contract.name}.profile)"
         )
-    raise LandingFileError(f"{rel}: not recognised: " + "; ".join(misses))
-
-
-def _is_json(path: Path) -> bool:
-    return path.name.lower().endswith(JSON_SUFFIXES)
     if canonical_error is not None and len(misses) == 1:  # only the canonical export applies
         raise canonical_error
     if not misses:  # no candidate could even read it: say what each expects
@@ -435,6 +430,11 @@ def _is_json(path: Path) -> bool:
             else f"not {p.name} {o.name} (a file with {', '.join(o.detect)})"
             for p, o in objects
         ] or [f"no kind of file feeds {contract.name} from this folder"]
+    raise LandingFileError(f"{rel}: not recognised: " + "; ".join(misses))
+
+
+def _is_json(path: Path) -> bool:
+    return path.name.lower().endswith(JSON_SUFFIXES)
 
 
 def _file_fields(

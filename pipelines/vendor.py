@@ -104,7 +104,22 @@ def object_mapping(
             select.append(f'{expr or "null::varchar"} as "{col}"')
         return select, []
 
-    return mapping
+    if not json_paths:
+        return mapping
+
+    def with_declared_paths(header: list[str], more: list[list[str]]):
+        # A nested object null in every record sampled for the file's structure (the rating
+        # of a conversation on a page of unrated ones) leaves its fields out of it: a field
+        # none of whose candidates is there is read by its first path (null where absent)
+        # rather than left null for the whole file.
+        extra = []
+        for candidates in obj.fields.values():
+            plain = [c for c in candidates if "{" not in c and not c.startswith("@")]
+            if plain and resolve_field(candidates, header, options) is None:
+                extra.append(plain[0])
+        return mapping(header + extra, more)
+
+    return with_declared_paths
 
 
 def _labels(obj: ProfileObject, header: list[str], more: list[list[str]]) -> dict[str, list]:
