@@ -404,7 +404,9 @@ def _recognise(
             canonical_error = exc
             misses.append(f"not the {contract.name} export ({str(exc).split(': ', 1)[-1]})")
     for p, o in objects:
-        found = fields.get(o.records)
+        # (the records key is a JSON document's: a CSV, Parquet or NDJSON file's are its own)
+        document = _is_json(path) and not path.name.lower().endswith(JSON_LINES_SUFFIXES)
+        found = fields.get(o.records if document else None)
         if found is None:  # not this kind of file at all (a CSV for a JSON API object)
             continue
         missing = missing_for(o, found, options[p.name])

@@ -76,7 +76,9 @@ class ProfileObject:
     # JSON: the key path of the array of records in a document ("tickets"); None: the document
     # is the array, or NDJSON, CSV, Parquet.
     records: str | None
-    detect: tuple[str, ...]  # fields (paths or headers) a file must have to be this object
+    # Fields (paths or headers) a file must have to be this object; a tuple is alternatives
+    # (an API name or a UI label: ("Id", "Account ID")), any one of which will do.
+    detect: tuple[str | tuple[str, ...], ...]
     fields: dict[str, tuple[str, ...]]  # column -> the paths or headers it may be read from
     free_text: frozenset[str] = frozenset()
     header_rows: int = 1  # CSV: header lines (Qualtrics: 3); the first names the columns
@@ -186,7 +188,11 @@ def _parse_object(path: Path, name: str, raw: dict) -> ProfileObject:
     for col in fields:
         if not _NAME.fullmatch(col):
             raise _fail(path, f"{where}.fields", f"{col!r} is not a lower-case name")
-    detect = _as_tuple(raw["detect"], path, f"{where}.detect")
+    if not isinstance(raw["detect"], list):
+        raise _fail(path, f"{where}.detect", "must be a list")
+    detect = tuple(
+        d if isinstance(d, str) else _as_tuple(d, path, f"{where}.detect") for d in raw["detect"]
+    )
     for key in ("free_text",):
         unknown = set(raw.get(key, [])) - set(fields)
         if unknown:
@@ -311,17 +317,17 @@ def resolve_field(
     candidates: tuple[str, ...], available: list[str], options: dict[str, str | None]
 ) -> str | None:
     """The first candidate the file has: exactly, then ignoring case, spaces and punctuation.
-    A candidate may name an option (`{option.nps}`): the column the config chose."""
+    A candidate may name an option (`{option.nps}`, `properties.{option.segment}`): the
+    column the config chose; skipped while the option is unset."""
     norm = lambda s: re.sub(r"[^0-9a-z]+", "_", s.strip().lower()).strip("_")  # noqa: E731
     by_norm = {}
     for a in available:
         by_norm.setdefault(norm(a), a)
     for cand in candidates:
-        m = _OPTION.fullmatch(cand)
-        if m:
-            cand = options.get(m.group(1))
-            if cand is None:
+        if _OPTION.search(cand):
+            if any(options.get(n) is None for n in _OPTION.findall(cand)):
                 continue
+            cand = _OPTION.sub(lambda m: str(options[m.group(1)]), cand)
         if cand in available:
             return cand
         if norm(cand) in by_norm:

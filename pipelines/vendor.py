@@ -15,6 +15,7 @@ import duckdb
 from pipelines.contracts import Contract
 from pipelines.privacy import scrub_sql
 from pipelines.profiles import (
+    _OPTION,
     Profile,
     ProfileError,
     ProfileObject,
@@ -77,6 +78,10 @@ def object_mapping(
         select = []
         for col, candidates in obj.fields.items():
             expr = None
+            # A field the config chose is read from that field only, never the defaults.
+            chosen = [c for c in candidates if _OPTION.search(c)
+                      and all(options.get(n) is not None for n in _OPTION.findall(c))]  # fmt: skip
+            candidates = chosen or candidates
             for cand in candidates:
                 if cand.startswith("@") and ":" in cand and not json_paths:
                     line, name = cand[1:].split(":", 1)
@@ -97,6 +102,13 @@ def object_mapping(
                     else:
                         expr = '_l."' + found.replace('"', '""') + '"::varchar'
                     break
+            if expr is None and chosen:
+                bare = next((c for c in chosen if _OPTION.fullmatch(c)), chosen[0])
+                name = _OPTION.sub(lambda m: str(options[m.group(1)]), bare)
+                raise ProfileError(
+                    f"{rel}: has no field {name!r}, which the config chose for {obj.name}.{col} "
+                    "(matched ignoring case, spaces and punctuation)"
+                )
             if expr is None and col in _detect_columns(obj):
                 raise ProfileError(f"{rel}: has no field for {obj.name}.{col} ({candidates})")
             if expr is not None and col in obj.free_text:
@@ -148,12 +160,17 @@ def _by_label(cand: str, labels: dict[str, list], options: dict, obj: ProfileObj
 
 def _detect_columns(obj: ProfileObject) -> set[str]:
     """The object's columns read from a detect field (a file of the object has them)."""
-    return {c for c, cands in obj.fields.items() if set(cands) & set(obj.detect)}
+    detect = {f for d in obj.detect for f in ((d,) if isinstance(d, str) else d)}
+    return {c for c, cands in obj.fields.items() if set(cands) & detect}
 
 
 def missing_for(obj: ProfileObject, fields: list[str], options: dict) -> list[str]:
     """The detect fields of `obj` that `fields` (a header, or a JSON file's paths) lacks."""
-    return [d for d in obj.detect if resolve_field((d,), fields, options) is None]
+    return [
+        d if isinstance(d, str) else " or ".join(d)
+        for d in obj.detect
+        if resolve_field((d,) if isinstance(d, str) else d, fields, options) is None
+    ]
 
 
 def build_source_rows(
