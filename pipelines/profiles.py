@@ -100,6 +100,10 @@ class SourceMap:
     # Objects read only to look values up (a rating's ticket, for its organisation), from
     # the folder of the source they belong to: their records are accounted for there.
     lookups: dict[str, str] = field(default_factory=dict)
+    # A column of the primary object the select adds records up by (a Stripe customer's
+    # subscriptions make one revenue row a month): a primary record that gave no row of its
+    # own is merged when a record with the same value gave rows (conservation counts it).
+    merged_by: str | None = None
 
     @property
     def primary(self) -> str:
@@ -258,7 +262,12 @@ def load_profile(path: Path) -> Profile:
                 used |= set(_OPTION.findall(rule.when))
         if used - set(options):
             raise _fail(path, f"sources.{src}", f"no option {sorted(used - set(options))}")
-        sources[src] = SourceMap(src, s.get("folder", src), reads, s["select"], lookups)
+        merged_by = s.get("merged_by")
+        if merged_by is not None and merged_by not in objects[reads[0]].fields:
+            raise _fail(
+                path, f"sources.{src}.merged_by", f"{merged_by!r} is not a {reads[0]} field"
+            )
+        sources[src] = SourceMap(src, s.get("folder", src), reads, s["select"], lookups, merged_by)
     return Profile(
         name=raw["profile"],
         title=str(raw.get("title", raw["profile"])),

@@ -232,8 +232,11 @@ def _set_aside(
     table = f"raw.{tables[obj.name]}"
 
     def add(rule: str, reason: str, where: str) -> None:
+        # A rule may read the object's other records by the object's name (a Stripe
+        # subscription that ended while its customer kept another one).
         con.execute(
-            f"insert into raw._set_aside select ?, _source_file, _source_row, ?, ?, ? "
+            f'insert into raw._set_aside with "{obj.name}" as (select * from {table}) '
+            f"select ?, _source_file, _source_row, ?, ?, ? "
             f"from {table} t where ({where}) and not exists (select 1 from raw._set_aside a "
             "where a.source = ? and a.object = ? and a.source_file = t._source_file "
             "and a.source_row = t._source_row)",
@@ -270,11 +273,13 @@ def _set_aside(
 def fates(con: duckdb.DuckDBPyConnection, contract: Contract,
           profiles: list[Profile]) -> dict[str, int]:  # fmt: skip
     """Where the vendor records of a source went: rows (records), set aside, belonging to a
-    record that gave rows, and unaccounted (a primary record that gave no row, or a row that
-    names no primary record: a profile's select at fault). Conservation needs unaccounted = 0.
-    """
+    record that gave rows, merged (a primary record added up into the rows of another with
+    the same `merged_by` value), and unaccounted (a primary record that gave no row, or a row
+    that names no primary record: a profile's select at fault). Conservation needs
+    unaccounted = 0."""
     src = contract.name
-    out = {"vendor_records": 0, "set_aside": 0, "gave_rows": 0, "belong": 0, "unaccounted": 0}
+    out = {"vendor_records": 0, "set_aside": 0, "gave_rows": 0, "belong": 0, "merged": 0,
+           "unaccounted": 0}  # fmt: skip
     primaries = []
     for profile in profiles:
         smap = profile.sources.get(src)
@@ -284,11 +289,22 @@ def fates(con: duckdb.DuckDBPyConnection, contract: Contract,
             name = vendor_table(src, profile.name, o)
             if not _exists(con, name):
                 continue
-            total, aside, gave = con.execute(
-                f"select count(*), count(a.source), count(r._origin_row) from raw.{name} t "
+            rows = f"(select distinct _origin_file, _origin_row from raw.{src})"
+            merged = "0"
+            if i == 0 and smap.merged_by:
+                # Gave no row of its own, but a record with the same merged_by value did.
+                m = smap.merged_by
+                merged = (
+                    "count(*) filter (where a.source is null and r._origin_row is null and "
+                    f'"t"."{m}" in (select g."{m}" from raw.{name} g semi join {rows} gr on '
+                    "gr._origin_file = g._source_file and gr._origin_row = g._source_row))"
+                )
+            total, aside, gave, merged = con.execute(
+                f"select count(*), count(a.source), count(r._origin_row), {merged} "
+                f"from raw.{name} t "
                 "left join raw._set_aside a on a.source = $src and a.object = $obj and "
                 "a.source_file = t._source_file and a.source_row = t._source_row "
-                f"left join (select distinct _origin_file, _origin_row from raw.{src}) r on "
+                f"left join {rows} r on "
                 "r._origin_file = t._source_file and r._origin_row = t._source_row",
                 {"src": src, "obj": f"{profile.name}.{o}"},
             ).fetchone()
@@ -297,7 +313,8 @@ def fates(con: duckdb.DuckDBPyConnection, contract: Contract,
             if i == 0:
                 primaries.append(name)
                 out["gave_rows"] += gave
-                out["unaccounted"] += total - aside - gave
+                out["merged"] += merged
+                out["unaccounted"] += total - aside - gave - merged
             else:
                 out["belong"] += total - aside
     known = " union all ".join(f"select _source_file, _source_row from raw.{t}" for t in primaries)

@@ -1,0 +1,68 @@
+"""Conservation when a profile's select adds several primary records up into one row
+(`merged_by`), and a set-aside rule that reads the object's other records (pipelines.vendor)."""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipelines.contracts import source_contracts
+from pipelines.landing import ensure_raw_schema, ensure_raw_table
+from pipelines.profiles import load_profile
+from pipelines.settings import PrivacySettings
+from pipelines.vendor import build_source_rows, ensure_vendor_table, fates
+
+PROFILE = """
+profile: acme
+objects:
+  lines:
+    detect: [id, customer]
+    fields: {id: id, customer: customer, amount: amount, state: state}
+    set_aside:
+      - rule: replaced
+        when: "exists (select 1 from lines o where o.customer = t.customer and o.id > t.id
+               and o.state = 'replaces')"
+        reason: a later line of the customer replaces it
+sources:
+  revenue:
+    objects: [lines]
+    {merged_by}
+    select: |
+      select arg_min(_source_file, id) as _source_file, arg_min(_source_row, id) as _source_row,
+        customer as account_id, '2026-01' as month, sum(amount::int)::varchar as mrr
+      from lines where {where} group by customer
+"""
+
+
+def _fates(tmp_path, merged_by: str, where: str = "true") -> tuple[dict, list]:
+    path = tmp_path / "acme.yml"
+    path.write_text(PROFILE.replace("{merged_by}", merged_by).replace("{where}", where))
+    profile = load_profile(path)
+    contract = source_contracts()["revenue"]
+    con = duckdb.connect()
+    ensure_raw_schema(con)
+    ensure_raw_table(con, contract)
+    table = ensure_vendor_table(con, "revenue", profile, profile.objects["lines"])
+    con.execute(
+        f"insert into raw.{table} values ('revenue/l.json', 1, '1', 'c1', '10', null), "
+        "('revenue/l.json', 2, '2', 'c1', '5', null), ('revenue/l.json', 3, '3', 'c2', '7', null), "
+        "('revenue/l.json', 4, '4', 'c2', '8', 'replaces')"
+    )
+    build_source_rows(con, contract, [(profile, {})], PrivacySettings())
+    rows = con.execute("select _origin_row, account_id, mrr from raw.revenue order by 1").fetchall()
+    return fates(con, contract, [profile]), rows
+
+
+def test_records_added_into_another_records_row_are_merged_not_unaccounted(tmp_path):
+    counts, rows = _fates(tmp_path, "merged_by: customer")
+    # line 3 was replaced by line 4 (a rule reading the object's other records by its name)
+    assert rows == [(1, "c1", "15"), (4, "c2", "8")]
+    assert (counts["gave_rows"], counts["merged"], counts["set_aside"]) == (2, 1, 1)
+    assert counts["unaccounted"] == 0
+
+
+def test_without_merged_by_or_a_row_of_the_same_value_a_record_is_unaccounted(tmp_path):
+    counts, _ = _fates(tmp_path, "")
+    assert (counts["merged"], counts["unaccounted"]) == (0, 1)
+    # c1's lines gave no row at all: neither is merged
+    counts, _ = _fates(tmp_path, "merged_by: customer", where="customer <> 'c1'")
+    assert (counts["merged"], counts["unaccounted"]) == (0, 2)
