@@ -26,6 +26,8 @@ STAGED_COLUMNS = {
     "solved_at::varchar, channel, priority, reopens, first_contact_resolution",
     "survey_responses": "response_id, account_id, survey_type, score, responded_at::varchar, "
     "touchpoint, ticket_id, comment",
+    "revenue": "account_id, month::varchar, mrr::varchar, currency",
+    "churn_events": "account_id, churned_at::varchar, churn_type, reason",
 }
 
 

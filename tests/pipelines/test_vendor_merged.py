@@ -1,15 +1,21 @@
 """Conservation when a profile's select adds several primary records up into one row
-(`merged_by`), and a set-aside rule that reads the object's other records (pipelines.vendor)."""
+(`merged_by`), and a set-aside rule that reads the object's other records (pipelines.vendor);
+the Stripe profile's amounts in each currency's major unit."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import duckdb
+import pytest
 
 from pipelines.contracts import source_contracts
-from pipelines.landing import ensure_raw_schema, ensure_raw_table
+from pipelines.landing import ensure_raw_schema, ensure_raw_table, load_source
 from pipelines.profiles import load_profile
-from pipelines.settings import PrivacySettings
+from pipelines.settings import PrivacySettings, SourceSettings
 from pipelines.vendor import build_source_rows, ensure_vendor_table, fates
+from tests.conftest import FIXTURES
 
 PROFILE = """
 profile: acme
@@ -66,3 +72,25 @@ def test_without_merged_by_or_a_row_of_the_same_value_a_record_is_unaccounted(tm
     # c1's lines gave no row at all: neither is merged
     counts, _ = _fates(tmp_path, "merged_by: customer", where="customer <> 'c1'")
     assert (counts["merged"], counts["unaccounted"]) == (0, 2)
+
+
+@pytest.mark.parametrize(
+    ("currency", "unit_amount", "mrr"),
+    [("jpy", 5000, "5000.0000"), ("bhd", 12345, "12.3450"), ("eur", 12345, "123.4500")],
+)
+def test_stripe_amounts_are_read_in_the_currency_s_major_unit(tmp_path, currency, unit_amount,
+                                                              mrr):  # fmt: skip
+    landing = tmp_path / "landing"
+    shutil.copytree(FIXTURES / "profiles" / "stripe" / "landing", landing)
+    subs = landing / "revenue" / "subscriptions.json"
+    page = json.loads(subs.read_text())
+    yen = next(s for s in page["data"] if s["customer"] == "cus_C")
+    price = yen["items"]["data"][0]["price"]
+    yen["currency"] = price["currency"] = currency
+    price["unit_amount"], price["unit_amount_decimal"] = unit_amount, str(unit_amount)
+    subs.write_text(json.dumps(page))
+    con = duckdb.connect()
+    load_source(con, landing, source_contracts()["revenue"], SourceSettings(profile="stripe"))
+    assert con.execute(
+        "select distinct mrr, currency from raw.revenue where account_id = 'cus_C'"
+    ).fetchall() == [(mrr, currency.upper())]
