@@ -22,6 +22,8 @@ from tests.conftest import FIXTURES
 PROFILES = FIXTURES / "profiles"
 AS_OF = date(2026, 10, 31)
 STAGED_COLUMNS = {
+    "accounts": "account_id, account_name, business_unit, segment, region, plan, "
+    "created_at::varchar",
     "support_tickets": "ticket_id, account_id, created_at::varchar, first_response_at::varchar, "
     "solved_at::varchar, channel, priority, reopens, first_contact_resolution",
     "survey_responses": "response_id, account_id, survey_type, score, responded_at::varchar, "
@@ -33,7 +35,8 @@ STAGED_COLUMNS = {
 
 def _night(con, landing: Path, settings: Settings, sources: list[str]) -> dict[str, dict]:
     counts = {}
-    for name in ["accounts", *sources]:
+    # accounts first (the other sources' rows name them), from a profile or canonical files
+    for name in dict.fromkeys(["accounts", *sources]):
         contract = source_contracts()[name]
         load_source(con, landing, contract, settings.source(name), run_id="night")
         stage_source(con, contract, as_of=AS_OF, settings=settings, run_id="night")
@@ -127,3 +130,45 @@ def test_options_change_the_rows_and_are_checked(con, tmp_path):
     with pytest.raises(ProfileError, match="zendesk.good: '9' is not one of"):
         load_source(con, landing, source_contracts()["survey_responses"],
                     SourceSettings(zendesk={"good": "9"}))  # fmt: skip
+
+
+CRM_OPTIONS = {
+    "salesforce": {"business_unit": "Region", "segment": "Type"},
+    "hubspot": {"business_unit": "business_unit", "segment": "customer_segment"},
+}
+
+
+def test_a_crm_export_is_recognised_as_its_vendor_and_refused_as_the_other(con, tmp_path):
+    contract = source_contracts()["accounts"]
+    for vendor, other in [("salesforce", "hubspot"), ("hubspot", "salesforce")]:
+        landing = tmp_path / vendor
+        shutil.copytree(PROFILES / vendor / "landing", landing)
+        # Found by its header or keys alone, CSV (UI labels) and JSON (API names) alike
+        load_source(con, landing, contract, SourceSettings(**CRM_OPTIONS))
+        read_as = con.execute(
+            "select distinct read_as from raw._files where source = 'accounts' and "
+            "source_file in (select unnest(?))",
+            [[f"accounts/{p.name}" for p in (landing / "accounts").iterdir()]],
+        ).fetchall()
+        assert {r[0].split(".")[0] for r in read_as} == {vendor}
+        for export in sorted((landing / "accounts").iterdir()):
+            lone = tmp_path / f"{vendor}-{export.name}" / "accounts"
+            lone.mkdir(parents=True)
+            shutil.copy(export, lone)
+            with pytest.raises(LandingFileError, match=f"not {other} "):
+                load_source(con, lone.parent, contract,
+                            SourceSettings(profile=other, **CRM_OPTIONS))  # fmt: skip
+
+
+def test_the_account_id_can_be_another_field_than_the_crm_record_id(con, tmp_path):
+    # A custom field holding the Stripe customer id, for sources that name accounts by it
+    (tmp_path / "accounts").mkdir()
+    (tmp_path / "accounts" / "accounts.json").write_text(
+        '{"totalSize": 1, "done": true, "records": [{"attributes": {"type": "Account"}, '
+        '"Id": "001D000000KpQrSIAV", "Name": "Delta GmbH", "Type": "SMB", "Region__c": "EMEA", '
+        '"Stripe_Customer_Id__c": "cus_Q1w2E3r4", "CreatedDate": "2024-02-29T23:30:00.000+0000"}]}'
+    )
+    options = {"business_unit": "Region", "segment": "Type", "account_id": "Stripe Customer Id"}
+    load_source(con, tmp_path, source_contracts()["accounts"],
+                SourceSettings(salesforce=options))  # fmt: skip
+    assert con.execute("select account_id from raw.accounts").fetchall() == [("cus_Q1w2E3r4",)]
