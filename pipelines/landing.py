@@ -429,7 +429,8 @@ def _recognise(
         misses = [
             f"not {p.name} {o.name} (a JSON export with its records under {o.records!r})"
             if o.records
-            else f"not {p.name} {o.name} (a file with {', '.join(o.detect)})"
+            else f"not {p.name} {o.name} (a file with "
+            f"{', '.join(missing_for(o, [], options[p.name]))})"
             for p, o in objects
         ] or [f"no kind of file feeds {contract.name} from this folder"]
     raise LandingFileError(f"{rel}: not recognised: " + "; ".join(misses))
