@@ -1,8 +1,8 @@
 """Landing zone -> raw tables.
 
 A landing directory holds one folder per source; each folder holds any number of
-`.csv`, `.csv.gz`, `.parquet`, `.json` or `.ndjson` / `.jsonl` files (JSON and NDJSON also
-gzipped). Each file is loaded as text into
+`.csv`, `.csv.gz`, `.tsv` (tab-separated), `.parquet`, `.json` or `.ndjson` / `.jsonl` files
+(TSV, JSON and NDJSON also gzipped). Each file is loaded as text into
 `raw.<source>` with its path (relative to the landing directory) and its 1-based
 data row number, so every later error can point at the row in the file.
 
@@ -56,7 +56,8 @@ from pipelines.vendor import (
 # records); NDJSON / JSON Lines: one record per line.
 JSON_LINES_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 JSON_SUFFIXES = (".json", ".json.gz", *JSON_LINES_SUFFIXES)
-FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", *JSON_SUFFIXES)
+TSV_SUFFIXES = (".tsv", ".tsv.gz")  # read as CSV, tab-separated whatever the config's delimiter
+FILE_SUFFIXES = (".csv", ".csv.gz", *TSV_SUFFIXES, ".parquet", *JSON_SUFFIXES)
 # The largest JSON document read whole (DuckDB's default is 16 MB; an API export is larger).
 _MAX_JSON_DOCUMENT = 1 << 30
 _DELIMITER_CANDIDATES = (",", ";", "\t", "|")
@@ -256,6 +257,9 @@ def load_source(
     report.files_writing = [p.relative_to(landing_dir).as_posix() for p in writing]
     profiles = profiles_for(contract.name, settings.profile)
     options = {p.name: profile_options(p, settings) for p in profiles}
+    for p in profiles:  # a profile the config names must have the options it requires
+        if p.name == settings.profile:
+            p.check_required(options[p.name], contract.name)
     files = discover_files(landing_dir, contract.name)
     # A profile may read this source's records from another source's folder (an Intercom
     # conversation holds the ticket and its rating): those files count only when they are
@@ -316,6 +320,7 @@ def load_source(
             target = None
             if kind.profile is not None:
                 vendor_changed = True
+                kind.profile.check_required(options[kind.profile.name], contract.name)
                 table = ensure_vendor_table(con, contract.name, kind.profile, kind.obj)
                 is_json = path.name.lower().endswith(JSON_SUFFIXES)
                 target = Target(
@@ -454,7 +459,7 @@ def _file_fields(
                 con, "read_parquet(?, file_row_number = true) _l", [str(readable)], rel, True
             )
         elif not name.endswith(JSON_SUFFIXES):
-            delimiter = settings.delimiter or _sniff_delimiter(path, settings.encoding)
+            delimiter = _delimiter(path, settings)
             out[None] = _read_header(
                 con, _CSV_SCAN, [str(readable), delimiter, settings.encoding], rel, False
             )
@@ -622,7 +627,7 @@ def _load_csv(
     fingerprint: tuple[str, str], contract: Contract, settings: SourceSettings,
     run_id: str | None, replacing: bool, privacy: PrivacySettings, target: Target,
 ) -> tuple[int, int]:  # fmt: skip
-    delimiter = settings.delimiter or _sniff_delimiter(path, settings.encoding)
+    delimiter = _delimiter(path, settings)
     scan = _CSV_SCAN
     scan_params = [str(readable), delimiter, settings.encoding]
     header = _read_header(con, scan, scan_params, rel, False)
@@ -1187,6 +1192,13 @@ def _column_mapping(
         for c in contract.columns
     ]  # fmt: skip
     return select_list, extras
+
+
+def _delimiter(path: Path, settings: SourceSettings) -> str:
+    """A .tsv file's is a tab; a CSV file's is the config's, or the header line's guess."""
+    if path.name.lower().endswith(TSV_SUFFIXES):
+        return "\t"
+    return settings.delimiter or _sniff_delimiter(path, settings.encoding)
 
 
 def _sniff_delimiter(path: Path, encoding: str) -> str:
