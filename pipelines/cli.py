@@ -1,6 +1,7 @@
 """The `cxalign` command.
 
     cxalign run --landing DIR --warehouse FILE --out DIR [--as-of DATE] [--config FILE]
+    cxalign inspect --landing DIR [--config FILE] [--as-of DATE] [--json]
     cxalign demo-data --out DIR [--accounts N] [--months M] [--seed S]
 
 `run` executes the same Dagster job the schedule runs (`cxalign_nightly`),
@@ -64,6 +65,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild every table and refit every model, even where the inputs are unchanged",
     )  # fmt: skip
 
+    inspect = sub.add_parser(
+        "inspect",
+        help="what the night would do with a landing zone, without writing a warehouse",
+        description=(
+            "Loads and stages every source with the night's own code into a temporary "
+            "database, deleted at the end: per file, what it is read as, its columns, dates, "
+            "sample rows, the rows that would be quarantined and the records set aside; per "
+            "source, whether it passes the blocking checks. Exit code 1 where the night would "
+            "fail, 2 for a wrong command line or config."
+        ),
+    )
+    inspect.add_argument("--landing", required=True, type=Path, help="landing zone directory")
+    inspect.add_argument("--config", type=Path, default=None, help="YAML config file")
+    inspect.add_argument(
+        "--as-of", type=_date, default=None,
+        help="as-of date, as for run (default: yesterday, UTC)",
+    )  # fmt: skip
+    inspect.add_argument("--rows", type=_positive, default=5,
+                         help="quarantined and set-aside rows listed per file (default 5)")  # fmt: skip
+    inspect.add_argument("--json", action="store_true", help="print one JSON document")
+
     demo = sub.add_parser("demo-data", help="write a demo landing zone with planted truth")
     demo.add_argument("--out", required=True, type=Path, help="landing zone directory to write")
     demo.add_argument("--accounts", type=_positive, default=12000)
@@ -117,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo-data":
         return _demo_data(args)
+    if args.command == "inspect":
+        return _inspect(args)
     if args.command == "clv":
         from pipelines.clv_command import run_clv
 
@@ -152,6 +176,28 @@ def _demo_data(args) -> int:
     for u in truth["units"]:
         print(f"  {u['name']:<12} {u['accounts']:>7,} accounts  planted {u['planted_type']}")
     return 0
+
+
+def _inspect(args) -> int:
+    from pipelines.inspect import inspect_landing, print_progress, render_text
+    from pipelines.settings import ConfigError, load_settings
+    from pipelines.sqlrunner import last_complete_day
+
+    if not args.landing.is_dir():
+        print(f"cxalign: landing directory {args.landing} does not exist", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"cxalign: {exc}", file=sys.stderr)
+        return 2
+    as_of = args.as_of or last_complete_day(datetime.now(UTC))
+    found = inspect_landing(args.landing, settings, as_of, rows=args.rows, progress=print_progress)
+    if args.json:
+        print(json.dumps(found.to_json(), indent=1, default=str))
+    else:
+        print(render_text(found))
+    return 0 if found.passes else 1
 
 
 def _run(args) -> int:
