@@ -160,6 +160,18 @@ def test_a_crm_export_is_recognised_as_its_vendor_and_refused_as_the_other(con, 
                             SourceSettings(profile=other, **CRM_OPTIONS))  # fmt: skip
 
 
+def test_a_crm_profile_without_its_business_unit_field_is_a_config_error(con, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(PROFILES / "salesforce" / "landing", landing)
+    contract = source_contracts()["accounts"]
+    with pytest.raises(ProfileError, match=r"sources\.accounts\.salesforce\.business_unit is req"):
+        load_source(con, landing, contract, SourceSettings(salesforce={"segment": "Type"}))
+    # a field the config names that the export does not have is refused, not read as empty
+    with pytest.raises(ProfileError, match="has no field 'Division'"):
+        load_source(con, landing, contract, SourceSettings(
+            salesforce={"business_unit": "Division", "segment": "Type"}))  # fmt: skip
+
+
 def test_the_account_id_can_be_another_field_than_the_crm_record_id(con, tmp_path):
     # A custom field holding the Stripe customer id, for sources that name accounts by it
     (tmp_path / "accounts").mkdir()
