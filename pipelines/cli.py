@@ -2,7 +2,7 @@
 
     cxalign run --landing DIR --warehouse FILE --out DIR [--as-of DATE] [--config FILE]
     cxalign inspect --landing DIR [--config FILE] [--as-of DATE] [--json]
-    cxalign demo-data --out DIR [--accounts N] [--months M] [--seed S]
+    cxalign demo-data --out DIR [--accounts N] [--months M] [--seed S] [--vendor-exports]
 
 `run` executes the same Dagster job the schedule runs (`cxalign_nightly`),
 in-process: no daemon or webserver needed. With DAGSTER_HOME set, the run is
@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="file formats to write (default: a mix of csv, csv.gz, parquet)")  # fmt: skip
     demo.add_argument("--bad-row-rate", type=float, default=0.002,
                       help="share of rows broken on purpose, to exercise the quarantine")  # fmt: skip
+    demo.add_argument(
+        "--vendor-exports", action="store_true",
+        help="write the same company as its vendors' exports (Salesforce, Intercom, Qualtrics, "
+        "Stripe), with the config that reads them (<out>/cxalign.vendor.yml)",
+    )  # fmt: skip
     clv = sub.add_parser(
         "clv",
         help="fit CLV models on a file (BG/NBD + Gamma-Gamma) or on cohort survivors (sBG)",
@@ -167,12 +172,18 @@ def _demo_data(args) -> int:
         end_month=args.end_month,
         file_format=args.format,
         bad_row_rate=args.bad_row_rate,
+        vendor_exports=args.vendor_exports,
     )
     print(
         f"demo landing zone: {args.out} ({truth['accounts']:,} accounts, {truth['months']} months "
         f"to {truth['last_month'][:7]}, seed {truth['seed']}) in {time.perf_counter() - started:.1f}s"
     )
     print(f"planted truth:     {args.out / 'planted_truth.json'}")
+    if args.vendor_exports:
+        from pipelines.demo_vendor import CONFIG_NAME
+
+        print(f"vendor exports, read with the config {args.out / CONFIG_NAME}:")
+        print(f"  cxalign run --landing {args.out} --config {args.out / CONFIG_NAME} ...")
     for u in truth["units"]:
         print(f"  {u['name']:<12} {u['accounts']:>7,} accounts  planted {u['planted_type']}")
     return 0

@@ -32,6 +32,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipelines.demo_vendor import CONFIG_NAME as VENDOR_CONFIG
+from pipelines.demo_vendor import write_vendor_exports
+
 SEGMENTS = ("SMB", "Mid-Market", "Enterprise")
 SEGMENT_SHARE = (0.62, 0.28, 0.10)
 SEGMENT_MRR_MEDIAN = (300.0, 2_500.0, 15_000.0)
@@ -116,8 +119,11 @@ def generate(
     file_format: str = "mixed",
     bad_row_rate: float = 0.002,
     units: tuple[UnitSpec, ...] = DEFAULT_UNITS,
+    vendor_exports: bool = False,
 ) -> dict:
-    """Write the landing zone to `out` and return the planted truth (also written)."""
+    """Write the landing zone to `out` and return the planted truth (also written). With
+    vendor_exports, the same company (the same seed gives the same data) is written as its
+    vendors' exports, with the config that reads them (pipelines/demo_vendor.py)."""
     if accounts < 10 or months < 3:
         raise ValueError("need at least 10 accounts and 3 months")
     if file_format not in ("mixed", "csv", "parquet"):
@@ -368,7 +374,11 @@ def generate(
     ).drop("tickets")  # fmt: skip
 
     bad = _plant_bad_rows(rng, per_month_files, accounts_df, bad_row_rate)
-    _write(out, file_format, accounts_df, per_month_files, costs)
+    if vendor_exports:
+        write_vendor_exports(out, accounts_df, per_month_files, costs, month_list[-1])
+    else:
+        _write(out, file_format, accounts_df, per_month_files, costs)
+        (out / VENDOR_CONFIG).unlink(missing_ok=True)  # a vendor demo's, written here before
 
     truth = {
         "generator": "cxalign demo-data",
