@@ -15,12 +15,19 @@ DEMO_SEED     ?= 7
 # The demo data ends on 2026-10-31, its last complete day: the run is as of that day.
 DEMO_AS_OF    ?= 2026-10-31
 
+# The same demo company written as its vendors' exports (Salesforce, Intercom, Qualtrics,
+# Stripe) with the config that reads them, in a warehouse of its own (a warehouse remembers
+# the files of its landing zone).
+VENDOR_DATA ?= $(DATA)/vendor
+VENDOR_LANDING ?= $(VENDOR_DATA)/landing
+
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: help setup run demo-data test lint dev check-defs clean bench sql notebook notebook-setup
+.PHONY: help setup run demo-data run-vendor demo-data-vendor test lint dev check-defs clean bench sql notebook notebook-setup
 
 help:
 	@echo "make run    set up, generate the demo landing zone, run the nightly job on it"
+	@echo "make run-vendor  the same, on the demo written as vendors' exports (data/vendor/)"
 	@echo "make test   set up, run the test suite"
 	@echo "make dev    the Dagster UI on the same definitions"
 	@echo "make sql    the DuckDB shell on the published warehouse, read-only"
@@ -44,6 +51,12 @@ demo-data: $(STAMP)
 
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml demo-data
 	$(BIN)/cxalign run --landing $(LANDING) --warehouse $(WAREHOUSE) --out $(OUT) --as-of $(DEMO_AS_OF)
+
+demo-data-vendor: $(STAMP)
+	$(BIN)/cxalign demo-data --out $(VENDOR_LANDING) --accounts $(DEMO_ACCOUNTS) --months $(DEMO_MONTHS) --seed $(DEMO_SEED) --vendor-exports
+
+run-vendor: $(STAMP) $(DAGSTER_HOME)/dagster.yaml demo-data-vendor
+	$(BIN)/cxalign run --landing $(VENDOR_LANDING) --config $(VENDOR_LANDING)/cxalign.vendor.yml --warehouse $(VENDOR_DATA)/warehouse.duckdb --out $(VENDOR_DATA)/scorecards --as-of $(DEMO_AS_OF)
 
 test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
