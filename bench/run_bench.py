@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run_bench.py --preset S|M|L [--incremental] [--no-pandas]
     .venv/bin/python bench/run_bench.py --accounts 100000 --months 24      # any size
+    .venv/bin/python bench/run_bench.py --preset M --vendor-exports         # the night on vendor exports
 
 For the chosen size it:
 1. writes the landing zone with the real demo generator (Parquet);
@@ -148,6 +149,9 @@ def main() -> int:
     p.add_argument("--no-floor", action="store_true", help="skip the DuckDB floor (to compare "
                    "settings of the night only)")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the generated data and warehouse")
+    p.add_argument("--vendor-exports", action="store_true", help="the same company written as "
+                   "its vendors' exports (demo-data --vendor-exports) and read with their "
+                   "profiles; results as <label>_vendor")  # fmt: skip
     p.add_argument("--duckdb-memory-limit", help="DuckDB's memory_limit for the run, e.g. 4GB "
                    "(default: DuckDB's own, 80%% of RAM, which its buffer cache may fill)")
     p.add_argument("--models-memory-budget", help="models.memory_budget for the run, e.g. 5GB: "
@@ -156,18 +160,22 @@ def main() -> int:
     accounts, months = (
         PRESETS[args.preset] if args.preset else (args.accounts or 100_000, args.months)
     )
+    if args.vendor_exports and args.incremental:
+        p.error("--incremental adds canonical files: not with --vendor-exports")
     label = args.preset or f"{accounts // 1000}k_{months}m_{args.format}"
+    label += "_vendor" if args.vendor_exports else ""
     work = args.workdir / label
     shutil.rmtree(work, ignore_errors=True)
     landing = work / "landing"
     cxalign = str(Path(sys.executable).with_name("cxalign"))
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    result: dict = {"label": label, "accounts": accounts, "months": months, "format": args.format}
+    result: dict = {"label": label, "accounts": accounts, "months": months,
+                    "format": "vendor exports" if args.vendor_exports else args.format}  # fmt: skip
 
     seconds, peak, _ = run_measured(
         [cxalign, "demo-data", "--out", str(landing), "--accounts", str(accounts), "--months",
          str(months), "--seed", str(args.seed), "--format", args.format,
-         "--end-month", "2026-10-01"]
+         "--end-month", "2026-10-01", *(["--vendor-exports"] if args.vendor_exports else [])]
     )  # fmt: skip
     result["generate"] = {"seconds": round(seconds, 1), "peak_rss_mb": round(peak)}
     result["landing_mb"] = round(
@@ -177,7 +185,8 @@ def main() -> int:
     timings = work / "timings.json"
     run_cmd = [cxalign, "run", "--landing", str(landing), "--warehouse", str(work / "warehouse.duckdb"),
                "--out", str(work / "scorecards"), "--as-of", AS_OF.isoformat(), "--timings", str(timings)]  # fmt: skip
-    settings = ""
+    # The vendor exports' config (their profiles and options), the settings below added to it.
+    settings = (landing / "cxalign.vendor.yml").read_text() if args.vendor_exports else ""
     if args.duckdb_memory_limit:
         settings += f"duckdb:\n  memory_limit: {args.duckdb_memory_limit}\n"
         result["duckdb_memory_limit"] = args.duckdb_memory_limit
