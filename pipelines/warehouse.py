@@ -344,7 +344,13 @@ def publish_night(
     vdir = root / version
     vdir.mkdir(parents=True)
     if compact:  # only the rows a query can see, in a fresh file (see _copy_live)
+        from pipelines.landing import DELETED_ROWS
+
         _copy_live(work, vdir / warehouse.name, duck)
+        with session(vdir / warehouse.name) as con:  # the fresh file has no deleted rows
+            con.execute(f"drop table if exists {DELETED_ROWS}")
+            con.execute("checkpoint")
+        _fsync(vdir / warehouse.name)
     else:
         _copy_durably(work, vdir / warehouse.name)
     _crash_point("copied")
@@ -390,15 +396,9 @@ def _compact_work(work: Path, compacted: Path, log) -> None:
     leave it too and later nights can publish by copying its bytes again. A kill before the
     rename leaves the old working database and its record of deletions: the next publish
     compacts again."""
-    from pipelines.landing import DELETED_ROWS
-
     tmp = work.with_name(work.name + ".compacted")
-    _copy_durably(compacted, tmp)
+    _copy_durably(compacted, tmp)  # holds no record of deletions: it has none
     _crash_point("compacting")
-    with session(tmp) as con:
-        con.execute(f"delete from {DELETED_ROWS}")
-        con.execute("checkpoint")
-    _fsync(tmp)
     Path(str(work) + ".wal").unlink(missing_ok=True)
     os.replace(tmp, work)
     _fsync(work.parent)
