@@ -44,6 +44,7 @@ from pipelines.profiles import profiles_for, reading_digest
 from pipelines.settings import PrivacySettings, SourceSettings
 from pipelines.vendor import (
     CANONICAL,
+    EMPTY,
     Kind,
     build_source_rows,
     ensure_vendor_table,
@@ -286,6 +287,8 @@ def load_source(
         return reading_digest(kind.profile, kind.obj, options[kind.profile.name], privacy_key)
 
     def kind_of(label: str | None) -> Kind | None:
+        if label == "empty":
+            return EMPTY
         if label in (None, "canonical"):
             return CANONICAL if settings.profile is None else None
         name, _, obj = label.partition(".")
@@ -317,6 +320,18 @@ def load_source(
             if kind is None:  # another source's file, none of this source's objects
                 continue
             present.add(rel)
+            if kind.empty:  # nothing to load, and nothing lost: recorded as read, 0 records
+                vendor_changed |= before is not None and before[2] not in (None, "canonical")
+                if rel in known:
+                    _delete_file_rows(con, contract.name, rel)
+                _record_file(con, contract.name, rel, (digest, reading(kind)), path, 0, 0, 0,
+                             run_id)  # fmt: skip
+                con.execute(
+                    "update raw._files set read_as = 'empty' where source = ? and source_file = ?",
+                    [contract.name, rel],
+                )
+                report.files_loaded.append(rel)
+                continue
             target = None
             if kind.profile is not None:
                 vendor_changed = True
@@ -396,6 +411,8 @@ def _recognise(
         (p, p.objects[o]) for p in profiles for o in p.sources[contract.name].objects_in(folder)
     ]
     fields = _file_fields(con, path, rel, settings, {o.records for _, o in objects})
+    if _is_json(path) and not any(fields.values()) and _holds_no_records(path, rel):
+        return EMPTY  # an empty page or file: any kind could have sent it, and it holds nothing
     fits, misses = [], []
     canonical_error = None
     if canonical_ok and None in fields:
@@ -439,6 +456,22 @@ def _recognise(
             for p, o in objects
         ] or [f"no kind of file feeds {contract.name} from this folder"]
     raise LandingFileError(f"{rel}: not recognised: " + "; ".join(misses))
+
+
+def _holds_no_records(path: Path, rel: str) -> bool:
+    """A JSON file with no records at all: an empty NDJSON file, `[]`, or a page whose arrays
+    are all empty (Zendesk's last incremental page: {"tickets": [], "end_of_stream": true})."""
+    if path.name.lower().endswith(JSON_LINES_SUFFIXES):
+        return _count_json_lines(path, rel) == 0
+    try:
+        with _json_bytes(path, rel) as f:
+            doc = json.load(f)
+    except (EOFError, OSError, ValueError, zlib.error):
+        return False
+    if isinstance(doc, list):
+        return not doc
+    arrays = [v for v in doc.values() if isinstance(v, list)] if isinstance(doc, dict) else []
+    return bool(arrays) and not any(arrays)
 
 
 def _is_json(path: Path) -> bool:

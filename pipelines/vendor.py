@@ -33,13 +33,17 @@ class Kind:
 
     profile: Profile | None = None
     obj: ProfileObject | None = None
+    empty: bool = False  # a JSON file holding no records (an export's last, empty page)
 
     @property
     def label(self) -> str:
+        if self.empty:
+            return "empty"
         return "canonical" if self.profile is None else f"{self.profile.name}.{self.obj.name}"
 
 
 CANONICAL = Kind()
+EMPTY = Kind(empty=True)
 
 
 def profile_options(profile: Profile, settings: SourceSettings) -> dict[str, str | None]:

@@ -184,3 +184,27 @@ def test_the_account_id_can_be_another_field_than_the_crm_record_id(con, tmp_pat
     load_source(con, tmp_path, source_contracts()["accounts"],
                 SourceSettings(salesforce=options))  # fmt: skip
     assert con.execute("select account_id from raw.accounts").fetchall() == [("cus_Q1w2E3r4",)]
+
+
+def test_an_empty_page_or_file_is_read_as_holding_nothing(con, tmp_path):
+    # Zendesk's incremental export ends on an empty page, and a day without changes writes an
+    # empty file: each stopped the night as "missing required column(s)".
+    landing = tmp_path / "landing"
+    shutil.copytree(PROFILES / "zendesk" / "landing", landing)
+    folder = landing / "support_tickets"
+    (folder / "last_page.json").write_text('{"tickets": [], "end_of_stream": true}')
+    (folder / "quiet_day.ndjson").write_text("")
+    (folder / "nothing.json").write_text("[]")
+    contract = source_contracts()["support_tickets"]
+    rep = load_source(con, landing, contract, SourceSettings())
+    assert rep.rows_loaded == 9
+    assert con.execute(
+        "select source_file, read_as, records_in_file from raw._files "
+        "where read_as = 'empty' order by 1"
+    ).fetchall() == [
+        ("support_tickets/last_page.json", "empty", 0),
+        ("support_tickets/nothing.json", "empty", 0),
+        ("support_tickets/quiet_day.ndjson", "empty", 0),
+    ]
+    again = load_source(con, landing, contract, SourceSettings())
+    assert again.files_loaded == []
