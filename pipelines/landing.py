@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import re
+import sys
 import tempfile
 import zlib
 from array import array
@@ -466,7 +467,7 @@ def _holds_no_records(path: Path, rel: str) -> bool:
     try:
         with _json_bytes(path, rel) as f:
             doc = json.load(f)
-    except (EOFError, OSError, ValueError, zlib.error):
+    except (EOFError, OSError, ValueError, zlib.error, RecursionError):
         return False
     if isinstance(doc, list):
         return not doc
@@ -846,7 +847,10 @@ def json_records(
         n = f"(rowid - {int(first)} + 1)::bigint"
         # (CASE: DuckDB evaluates both sides of an AND, and json_type fails on invalid JSON)
         kind = "case when json_valid(line) then json_type(line) end"
-        is_record = f"coalesce({kind} = 'OBJECT', false)"
+        # A key given twice: which value is meant cannot be known (DuckDB reads the first,
+        # most JSON parsers the last), as with a CSV header naming a column twice.
+        twice = f"case when {kind} = 'OBJECT' then {_REPEATED_KEY.format('line')} end"
+        is_record = f"coalesce({kind} = 'OBJECT' and not {twice}, false)"
         con.execute(
             f"create or replace temp table _cx_recs as select {n} as _cx_n, "
             f"try_cast(line as json) as _cx_record "
@@ -854,10 +858,10 @@ def json_records(
         )
         con.execute(
             f"create or replace temp table _cx_rejects as select {n} as source_row, "
-            f"'INVALID JSON' as error_type, coalesce('a JSON ' || lower({kind}) || "
-            "', not an object', 'not valid JSON') "
-            f"as error_message, line as csv_line from _cx_lines "
-            f"where trim(coalesce(line, '')) <> '' and not {is_record}"
+            f"'INVALID JSON' as error_type, case when {twice} then 'a JSON object with a key "
+            f"given twice' else coalesce('a JSON ' || lower({kind}) || ', not an object', "
+            "'not valid JSON') end as error_message, line as csv_line from _cx_lines "
+            f"where {_BLANK.format('line')} and not {is_record}"
         )
         return _count_json_lines(path, rel)
 
@@ -894,15 +898,17 @@ def json_records(
         )
     except duckdb.Error as exc:
         raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
+    twice = f"case when json_type(item) = 'OBJECT' then {_REPEATED_KEY.format('item')} end"
+    is_record = f"coalesce(json_type(item) = 'OBJECT' and not {twice}, false)"
     con.execute(
         "create or replace temp table _cx_recs as select n as _cx_n, item as _cx_record "
-        "from _cx_items where json_type(item) = 'OBJECT'"
+        f"from _cx_items where {is_record}"
     )
     con.execute(
         "create or replace temp table _cx_rejects as select n as source_row, 'INVALID JSON' "
-        "as error_type, 'a JSON ' || lower(json_type(item)) || ', not an object' as "
-        "error_message, item::varchar as csv_line from _cx_items "
-        "where json_type(item) is distinct from 'OBJECT'"
+        f"as error_type, case when {twice} then 'a JSON object with a key given twice' else "
+        "'a JSON ' || lower(json_type(item)) || ', not an object' end as "
+        f"error_message, item::varchar as csv_line from _cx_items where not {is_record}"
     )
     con.execute("drop table _cx_items")
     return _count_json_document(path, rel, keys)
@@ -929,6 +935,12 @@ def json_fields(con: duckdb.DuckDBPyConnection, sample: int = 1000) -> list[str]
 
 def _json_path(keys: list[str]) -> str:
     return "$" + "".join(f".{json.dumps(k)}" for k in keys)
+
+
+# SQL: a JSON object ({}) names a top-level key twice.
+_REPEATED_KEY = "len(json_keys({0})) <> len(list_distinct(json_keys({0})))"
+# SQL: a line holding something: what Python's bytes.strip() leaves (the second parser).
+_BLANK = "trim(coalesce({0}, ''), ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)) <> ''"
 
 
 def _records_keys(
@@ -977,6 +989,11 @@ def _count_json_document(path: Path, rel: str, keys: list[str]) -> int:
     try:
         with _json_bytes(path, rel) as f:
             found = json.load(f)
+    except RecursionError:
+        raise LandingFileError(
+            f"{rel}: nested too deeply to be counted (more than {sys.getrecursionlimit()} "
+            "levels); nothing of it was loaded"
+        ) from None
     except (EOFError, gzip.BadGzipFile, zlib.error, ValueError) as exc:
         raise LandingFileError(
             f"{rel}: cannot be read to its end ({exc}); the file is cut short or damaged. "

@@ -472,3 +472,33 @@ def test_json_free_text_and_malformed_lines_are_scrubbed(con, tmp_path):
     load_source(con, landing, CHURN, SourceSettings())
     assert con.execute("select reason from raw.churn_events").fetchone() == ("mail [email]",)
     assert "[phone]" in con.execute("select csv_line from raw._rejects").fetchone()[0]
+
+
+def test_a_json_record_naming_a_key_twice_is_set_aside_and_a_tab_line_is_blank(con, tmp_path):
+    # DuckDB reads the first of two equal keys and most parsers the last: which is meant
+    # cannot be known. A line holding only a tab is blank to both parsers.
+    text = (
+        '{"account_id": "A1", "churned_at": "2024-01-01", "reason": "x", "reason": "y"}\n'
+        "\t\n"
+        '{"account_id": "A2", "churned_at": "2024-02-01"}\n'
+    )
+    landing = _landing(tmp_path, "a.ndjson", text.encode())
+    (landing / "churn_events" / "b.json").write_text(
+        '[{"account_id": "B1", "account_id": "B2", "churned_at": "2024-03-01"}, '
+        '{"account_id": "B3", "churned_at": "2024-04-01"}]'
+    )
+    rep = load_source(con, landing, CHURN, SourceSettings())
+    assert (rep.rows_loaded, rep.rows_rejected) == (2, 2)
+    assert con.execute(
+        "select source_file, source_row, error_message from raw._rejects order by 1, 2"
+    ).fetchall() == [
+        ("churn_events/a.ndjson", 1, "a JSON object with a key given twice"),
+        ("churn_events/b.json", 1, "a JSON object with a key given twice"),
+    ]
+
+
+def test_a_json_document_nested_too_deeply_fails_with_its_name(con, tmp_path):
+    deep = '{"account_id": "A1", "churned_at": "2024-01-01", "x": ' + "[" * 5000 + "]" * 5000
+    landing = _landing(tmp_path, "deep.json", ("[" + deep + "}]").encode())
+    with pytest.raises(LandingFileError, match=r"churn_events/deep\.json: "):
+        load_source(con, landing, CHURN, SourceSettings())
