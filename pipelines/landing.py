@@ -748,7 +748,7 @@ def _load_csv(
         # A malformed record's text holds every field of it: scrubbed whole.
         con.execute(
             "insert into raw._rejects select ?, ?, source_row, error_type, "
-            f"{scrub_sql('error_message', privacy)}, {scrub_sql('csv_line', privacy)} "
+            f"{scrub_sql('error_message', privacy)}, {_kept_record_text(target, privacy)} "
             "from _cx_rejects order by source_row",
             [contract.name, rel],
         )
@@ -804,10 +804,9 @@ def _load_json(
             _delete_file_rows(con, contract.name, rel)
         loaded = _insert_rows(con, target.table, rel, "_l._cx_n", select_list, extra_keys,
                               "_cx_load _l", [], privacy)  # fmt: skip
-        # A malformed record's text holds every field of it: scrubbed whole.
         con.execute(
             "insert into raw._rejects select ?, ?, source_row, error_type, error_message, "
-            f"{scrub_sql('csv_line', privacy)} from _cx_rejects order by source_row",
+            f"{_kept_record_text(target, privacy)} from _cx_rejects order by source_row",
             [contract.name, rel],
         )
         _record_file(con, contract.name, rel, fingerprint, path, loaded, rejected, in_file,
@@ -1002,6 +1001,19 @@ def _count_json_document(path: Path, rel: str, keys: list[str]) -> int:
     for k in keys:
         found = found[k]
     return len(found)
+
+
+def _kept_record_text(target: Target, privacy: PrivacySettings) -> str:
+    """SQL for what raw._rejects keeps of a malformed record's text (csv_line): the text,
+    scrubbed whole, for a canonical file; for a vendor export's record, which holds far more
+    than the profile reads (names, subjects, addresses), only its length: the file and row
+    say where to look."""
+    if "__" in target.table:  # a profile object's table (pipelines.profiles.vendor_table)
+        return (
+            "'(a record of ' || length(csv_line) || ' characters, not kept: a vendor record "
+            "holds more than cxalign reads)'"
+        )
+    return scrub_sql("csv_line", privacy)
 
 
 def _short_read(rel: str, in_file: int, read: int) -> str:

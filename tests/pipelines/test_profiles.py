@@ -208,3 +208,19 @@ def test_an_empty_page_or_file_is_read_as_holding_nothing(con, tmp_path):
     ]
     again = load_source(con, landing, contract, SourceSettings())
     assert again.files_loaded == []
+
+
+def test_a_malformed_vendor_record_is_kept_as_its_length_only(con, tmp_path):
+    # A Zendesk line cut off mid-record held the subject, description and requester's name
+    # in raw._rejects and analytics.quarantine: fields the profile never reads.
+    landing = tmp_path / "landing"
+    (landing / "support_tickets").mkdir(parents=True)
+    good = (
+        '{"id": 1, "status": "open", "created_at": "2026-09-01T09:00:00Z", '
+        '"via": {"channel": "web"}, "organization_id": 7}'
+    )
+    cut = '{"id": 2, "status": "open", "subject": "Jane Doe, 1 Privet Drive", "via": {"ch'
+    (landing / "support_tickets" / "t.ndjson").write_text(good + "\n" + cut + "\n")
+    load_source(con, landing, source_contracts()["support_tickets"], SourceSettings())
+    (kept,) = con.execute("select csv_line from raw._rejects").fetchone()
+    assert "Privet" not in kept and kept.startswith(f"(a record of {len(cut)} characters")
