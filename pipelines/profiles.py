@@ -146,6 +146,10 @@ class Profile:
                 raise ProfileError(
                     f"{self.name}.{name}: {value!r} is not one of {', '.join(opt.allowed)}"
                 )
+            if not opt.allowed and value is not None and not any(c.isalnum() for c in value):
+                # A field's name or a question: "$" or ".." would name the object holding it
+                # (HubSpot's properties, whole), once punctuation is set aside.
+                raise ProfileError(f"{self.name}.{name}: {value!r} names no field")
             out[name] = value
         return out
 

@@ -224,3 +224,10 @@ def test_a_malformed_vendor_record_is_kept_as_its_length_only(con, tmp_path):
     load_source(con, landing, source_contracts()["support_tickets"], SourceSettings())
     (kept,) = con.execute("select csv_line from raw._rejects").fetchone()
     assert "Privet" not in kept and kept.startswith(f"(a record of {len(cut)} characters")
+
+
+@pytest.mark.parametrize("value", ["$", "..", " "])
+def test_an_option_naming_no_field_is_refused(value):
+    # HubSpot's business_unit "$" read the whole properties object as the business unit.
+    with pytest.raises(ProfileError, match="names no field"):
+        all_profiles()["hubspot"].resolve_options({"business_unit": value, "segment": "x"})
