@@ -14,7 +14,6 @@ is tried alone, so that every broken file is named, and the source is inspected 
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import sys
@@ -39,7 +38,7 @@ from pipelines.landing import (
     load_source,
     other_files,
 )
-from pipelines.profiles import ProfileError, all_profiles, profiles_for
+from pipelines.profiles import ProfileError, all_profiles, path_field, profiles_for
 from pipelines.settings import Settings, SourceSettings
 from pipelines.vendor import object_mapping, profile_options
 from pipelines.warehouse import connect
@@ -354,15 +353,13 @@ def _file_reports(
 _ALIAS = re.compile(r' as "((?:[^"]|"")*)"$')
 _COLUMN_REF = re.compile(r'_l\."((?:[^"]|"")*)"')
 _JSON_REF = re.compile(r"json_extract_string\(_l\._cx_record, '((?:[^']|'')*)'\)")
-_JSON_KEY = re.compile(r'\.("(?:[^"\\]|\\.)*")')
 
 
 def _read_from(expr: str) -> str | None:
     """The field of the file a mapping's select expression reads (None: not in the file)."""
     m = _JSON_REF.search(expr)
     if m:
-        path = m.group(1).replace("''", "'")
-        return ".".join(json.loads(k) for k in _JSON_KEY.findall(path))
+        return path_field(m.group(1).replace("''", "'"))
     m = _COLUMN_REF.search(expr)
     if m:
         return m.group(1).replace('""', '"')

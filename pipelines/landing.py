@@ -41,7 +41,14 @@ import numpy as np
 
 from pipelines.contracts import Contract
 from pipelines.privacy import privacy_digest, scrub_sql
-from pipelines.profiles import profiles_for, reading_digest
+from pipelines.profiles import (
+    all_profiles,
+    json_path,
+    profiles_for,
+    quote_key,
+    reading_digest,
+    resolve_field,
+)
 from pipelines.settings import PrivacySettings, SourceSettings
 from pipelines.vendor import (
     CANONICAL,
@@ -405,15 +412,21 @@ def _recognise(
 ) -> Kind | None:  # fmt: skip
     """What a file is, from its header or keys: the canonical export of the source, or one
     object of a profile that feeds it. Exactly one must fit; none or several is an error that
-    names the file, the candidates and what each is missing. None: a file of another source's
-    folder that is none of this source's objects."""
+    names the file, the candidates and what each is missing (and the folder a file of another
+    source's object goes in). None: a file of another source's folder that is none of this
+    source's objects."""
     folder = Path(rel).parts[0]
     objects = [
         (p, p.objects[o]) for p in profiles for o in p.sources[contract.name].objects_in(folder)
     ]
-    fields = _file_fields(con, path, rel, settings, {o.records for _, o in objects})
+    fields, values = _file_fields_and_values(
+        con, path, rel, settings, {o.records for _, o in objects},
+        {f for _, o in objects for f, _ in o.detect_values},
+    )  # fmt: skip
     if _is_json(path) and not any(fields.values()) and _holds_no_records(path, rel):
         return EMPTY  # an empty page or file: any kind could have sent it, and it holds nothing
+    # (the records key is a JSON document's: a CSV, Parquet or NDJSON file's are its own)
+    document = _is_json(path) and not path.name.lower().endswith(JSON_LINES_SUFFIXES)
     fits, misses = [], []
     canonical_error = None
     if canonical_ok and None in fields:
@@ -427,12 +440,11 @@ def _recognise(
             canonical_error = exc
             misses.append(f"not the {contract.name} export ({str(exc).split(': ', 1)[-1]})")
     for p, o in objects:
-        # (the records key is a JSON document's: a CSV, Parquet or NDJSON file's are its own)
-        document = _is_json(path) and not path.name.lower().endswith(JSON_LINES_SUFFIXES)
-        found = fields.get(o.records if document else None)
+        key = o.records if document else None
+        found = fields.get(key)
         if found is None:  # not this kind of file at all (a CSV for a JSON API object)
             continue
-        missing = missing_for(o, found, options[p.name])
+        missing = missing_for(o, found, options[p.name], values.get(key))
         if missing:
             misses.append(f"not {p.name} {o.name} (missing {', '.join(missing)})")
         else:
@@ -441,12 +453,26 @@ def _recognise(
         return fits[0]
     if not canonical_ok and not fits and Path(rel).parts[0] != contract.name:
         return None
+    if fits and document and len({k.profile.name if k.profile else "" for k in fits}) == 1:
+        # Naming the profile cannot help: one vendor's page holding two of its exports
+        # (Zendesk's tickets and ticket_metrics arrays side by side).
+        held = ", ".join(f"{k.label} (under {k.obj.records!r})" for k in fits)
+        raise LandingFileError(
+            f"{rel}: holds the records of several kinds of file: {held}; a file holds one kind "
+            "of record: write each array to a file of its own, in this folder"
+        )
     if fits:
         raise LandingFileError(
             f"{rel}: fits several kinds of file: {', '.join(k.label for k in fits)}; name the "
             f"profile in the config (sources.{contract.name}.profile)"
         )
+    elsewhere = _elsewhere(con, path, rel, settings, folder, document)
     if canonical_error is not None and len(misses) == 1:  # only the canonical export applies
+        if elsewhere:
+            raise LandingFileError(
+                f"{rel}: {elsewhere}; as the {contract.name} export it is "
+                f"{str(canonical_error).split(': ', 1)[-1]}"
+            ) from canonical_error
         raise canonical_error
     if not misses:  # no candidate could even read it: say what each expects
         misses = [
@@ -456,7 +482,45 @@ def _recognise(
             f"{', '.join(missing_for(o, [], options[p.name]))})"
             for p, o in objects
         ] or [f"no kind of file feeds {contract.name} from this folder"]
-    raise LandingFileError(f"{rel}: not recognised: " + "; ".join(misses))
+    raise LandingFileError(
+        f"{rel}: " + (f"{elsewhere}. " if elsewhere else "") + "not recognised: "
+        + "; ".join(misses)
+    )  # fmt: skip
+
+
+def _elsewhere(
+    con: duckdb.DuckDBPyConnection, path: Path, rel: str, settings: SourceSettings,
+    folder: str, document: bool,
+) -> str | None:  # fmt: skip
+    """Where a file refused in `folder` goes, when it is an object a profile reads from
+    another folder (Zendesk's satisfaction ratings put in support_tickets/): "this looks like
+    zendesk satisfaction_ratings, which go in survey_responses/"."""
+    candidates = {}
+    for p in all_profiles().values():
+        for smap in p.sources.values():
+            for o, where in [(o, smap.folder) for o in smap.objects] + list(smap.lookups.items()):
+                if where != folder:
+                    candidates[(p.name, o)] = (p, p.objects[o], where)
+    if not candidates:
+        return None
+    try:
+        fields, values = _file_fields_and_values(
+            con, path, rel, settings,
+            {o.records if document else None for _, o, _ in candidates.values()},
+            {f for _, o, _ in candidates.values() for f, _ in o.detect_values},
+        )  # fmt: skip
+    except LandingFileError:
+        return None
+    by_folder: dict[str, list[str]] = {}
+    for p, o, where in candidates.values():
+        key = o.records if document else None
+        if key in fields and not missing_for(o, fields[key], {}, values.get(key)):
+            by_folder.setdefault(where, []).append(f"{p.name} {o.name}")
+    hints = [
+        f"this looks like {' or '.join(kinds)}, which go in {where}/"
+        for where, kinds in sorted(by_folder.items())
+    ]
+    return "; ".join(hints) or None
 
 
 def _holds_no_records(path: Path, rel: str) -> bool:
@@ -485,7 +549,18 @@ def _file_fields(
 ) -> dict[str | None, list[str]]:  # fmt: skip
     """The fields a file has, per key path of its array of records (None: the file's own
     records): a CSV header or Parquet columns, or a JSON file's field paths."""
+    return _file_fields_and_values(con, path, rel, settings, records_keys, set())[0]
+
+
+def _file_fields_and_values(
+    con: duckdb.DuckDBPyConnection, path: Path, rel: str, settings: SourceSettings,
+    records_keys: set[str | None], value_fields: set[str],
+) -> tuple[dict[str | None, list[str]], dict[str | None, dict[str, set[str | None]]]]:  # fmt: skip
+    """_file_fields, and per key path the values a JSON file's records hold in each of
+    `value_fields` it has (a profile's `detect: [type=company]`; a few, enough to tell
+    whether every record holds one value)."""
     out: dict[str | None, list[str]] = {}
+    values: dict[str | None, dict[str, set[str | None]]] = {}
     with _plain_name(path) as readable:
         name = path.name.lower()
         if name.endswith(".parquet"):
@@ -516,8 +591,20 @@ def _file_fields(
                     except duckdb.TransactionException:
                         pass  # DuckDB's own error aborted the load: the file fails with it
                 out[key] = json_fields(con)
+                values[key] = {}
+                for wanted in value_fields:
+                    found = resolve_field((wanted,), out[key], {})
+                    if found is not None and found not in values[key]:
+                        values[key][found] = {
+                            r[0]
+                            for r in con.execute(
+                                "select distinct json_extract_string(_cx_record, ?) "
+                                "from _cx_recs limit 3",
+                                [json_path(found)],
+                            ).fetchall()
+                        }
                 con.execute("drop table if exists _cx_recs")
-    return out
+    return out, values
 
 
 # Rows deleted from a table keep their bytes in DuckDB's blocks until the block is rewritten
@@ -914,8 +1001,9 @@ def json_records(
 
 
 def json_fields(con: duckdb.DuckDBPyConnection, sample: int = 1000) -> list[str]:
-    """The fields the records in _cx_recs hold, as dotted paths ("via.channel"), from the
-    structure DuckDB infers over the first `sample` records (a schema, not the rows)."""
+    """The fields the records in _cx_recs hold, as field paths (pipelines.profiles.json_path:
+    "via.channel"), from the structure DuckDB infers over the first `sample` records (a
+    schema, not the rows)."""
     structure = con.execute(
         f"select json_group_structure(_cx_record) from (select _cx_record from _cx_recs "
         f"order by _cx_n limit {int(sample)})"
@@ -925,8 +1013,9 @@ def json_fields(con: duckdb.DuckDBPyConnection, sample: int = 1000) -> list[str]
     def walk(node, prefix: str) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
-                out.append(prefix + k)
-                walk(v, prefix + k + ".")
+                # a key holding a dot ("via.channel" as one key) is quoted: not via's channel
+                out.append(prefix + quote_key(k))
+                walk(v, prefix + quote_key(k) + ".")
 
     walk(json.loads(structure) if structure else {}, "")
     return out

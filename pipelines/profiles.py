@@ -46,6 +46,13 @@ from pipelines.paths import CONTRACTS_DIR
 PROFILES_DIR = CONTRACTS_DIR / "profiles"
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _OPTION = re.compile(r"\{option\.([a-z][a-z0-9_]*)\}")
+# A detect entry naming a field's value: `type=company` (the field may be a quoted key).
+_CONDITION = re.compile(r'((?:"(?:[^"\\]|\\.)*"|[^="])+)=(.+)')
+_BELONGS_KEYS = {"object", "key", "references", "rule", "reason"}
+# A JSON field path: keys joined by dots, a key holding a dot, a quote or a bracket written in
+# double quotes as JSON writes it ("via.channel"), an array's element by its place ([0]).
+_PATH_STEP = re.compile(r'(?:"((?:[^"\\]|\\.)*)"|([^."\[\]]+))((?:\[\d+\])*)')
+_PLAIN_KEY = re.compile(r'[^."\[\]]+')
 
 
 class ProfileError(ValueError):
@@ -89,6 +96,12 @@ class ProfileObject:
     latest_by: str | None = None  # ... the latest by this column; earlier ones set aside
     belongs_to: tuple[str, str, str] | None = None  # (object, this column, its column)
     set_aside: tuple[SetAside, ...] = ()
+    # A record with no such record to belong to is set aside with this rule and reason (default:
+    # orphan); read as a lookup of another source, the object belongs to nothing there.
+    orphan: SetAside | None = None
+    # (field, value): every record of a JSON file of this object holds this value in the field
+    # (Intercom's "type": "company"); `detect: [type=company, ...]` in the profile.
+    detect_values: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,9 +211,13 @@ def _parse_object(path: Path, name: str, raw: dict) -> ProfileObject:
             raise _fail(path, f"{where}.fields", f"{col!r} is not a lower-case name")
     if not isinstance(raw["detect"], list):
         raise _fail(path, f"{where}.detect", "must be a list")
+    conditions = [d for d in raw["detect"] if isinstance(d, str) and _CONDITION.fullmatch(d)]
     detect = tuple(
-        d if isinstance(d, str) else _as_tuple(d, path, f"{where}.detect") for d in raw["detect"]
+        d if isinstance(d, str) else _as_tuple(d, path, f"{where}.detect")
+        for d in raw["detect"]
+        if d not in conditions
     )
+    detect_values = tuple((m.group(1), m.group(2)) for m in map(_CONDITION.fullmatch, conditions))
     for key in ("free_text",):
         unknown = set(raw.get(key, [])) - set(fields)
         if unknown:
@@ -209,9 +226,19 @@ def _parse_object(path: Path, name: str, raw: dict) -> ProfileObject:
         if raw.get(key) is not None and raw[key] not in fields:
             raise _fail(path, f"{where}.{key}", f"{raw[key]!r} is not a field")
     belongs = raw.get("belongs_to")
+    orphan = None
     if belongs is not None:
-        if set(belongs) != {"object", "key", "references"} or belongs["key"] not in fields:
-            raise _fail(path, f"{where}.belongs_to", "needs object, key (a field), references")
+        if (
+            not {"object", "key", "references"} <= set(belongs) <= _BELONGS_KEYS
+            or belongs["key"] not in fields
+            or ("rule" in belongs) != ("reason" in belongs)
+        ):
+            raise _fail(
+                path, f"{where}.belongs_to",
+                "needs object, key (a field), references, and optionally rule with reason",
+            )  # fmt: skip
+        if "rule" in belongs:
+            orphan = SetAside(belongs["rule"], "", str(belongs["reason"]).strip())
         belongs = (belongs["object"], belongs["key"], belongs["references"])
     rules = tuple(
         SetAside(r["rule"], r["when"], r["reason"]) for r in raw.get("set_aside", []) or []
@@ -232,6 +259,8 @@ def _parse_object(path: Path, name: str, raw: dict) -> ProfileObject:
         latest_by=raw.get("latest_by"),
         belongs_to=belongs,
         set_aside=rules,
+        orphan=orphan,
+        detect_values=detect_values,
     )
 
 
@@ -260,6 +289,16 @@ def load_profile(path: Path) -> Profile:
         missing = [o for o in lookups if o not in objects]
         if missing:
             raise _fail(path, f"sources.{src}.lookups", f"no object {missing[0]}")
+        for o in reads[1:]:
+            # A record that gives no row of its own is accounted for by the record it belongs
+            # to, of an object the source reads; one that belongs to none is set aside.
+            parent = objects[o].belongs_to
+            if parent is None or parent[0] not in reads:
+                raise _fail(
+                    path, f"objects.{o}.belongs_to",
+                    f"source {src} reads {o} beside {reads[0]}: it must belong to a record of "
+                    f"one of {', '.join(r for r in reads if r != o)}",
+                )  # fmt: skip
         used = set(_OPTION.findall(s["select"]))
         for obj in (*reads, *lookups):
             for rule in objects[obj].set_aside:
@@ -308,6 +347,41 @@ def reading_digest(profile: Profile, obj: ProfileObject, options: dict, privacy:
     """How a vendor file becomes rows of its object's table: part of `raw._files.read_with`."""
     spec = [profile.name, profile.digest, obj.name, sorted(options.items()), privacy]
     return hashlib.sha256(json.dumps(spec).encode()).hexdigest()
+
+
+def quote_key(key: str) -> str:
+    """A JSON key as one step of a field path: in double quotes when it holds a dot, a quote
+    or a bracket (a flattened export's literal "via.channel"), else as it is."""
+    return key if _PLAIN_KEY.fullmatch(key) else json.dumps(key)
+
+
+def json_path(field: str) -> str:
+    """The DuckDB JSON path of a field path (`via.channel`, `"via.channel"`,
+    `contacts.contacts[0].id`)."""
+    out, pos = "$", 0
+    while True:
+        m = _PATH_STEP.match(field, pos)
+        if m is None:
+            raise ProfileError(
+                f"{field!r} is not a field path (keys joined by dots, a key holding a dot in "
+                'double quotes: "via.channel", an array element by its place: [0])'
+            )
+        key = json.loads(f'"{m.group(1)}"') if m.group(1) is not None else m.group(2)
+        out += "." + json.dumps(key) + m.group(3)
+        pos = m.end()
+        if pos == len(field):
+            return out
+        if field[pos] != ".":
+            raise ProfileError(
+                f"{field!r} is not a field path (a dot expected after {field[:pos]!r})"
+            )
+        pos += 1
+
+
+def path_field(json_path_text: str) -> str:
+    """The field path a DuckDB JSON path of json_path() reads (its inverse)."""
+    steps = re.findall(r'\.("(?:[^"\\]|\\.)*")((?:\[\d+\])*)', json_path_text)
+    return ".".join(quote_key(json.loads(key)) + index for key, index in steps)
 
 
 def substitute_options(sql: str, options: dict[str, str | None]) -> str:

@@ -7,7 +7,6 @@ every record ends in one place. Python only decides, per file, which object it i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import duckdb
@@ -19,6 +18,8 @@ from pipelines.profiles import (
     Profile,
     ProfileError,
     ProfileObject,
+    SetAside,
+    json_path,
     option_named,
     resolve_field,
     substitute_options,
@@ -60,6 +61,15 @@ def ensure_vendor_table(con: duckdb.DuckDBPyConnection, source: str, profile: Pr
     )
     for c in obj.fields:
         con.execute(f'alter table raw.{table} add column if not exists "{c}" varchar')
+    # A field the profile no longer reads leaves the table (its files are read again: the
+    # profile changed), so that nothing it no longer needs (a contact's e-mail) stays stored.
+    for (c,) in con.execute(
+        "select column_name from duckdb_columns() where schema_name = 'raw' and table_name = ? "
+        "and database_name = current_database()",
+        [table],
+    ).fetchall():
+        if c not in obj.fields and c not in ("_source_file", "_source_row"):
+            con.execute(f'alter table raw.{table} drop column "{c}"')
     return table
 
 
@@ -101,8 +111,8 @@ def object_mapping(
                     found = _by_label(cand, labels, options, obj, rel)
                 if found is not None:
                     if json_paths:
-                        path = "$" + "".join(f".{json.dumps(k)}" for k in found.split("."))
-                        expr = f"json_extract_string(_l._cx_record, {_literal(path)})"
+                        path = _literal(json_path(found))
+                        expr = f"json_extract_string(_l._cx_record, {path})"
                     else:
                         expr = '_l."' + found.replace('"', '""') + '"::varchar'
                     break
@@ -168,9 +178,22 @@ def _detect_columns(obj: ProfileObject) -> set[str]:
     return {c for c, cands in obj.fields.items() if set(cands) & detect}
 
 
-def missing_for(obj: ProfileObject, fields: list[str], options: dict) -> list[str]:
-    """The detect fields of `obj` that `fields` (a header, or a JSON file's paths) lacks."""
-    return [
+def missing_for(
+    obj: ProfileObject, fields: list[str], options: dict,
+    values: dict[str, set[str | None]] | None = None,
+) -> list[str]:  # fmt: skip
+    """What of `obj`'s detect entries `fields` (a header, or a JSON file's paths) lacks: its
+    fields, and its values (`type=company`): `values` holds the values the file's records hold
+    in a field (a JSON file's, read by the caller for `detect_values`); each record must hold
+    the detect value."""
+    out = []
+    for field_, value in obj.detect_values:
+        found = resolve_field((field_,), fields, options)
+        seen = (values or {}).get(found) if found is not None else None
+        if seen != {value}:
+            held = sorted("null" if v is None else repr(v) for v in seen or ())
+            out.append(f"{field_}={value}" + (f" (holds {', '.join(held)})" if held else ""))
+    return out + [
         d if isinstance(d, str) else " or ".join(d)
         for d in obj.detect
         if resolve_field((d,) if isinstance(d, str) else d, fields, options) is None
@@ -195,7 +218,9 @@ def build_source_rows(
         tables = {o: ensure_vendor_table(con, src, profile, profile.objects[o])
                   for o in (*smap.objects, *smap.lookups)}  # fmt: skip
         for o in (*smap.objects, *smap.lookups):  # the primary first: belongs_to reads it
-            _set_aside(con, src, profile, profile.objects[o], tables, options)
+            # (a lookup belongs to nothing here: it is accounted for in its own source)
+            _set_aside(con, src, profile, profile.objects[o], tables, options,
+                       belongs=o in smap.objects)  # fmt: skip
         ctes = ",\n".join(
             f'"{o}" as (select t.* from raw.{t} t anti join raw._set_aside a '
             f"on a.source = {_literal(src)} and a.object = {_literal(f'{profile.name}.{o}')} "
@@ -229,7 +254,7 @@ def build_source_rows(
 
 def _set_aside(
     con: duckdb.DuckDBPyConnection, src: str, profile: Profile, obj: ProfileObject,
-    tables: dict[str, str], options: dict,
+    tables: dict[str, str], options: dict, belongs: bool = True,
 ) -> None:  # fmt: skip
     """Record the object's records set aside on purpose, each with its first rule."""
     label = f"{profile.name}.{obj.name}"
@@ -261,12 +286,16 @@ def _set_aside(
             f'order by "{obj.latest_by}" desc nulls last, _source_file desc, _source_row desc) '
             f"as rn from {table}) where rn = 1)",
         )
-    if obj.belongs_to:
+    if obj.belongs_to and belongs:
         parent, key, ref = obj.belongs_to
         parent_label = f"{profile.name}.{parent}"
+        orphan = obj.orphan or SetAside(
+            "orphan", "", f"no {parent} record with {ref} equal to its {key} (or that record was "
+            "set aside)",
+        )  # fmt: skip
         add(
-            "orphan",
-            f"no {parent} record with {ref} equal to its {key} (or that record was set aside)",
+            orphan.rule,
+            orphan.reason,
             f'"{key}" is null or "{key}" not in (select p."{ref}" from raw.{tables[parent]} p '
             f"anti join raw._set_aside a on a.source = {_literal(src)} and a.object = "
             f"{_literal(parent_label)} and a.source_file = p._source_file "

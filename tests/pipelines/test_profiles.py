@@ -4,6 +4,7 @@ quarantine, set-aside records and conservation counts."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -15,7 +16,8 @@ import yaml
 from pipelines.contracts import source_contracts
 from pipelines.ingest import conservation, stage_source
 from pipelines.landing import LandingFileError, load_source
-from pipelines.profiles import ProfileError, all_profiles
+from pipelines.paths import CONTRACTS_DIR
+from pipelines.profiles import ProfileError, all_profiles, json_path, load_profile, path_field
 from pipelines.settings import Settings, SourceSettings
 from tests.conftest import FIXTURES
 
@@ -231,3 +233,90 @@ def test_an_option_naming_no_field_is_refused(value):
     # HubSpot's business_unit "$" read the whole properties object as the business unit.
     with pytest.raises(ProfileError, match="names no field"):
         all_profiles()["hubspot"].resolve_options({"business_unit": value, "segment": "x"})
+
+
+ZENDESK = PROFILES / "zendesk" / "landing"
+
+
+def _records(page: Path, key: str) -> list[dict]:
+    return json.loads(page.read_text())[key]
+
+
+@pytest.mark.parametrize("named", [None, "zendesk"])
+def test_a_page_holding_two_kinds_of_record_is_refused_with_what_to_do(con, tmp_path, named):
+    # "name the profile in the config" cannot help: both arrays are Zendesk's
+    landing = tmp_path / "landing"
+    (landing / "support_tickets").mkdir(parents=True)
+    (landing / "support_tickets" / "page.json").write_text(json.dumps({
+        "tickets": _records(ZENDESK / "support_tickets" / "tickets.json", "tickets"),
+        "ticket_metrics": _records(
+            ZENDESK / "support_tickets" / "ticket_metrics.json", "ticket_metrics"
+        ),
+    }))  # fmt: skip
+    with pytest.raises(LandingFileError) as err:
+        load_source(con, landing, source_contracts()["support_tickets"],
+                    SourceSettings(profile=named))  # fmt: skip
+    assert str(err.value) == (
+        "support_tickets/page.json: holds the records of several kinds of file: "
+        "zendesk.tickets (under 'tickets'), zendesk.ticket_metrics (under 'ticket_metrics'); "
+        "a file holds one kind of record: write each array to a file of its own, in this folder"
+    )
+
+
+@pytest.mark.parametrize(
+    ("folder", "page", "key", "hint"),
+    [
+        ("support_tickets", "survey_responses/satisfaction_ratings.json", "satisfaction_ratings",
+         "this looks like zendesk satisfaction_ratings, which go in survey_responses/"),
+        ("survey_responses", "support_tickets/tickets.json", "tickets",
+         "this looks like zendesk tickets, which go in support_tickets/"),
+    ],
+)  # fmt: skip
+def test_a_file_in_the_wrong_folder_is_refused_with_the_folder_it_goes_in(
+    con, tmp_path, folder, page, key, hint
+):
+    landing = tmp_path / "landing"
+    (landing / folder).mkdir(parents=True)
+    (landing / folder / "export.json").write_text(json.dumps({key: _records(ZENDESK / page, key)}))
+    with pytest.raises(LandingFileError) as err:
+        load_source(con, landing, source_contracts()[folder], SourceSettings())
+    assert str(err.value).startswith(f"{folder}/export.json: {hint}")
+
+
+@pytest.mark.parametrize(
+    ("via", "channel"),
+    [
+        # a flattened export's literal key beside the nested one: the nested one is via.channel
+        ({"via.channel": "email", "via": {"channel": "web"}}, "web"),
+        # only the literal key: read for via.channel, as a header is, ignoring punctuation
+        ({"via.channel": "voice", "via": None}, "phone"),
+    ],
+)
+def test_a_key_holding_a_dot_is_one_key(con, tmp_path, via, channel):
+    landing = tmp_path / "landing"
+    (landing / "support_tickets").mkdir(parents=True)
+    ticket = {"id": 1, "organization_id": 7, "created_at": "2026-09-01T09:00:00Z",
+              "updated_at": "2026-09-01T09:00:00Z", "status": "open", **via}  # fmt: skip
+    (landing / "support_tickets" / "t.json").write_text(json.dumps({"tickets": [ticket]}))
+    load_source(con, landing, source_contracts()["support_tickets"], SourceSettings())
+    assert con.execute("select channel from raw.support_tickets").fetchall() == [(channel,)]
+
+
+def test_a_field_path_quotes_a_key_holding_a_dot_and_indexes_an_array():
+    assert json_path("via.channel") == '$."via"."channel"'
+    assert json_path('"via.channel"') == '$."via.channel"'
+    assert json_path("contacts.contacts[0].id") == '$."contacts"."contacts"[0]."id"'
+    for field in ("via.channel", '"via.channel".x', "contacts.contacts[0].id", '"a\\"b"'):
+        assert path_field(json_path(field)) == field
+    with pytest.raises(ProfileError, match="is not a field path"):
+        json_path("via..channel")
+
+
+def test_an_object_read_beside_the_primary_must_belong_to_a_record(tmp_path):
+    profile = yaml.safe_load((CONTRACTS_DIR / "profiles" / "zendesk.yml").read_text())
+    del profile["objects"]["ticket_metrics"]["belongs_to"]
+    path = tmp_path / "zendesk.yml"
+    path.write_text(yaml.safe_dump(profile))
+    with pytest.raises(ProfileError, match="ticket_metrics.belongs_to: source support_tickets "
+                       "reads ticket_metrics beside tickets"):  # fmt: skip
+        load_profile(path)

@@ -77,8 +77,8 @@ def test_zendesk_and_intercom_exports_are_each_read_as_their_own(con, tmp_path):
 @pytest.mark.parametrize(
     ("named", "page", "lacks"),
     [
-        ("intercom", ZENDESK / "tickets.json", "not intercom conversations (missing state, "
-         "statistics)"),
+        ("intercom", ZENDESK / "tickets.json", "not intercom conversations (missing "
+         "type=conversation (holds 'question', null), state, statistics)"),
         ("zendesk", INTERCOM / "conversations.json", "not zendesk tickets (missing status, via)"),
     ],
 )  # fmt: skip
@@ -117,3 +117,83 @@ def test_a_rating_is_read_when_the_records_sampled_for_the_structure_hold_none(
     assert con.execute(
         "select response_id, score, comment from staging.survey_responses"
     ).fetchall() == [("intercom-1001", 5, "Quick fix, thanks! Write to [email]")]
+
+
+def test_a_conversation_keeps_only_its_first_contacts_id(con, tmp_path):
+    # Intercom's contact reference carries external_id, often the customer's e-mail address
+    landing = tmp_path / "landing"
+    shutil.copytree(PROFILES / "intercom" / "landing", landing)
+    page = landing / "support_tickets" / "conversations.json"
+    doc = json.loads(page.read_text())
+    for conversation in doc["conversations"]:
+        for contact in conversation["contacts"]["contacts"]:
+            contact["external_id"] = "jane.doe@example.com"
+    page.write_text(json.dumps(doc))
+    # the table as an earlier profile made it, with a column for the whole contacts array
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.support_tickets__intercom_conversations (_source_file varchar not "
+        "null, _source_row bigint not null, contacts varchar)"
+    )
+    _night(con, landing, Settings(), ["support_tickets", "survey_responses"])
+
+    for (table,) in con.execute(
+        "select table_name from duckdb_tables() where schema_name = 'raw' "
+        "and table_name like '%intercom%'"
+    ).fetchall():
+        columns = [r[0] for r in con.execute(f"describe raw.{table}").fetchall()]
+        text = " || ".join(f"coalesce(\"{c}\"::varchar, '')" for c in columns)
+        assert con.execute(
+            f"select count(*) from raw.{table} where ({text}) like '%example.com%'"
+        ).fetchone() == (0,), table
+        assert "contacts" not in columns, table
+    assert con.execute(
+        "select contact_id from raw.support_tickets__intercom_conversations where id = '1001'"
+    ).fetchall() == [("6329bd9ffe4e2e91dac76188",)]
+
+
+def _page(records_key: str, records: list[dict]) -> str:
+    return json.dumps({"type": "list", records_key: records})
+
+
+def test_a_list_of_ids_and_company_ids_is_not_taken_for_intercom_companies(con, tmp_path):
+    landing = tmp_path / "landing"
+    (landing / "support_tickets").mkdir(parents=True)
+    (landing / "support_tickets" / "x.json").write_text(
+        _page("data", [{"id": "1", "company_id": "c1", "email": "a@b.c"}])
+    )
+    with pytest.raises(LandingFileError) as err:
+        load_source(con, landing, source_contracts()["support_tickets"], SourceSettings())
+    assert "not intercom companies (missing type=company)" in str(err.value)
+    assert "not intercom contacts (missing type=contact, role, companies)" in str(err.value)
+
+
+def test_contacts_and_companies_no_conversation_needs_are_set_aside(con, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(PROFILES / "intercom" / "landing", landing)
+    for name, extra in [
+        ("contacts.json", {"type": "contact", "id": "c-nobody", "role": "user",
+                           "updated_at": 1788257100,
+                           "companies": {"type": "list", "data": [{"id": "co-nobody"}]}}),
+        ("companies.json", {"type": "company", "id": "co-nobody", "company_id": "acct-009",
+                            "updated_at": 1787220000}),
+    ]:  # fmt: skip
+        page = landing / "support_tickets" / name
+        doc = json.loads(page.read_text())
+        doc["data"].append(extra)
+        page.write_text(json.dumps(doc))
+    counts = _night(con, landing, Settings(), ["support_tickets", "survey_responses"])
+
+    assert con.execute(
+        "select source_file, source_row, object, rule from raw._set_aside "
+        "where source = 'support_tickets' and rule = 'not_needed' order by all"
+    ).fetchall() == [
+        ("support_tickets/companies.json", 3, "intercom.companies", "not_needed"),
+        ("support_tickets/contacts.json", 4, "intercom.contacts", "not_needed"),
+    ]
+    assert (counts["support_tickets"]["belong"], counts["support_tickets"]["set_aside"]) == (5, 4)
+    # looked up for the ratings, never accounted for (nor set aside) by survey_responses
+    assert con.execute(
+        "select count(*) from raw._set_aside where source = 'survey_responses' "
+        "and object in ('intercom.contacts', 'intercom.companies')"
+    ).fetchone() == (0,)
