@@ -64,7 +64,6 @@ sources:
 """
 
 SALESFORCE_PAGE = 2_000  # records per page of a REST query's results
-UTC = pl.Datetime("us", "UTC")
 
 
 def write_vendor_exports(
