@@ -143,7 +143,7 @@ def _inspect_source(
     writing, _ = other_files(landing, src)
     out.files_writing = [p.relative_to(landing).as_posix() for p in writing]
 
-    broken, source_error = _load(con, landing, contract, settings, tmp)
+    broken, source_error = _load(con, landing, contract, settings, tmp, as_of)
     for rel, message in broken.items():
         out.files.append(FileReport(rel, error=message))
         out.failures.append(f"{src}: {message}")
@@ -177,7 +177,7 @@ def _inspect_source(
 
 def _load(
     con: duckdb.DuckDBPyConnection, landing: Path, contract: Contract, settings: Settings,
-    tmp: Path,
+    tmp: Path, as_of: date,
 ) -> tuple[dict[str, str], str | None]:  # fmt: skip
     """Load the source as the night does. When that fails, try each of its files alone (in a
     view of the landing zone holding only that file) to name every file the night cannot
@@ -186,7 +186,9 @@ def _load(
     src, ssettings = contract.name, settings.source(contract.name)
 
     def load(root: Path, into: duckdb.DuckDBPyConnection) -> None:
-        load_source(into, root, contract, ssettings, run_id=RUN_ID, privacy=settings.privacy)
+        load_source(
+            into, root, contract, ssettings, run_id=RUN_ID, privacy=settings.privacy, as_of=as_of
+        )
 
     try:
         load(landing, con)

@@ -36,6 +36,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from pipelines.paths import CONTRACTS_DIR
 PROFILES_DIR = CONTRACTS_DIR / "profiles"
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _OPTION = re.compile(r"\{option\.([a-z][a-z0-9_]*)\}")
+_AS_OF = "{as_of}"  # in a profile's SQL: the night's as-of date
 # A detect entry naming a field's value: `type=company` (the field may be a quoted key).
 _CONDITION = re.compile(r'((?:"(?:[^"\\]|\\.)*"|[^="])+)=(.+)')
 _BELONGS_KEYS = {"object", "key", "references", "rule", "reason"}
@@ -93,9 +95,13 @@ class ProfileObject:
     # field (or an option naming one) may then be given by its label, exactly as written.
     label_row: int | None = None
     key: str | None = None  # one record per key ...
-    latest_by: str | None = None  # ... the latest by this column; earlier ones set aside
+    # ... the latest by this column, or by this SQL over the record's columns; earlier ones set
+    # aside
+    latest_by: str | None = None
     belongs_to: tuple[str, str, str] | None = None  # (object, this column, its column)
     set_aside: tuple[SetAside, ...] = ()
+    # column -> the fields kept of the JSON (an object, or an array of objects) it holds
+    keep: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # A record with no such record to belong to is set aside with this rule and reason (default:
     # orphan); read as a lookup of another source, the object belongs to nothing there.
     orphan: SetAside | None = None
@@ -113,10 +119,6 @@ class SourceMap:
     # Objects read only to look values up (a rating's ticket, for its organisation), from
     # the folder of the source they belong to: their records are accounted for there.
     lookups: dict[str, str] = field(default_factory=dict)
-    # A column of the primary object the select adds records up by (a Stripe customer's
-    # subscriptions make one revenue row a month): a primary record that gave no row of its
-    # own is merged when a record with the same value gave rows (conservation counts it).
-    merged_by: str | None = None
 
     @property
     def primary(self) -> str:
@@ -203,8 +205,17 @@ def _parse_object(path: Path, name: str, raw: dict) -> ProfileObject:
     where = f"objects.{name}"
     if not isinstance(raw, dict) or "fields" not in raw or "detect" not in raw:
         raise _fail(path, where, "needs fields and detect")
+    # A field given as {path: ..., keep: [...]} holds JSON of which only the `keep` fields are
+    # stored (a Stripe subscription's items: their prices, not their metadata).
+    keep = {}
+    for col, src in raw["fields"].items():
+        if isinstance(src, dict):
+            if set(src) != {"path", "keep"}:
+                raise _fail(path, f"{where}.fields.{col}", "needs path and keep (a list)")
+            keep[col] = _as_tuple(src["keep"], path, f"{where}.fields.{col}.keep")
     fields = {
-        col: _as_tuple(src, path, f"{where}.fields.{col}") for col, src in raw["fields"].items()
+        col: _as_tuple(src["path"] if col in keep else src, path, f"{where}.fields.{col}")
+        for col, src in raw["fields"].items()
     }
     for col in fields:
         if not _NAME.fullmatch(col):
@@ -223,7 +234,9 @@ def _parse_object(path: Path, name: str, raw: dict) -> ProfileObject:
         if unknown:
             raise _fail(path, f"{where}.{key}", f"not fields: {sorted(unknown)}")
     for key in ("key", "latest_by"):
-        if raw.get(key) is not None and raw[key] not in fields:
+        # latest_by may also be SQL over the record's columns (how late a copy is)
+        plain = key == "key" or _NAME.fullmatch(str(raw.get(key)))
+        if raw.get(key) is not None and plain and raw[key] not in fields:
             raise _fail(path, f"{where}.{key}", f"{raw[key]!r} is not a field")
     belongs = raw.get("belongs_to")
     orphan = None
@@ -253,6 +266,7 @@ def _parse_object(path: Path, name: str, raw: dict) -> ProfileObject:
         detect=detect,
         fields=fields,
         free_text=frozenset(raw.get("free_text", [])),
+        keep=keep,
         header_rows=int(raw.get("header_rows", 1)),
         label_row=label_row,
         key=raw.get("key"),
@@ -305,12 +319,9 @@ def load_profile(path: Path) -> Profile:
                 used |= set(_OPTION.findall(rule.when))
         if used - set(options):
             raise _fail(path, f"sources.{src}", f"no option {sorted(used - set(options))}")
-        merged_by = s.get("merged_by")
-        if merged_by is not None and merged_by not in objects[reads[0]].fields:
-            raise _fail(
-                path, f"sources.{src}.merged_by", f"{merged_by!r} is not a {reads[0]} field"
-            )
-        sources[src] = SourceMap(src, s.get("folder", src), reads, s["select"], lookups, merged_by)
+        if "merged_by" in s:  # a record is merged when a row names it: the select's _merged
+            raise _fail(path, f"sources.{src}.merged_by", "replaced by the select's _merged list")
+        sources[src] = SourceMap(src, s.get("folder", src), reads, s["select"], lookups)
     return Profile(
         name=raw["profile"],
         title=str(raw.get("title", raw["profile"])),
@@ -384,14 +395,28 @@ def path_field(json_path_text: str) -> str:
     return ".".join(quote_key(json.loads(key)) + index for key, index in steps)
 
 
-def substitute_options(sql: str, options: dict[str, str | None]) -> str:
-    """`{option.<name>}` in a profile's SQL becomes the option's value as a SQL literal."""
+def substitute_options(sql: str, options: dict[str, str | None], as_of: date | None = None) -> str:
+    """`{option.<name>}` in a profile's SQL becomes the option's value as a SQL literal, and
+    `{as_of}` the night's as-of date (a DATE)."""
 
     def literal(m: re.Match) -> str:
         value = options[m.group(1)]
         return "null" if value is None else "'" + value.replace("'", "''") + "'"
 
+    if _AS_OF in sql:
+        if as_of is None:
+            raise ProfileError(
+                "the profile's SQL reads the night's as-of date ({as_of}) and none was given"
+            )
+        sql = sql.replace(_AS_OF, f"date '{as_of.isoformat()}'")
     return _OPTION.sub(literal, sql)
+
+
+def reads_as_of(profile: Profile, source: str) -> bool:
+    """Whether the rows the profile builds for `source` depend on the night's as-of date."""
+    smap = profile.sources[source]
+    rules = [r.when for o in (*smap.objects, *smap.lookups) for r in profile.objects[o].set_aside]
+    return any(_AS_OF in sql for sql in (smap.select, *rules))
 
 
 def option_named(candidate: str) -> str | None:

@@ -7,7 +7,9 @@ every record ends in one place. Python only decides, per file, which object it i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import date
 
 import duckdb
 
@@ -111,8 +113,7 @@ def object_mapping(
                     found = _by_label(cand, labels, options, obj, rel)
                 if found is not None:
                     if json_paths:
-                        path = _literal(json_path(found))
-                        expr = f"json_extract_string(_l._cx_record, {path})"
+                        expr = _json_value(found, candidates)
                     else:
                         expr = '_l."' + found.replace('"', '""') + '"::varchar'
                     break
@@ -125,6 +126,8 @@ def object_mapping(
                 )
             if expr is None and col in _detect_columns(obj):
                 raise ProfileError(f"{rel}: has no field for {obj.name}.{col} ({candidates})")
+            if expr is not None and col in obj.keep:
+                expr = _kept_json(expr, obj.keep[col])
             if expr is not None and col in obj.free_text:
                 expr = scrub_sql(expr, privacy)
             select.append(f'{expr or "null::varchar"} as "{col}"')
@@ -146,6 +149,44 @@ def object_mapping(
         return mapping(header + extra, more)
 
     return with_declared_paths
+
+
+def _json_value(found: str, candidates: tuple[str, ...]) -> str:
+    """SQL reading field `found` of a JSON record. Where another candidate is its parent or
+    child (`customer` and `customer.id`: an id, or the expanded object), per record: the child
+    when the parent holds an object, else the parent, never the whole object."""
+    read = lambda f: f"json_extract_string(_l._cx_record, {_literal(json_path(f))})"  # noqa: E731
+    for cand in candidates:
+        if cand.startswith(found + "."):
+            parent, child = found, cand
+        elif found.startswith(cand + "."):
+            parent, child = cand, found
+        else:
+            continue
+        return (
+            f"case when json_type(_l._cx_record, {_literal(json_path(parent))}) = 'OBJECT' "
+            f"then {read(child)} else {read(parent)} end"
+        )
+    return read(found)
+
+
+def _kept_json(expr: str, keep: tuple[str, ...]) -> str:
+    """SQL keeping, of the JSON `expr` holds (an object, or an array of objects), only the
+    fields `keep` names (`price.unit_amount`); anything else (metadata, nicknames) is never
+    stored."""
+    shape: dict = {}
+    for path in keep:
+        *parents, leaf = path.split(".")
+        node = shape
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = "JSON"
+    one, many = _literal(json.dumps(shape)), _literal(json.dumps([shape]))
+    value = f"try_cast({expr} as json)"
+    return (
+        f"(case json_type({value}) when 'ARRAY' then to_json(json_transform({value}, {many})) "
+        f"when 'OBJECT' then to_json(json_transform({value}, {one})) end)::varchar"
+    )
 
 
 def _labels(obj: ProfileObject, header: list[str], more: list[list[str]]) -> dict[str, list]:
@@ -205,6 +246,7 @@ def build_source_rows(
     contract: Contract,
     profiles: list[tuple[Profile, dict]],
     privacy: PrivacySettings,
+    as_of: date | None = None,
 ) -> None:
     """Rebuild raw.<source>'s rows that come from vendor records: apply each profile's
     set-aside rules to its objects' records, then its select. Deleting the rows it built
@@ -213,6 +255,7 @@ def build_source_rows(
     src = contract.name
     con.execute(f"delete from raw.{src} where _origin_file is not null")
     con.execute("delete from raw._set_aside where source = ?", [src])
+    con.execute("delete from raw._vendor_merged where source = ?", [src])
     for profile, options in profiles:
         smap = profile.sources[src]
         tables = {o: ensure_vendor_table(con, src, profile, profile.objects[o])
@@ -220,23 +263,23 @@ def build_source_rows(
         for o in (*smap.objects, *smap.lookups):  # the primary first: belongs_to reads it
             # (a lookup belongs to nothing here: it is accounted for in its own source)
             _set_aside(con, src, profile, profile.objects[o], tables, options,
-                       belongs=o in smap.objects)  # fmt: skip
+                       belongs=o in smap.objects, as_of=as_of)  # fmt: skip
         ctes = ",\n".join(
             f'"{o}" as (select t.* from raw.{t} t anti join raw._set_aside a '
             f"on a.source = {_literal(src)} and a.object = {_literal(f'{profile.name}.{o}')} "
             "and a.source_file = t._source_file and a.source_row = t._source_row)"
             for o, t in tables.items()
         )
-        select = substitute_options(smap.select, options)
+        select = substitute_options(smap.select, options, as_of)
         try:
-            given = {
-                r[0]
-                for r in con.execute(f"describe with {ctes} select * from ({select})").fetchall()
-            }
+            con.execute(
+                f"create or replace temp table _cx_built as with {ctes} select * from ({select})"
+            )
         except duckdb.Error as exc:
             raise ProfileError(
                 f"profile {profile.name}, source {src}: its select fails: {exc}"
             ) from exc
+        given = {r[0] for r in con.execute("describe _cx_built").fetchall()}
         free = {c.name for c in contract.columns if c.free_text}
         cols = ", ".join(
             (scrub_sql(f's."{c.name}"', privacy) if c.name in free else f's."{c.name}"')
@@ -246,25 +289,41 @@ def build_source_rows(
         )
         part = "s._part" if "_part" in given else "null"
         con.execute(
-            f"insert into raw.{src} by name with {ctes} select s._source_file || "
+            f"insert into raw.{src} by name select s._source_file || "
             f"coalesce(' #' || {part}, '') as _source_file, s._source_row, s._source_file as "
-            f"_origin_file, s._source_row as _origin_row, {cols} from ({select}) s"
+            f"_origin_file, s._source_row as _origin_row, {cols} from _cx_built s"
         )
+        if "_merged" in given:
+            # The records each row adds up (a list of {_source_file, _source_row}): those
+            # without a row of their own are merged into it.
+            con.execute(
+                "insert into raw._vendor_merged select distinct ?, m._source_file, "
+                "m._source_row from (select unnest(_merged) as m from _cx_built) "
+                "where m._source_file is not null",
+                [src],
+            )
+        con.execute("drop table _cx_built")
 
 
 def _set_aside(
     con: duckdb.DuckDBPyConnection, src: str, profile: Profile, obj: ProfileObject,
-    tables: dict[str, str], options: dict, belongs: bool = True,
+    tables: dict[str, str], options: dict, belongs: bool = True, as_of: date | None = None,
 ) -> None:  # fmt: skip
     """Record the object's records set aside on purpose, each with its first rule."""
     label = f"{profile.name}.{obj.name}"
     table = f"raw.{tables[obj.name]}"
+    # A rule may read the object's other records by the object's name (a Stripe subscription
+    # that ended while its customer kept another one): only the copies kept, never an earlier
+    # version of a record that a later export supersedes.
+    kept = (
+        f"select * from {table} k where not exists (select 1 from raw._set_aside a where "
+        f"a.source = {_literal(src)} and a.object = {_literal(label)} and a.rule = 'superseded' "
+        "and a.source_file = k._source_file and a.source_row = k._source_row)"
+    )
 
     def add(rule: str, reason: str, where: str) -> None:
-        # A rule may read the object's other records by the object's name (a Stripe
-        # subscription that ended while its customer kept another one).
         con.execute(
-            f'insert into raw._set_aside with "{obj.name}" as (select * from {table}) '
+            f'insert into raw._set_aside with "{obj.name}" as ({kept}) '
             f"select ?, _source_file, _source_row, ?, ?, ? "
             f"from {table} t where ({where}) and not exists (select 1 from raw._set_aside a "
             "where a.source = ? and a.object = ? and a.source_file = t._source_file "
@@ -272,20 +331,21 @@ def _set_aside(
             [src, label, rule, reason, src, label],
         )
 
-    for rule in obj.set_aside:
-        add(rule.rule, rule.reason, substitute_options(rule.when, options))
     if obj.key and obj.latest_by:
-        # One record per key: the latest by latest_by (then the last in file and row order);
-        # earlier versions of the record set aside.
+        # Decided first: one record per key, the latest by latest_by (a column, or SQL over
+        # the object's table), then the last in file and row order; earlier versions set aside.
+        latest = _latest_expr(obj)
         add(
             "superseded",
-            f"an earlier version of the same {obj.name} record (the latest by {obj.latest_by} "
-            "is kept)",
+            f"an earlier version of the same {obj.name} record (the latest by "
+            f"{obj.latest_by.strip()} is kept)",
             f"(t._source_file, t._source_row) not in (select (_source_file, _source_row) from "
             f'(select _source_file, _source_row, row_number() over (partition by "{obj.key}" '
-            f'order by "{obj.latest_by}" desc nulls last, _source_file desc, _source_row desc) '
-            f"as rn from {table}) where rn = 1)",
+            "order by _latest desc nulls last, _source_file desc, _source_row desc) as rn "
+            f"from (select *, {latest} as _latest from {table})) where rn = 1)",
         )
+    for rule in obj.set_aside:
+        add(rule.rule, rule.reason, substitute_options(rule.when, options, as_of))
     if obj.belongs_to and belongs:
         parent, key, ref = obj.belongs_to
         parent_label = f"{profile.name}.{parent}"
@@ -303,11 +363,19 @@ def _set_aside(
         )
 
 
+def _latest_expr(obj: ProfileObject) -> str:
+    """SQL for how late a record is: its latest_by column, or latest_by's own SQL (which may
+    read the record's file: a window over _source_file)."""
+    if obj.latest_by in obj.fields:
+        return f'"{obj.latest_by}"'
+    return f"({obj.latest_by})"
+
+
 def fates(con: duckdb.DuckDBPyConnection, contract: Contract,
           profiles: list[Profile]) -> dict[str, int]:  # fmt: skip
     """Where the vendor records of a source went: rows (records), set aside, belonging to a
-    record that gave rows, merged (a primary record added up into the rows of another with
-    the same `merged_by` value), and unaccounted (a primary record that gave no row, or a row
+    record that gave rows, merged (a primary record the select added up into a row of another:
+    its `_merged` list names it), and unaccounted (a primary record that gave no row, or a row
     that names no primary record: a profile's select at fault). Conservation needs
     unaccounted = 0."""
     src = contract.name
@@ -324,13 +392,12 @@ def fates(con: duckdb.DuckDBPyConnection, contract: Contract,
                 continue
             rows = f"(select distinct _origin_file, _origin_row from raw.{src})"
             merged = "0"
-            if i == 0 and smap.merged_by:
-                # Gave no row of its own, but a record with the same merged_by value did.
-                m = smap.merged_by
+            if i == 0:
+                # Gave no row of its own, but a row's select named it as added up into it.
                 merged = (
                     "count(*) filter (where a.source is null and r._origin_row is null and "
-                    f'"t"."{m}" in (select g."{m}" from raw.{name} g semi join {rows} gr on '
-                    "gr._origin_file = g._source_file and gr._origin_row = g._source_row))"
+                    "exists (select 1 from raw._vendor_merged m where m.source = $src and "
+                    "m.source_file = t._source_file and m.source_row = t._source_row))"
                 )
             total, aside, gave, merged = con.execute(
                 f"select count(*), count(a.source), count(r._origin_row), {merged} "

@@ -40,7 +40,7 @@ def _night(con, landing: Path, settings: Settings, sources: list[str]) -> dict[s
     # accounts first (the other sources' rows name them), from a profile or canonical files
     for name in dict.fromkeys(["accounts", *sources]):
         contract = source_contracts()[name]
-        load_source(con, landing, contract, settings.source(name), run_id="night")
+        load_source(con, landing, contract, settings.source(name), run_id="night", as_of=AS_OF)
         stage_source(con, contract, as_of=AS_OF, settings=settings, run_id="night")
         ok, counts[name] = conservation(con, "night", name)
         assert ok, (name, counts[name])

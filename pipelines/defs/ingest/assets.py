@@ -54,6 +54,7 @@ def _raw_asset(contract: Contract) -> dg.AssetsDefinition:
                     run_id=context.run.run_id,
                     privacy=settings.privacy,
                     on_file=progress.file_done,
+                    as_of=run_as_of(context),  # a profile's rows may depend on it (Stripe's)
                 )
             except LandingFileError as exc:
                 raise dg.Failure(description=f"{src}: {exc}") from exc
