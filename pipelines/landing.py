@@ -34,7 +34,6 @@ from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -48,7 +47,6 @@ from pipelines.profiles import (
     profiles_for,
     quote_key,
     reading_digest,
-    reads_as_of,
     resolve_field,
 )
 from pipelines.settings import PrivacySettings, SourceSettings
@@ -134,12 +132,6 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
             reason varchar not null
         )
         """
-    )
-    # Vendor records a profile's select added up into a row that came from another record
-    # (a Stripe customer's subscriptions in one month's row): `merged`, for conservation.
-    con.execute(
-        "create table if not exists raw._vendor_merged (source varchar not null, "
-        "source_file varchar not null, source_row bigint not null)"
     )
     con.execute(
         """
@@ -254,13 +246,10 @@ def load_source(
     run_id: str | None = None,
     privacy: PrivacySettings | None = None,
     on_file: Callable[[Path, int | None], None] | None = None,
-    as_of: date | None = None,
 ) -> LoadReport:
     """Bring raw.<source> in line with the source's folder in the landing zone, free text
     scrubbed as `privacy` says (default: e-mail addresses and phone numbers). on_file is
-    told of each file when it is done: its rows loaded, or None when unchanged (not read).
-    as_of: the night's as-of date, for a profile whose rows depend on it (a Stripe
-    subscription still live counts through it)."""
+    told of each file when it is done: its rows loaded, or None when unchanged (not read)."""
     privacy = privacy or PrivacySettings()
     ensure_raw_schema(con)
     ensure_raw_table(con, contract)
@@ -387,12 +376,9 @@ def load_source(
         used = _profiles_read(con, contract.name, profiles)
         build = json.dumps(
             [[p.name, p.digest, sorted(options[p.name].items())] for p in used] + [privacy_key]
-            # rows that depend on the as-of date are built again when it moves
-            + [as_of.isoformat() if as_of and any(reads_as_of(p, contract.name) for p in used)
-               else None]
-        )  # fmt: skip
+        )
         if vendor_changed or _last_build(con, contract.name) != build:
-            build_source_rows(con, contract, [(p, options[p.name]) for p in used], privacy, as_of)
+            build_source_rows(con, contract, [(p, options[p.name]) for p in used], privacy)
             con.execute("delete from raw._vendor_builds where source = ?", [contract.name])
             con.execute("insert into raw._vendor_builds values (?, ?)", [contract.name, build])
         con.execute("commit")
@@ -443,7 +429,14 @@ def _recognise(
     document = _is_json(path) and not path.name.lower().endswith(JSON_LINES_SUFFIXES)
     fits, misses = [], []
     canonical_error = None
+    # How near the file is to each kind: the share of its required columns (of an object's
+    # detect fields) the file has. A file nearest the canonical export gets its message only.
+    nearest_object, canonical_near = 0.0, 0.0
     if canonical_ok and None in fields:
+        have = {_normalise_header(f) for f in fields[None]}
+        have |= {t for h, t in settings.columns.items() if h in fields[None]}
+        required = [c.name for c in contract.columns if c.required]
+        canonical_near = sum(c in have for c in required) / max(len(required), 1)
         try:
             _column_mapping(
                 [f for f in fields[None] if "." not in f] if _is_json(path) else fields[None],
@@ -461,6 +454,8 @@ def _recognise(
         missing = missing_for(o, found, options[p.name], values.get(key))
         if missing:
             misses.append(f"not {p.name} {o.name} (missing {', '.join(missing)})")
+            near = 1 - len(missing) / max(len(o.detect), 1)
+            nearest_object = max(nearest_object, near)
         else:
             fits.append(Kind(p, o))
     if len(fits) == 1:
@@ -481,7 +476,9 @@ def _recognise(
             f"profile in the config (sources.{contract.name}.profile)"
         )
     elsewhere = _elsewhere(con, path, rel, settings, folder, document)
-    if canonical_error is not None and len(misses) == 1:  # only the canonical export applies
+    if canonical_error is not None and (len(misses) == 1 or canonical_near > nearest_object):
+        # only the canonical export applies, or the file is nearest to it (a tickets CSV
+        # without account_id is not a Zendesk export missing three fields)
         if elsewhere:
             raise LandingFileError(
                 f"{rel}: {elsewhere}; as the {contract.name} export it is "
