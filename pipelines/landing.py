@@ -34,6 +34,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -47,6 +48,7 @@ from pipelines.profiles import (
     profiles_for,
     quote_key,
     reading_digest,
+    reads_as_of,
     resolve_field,
 )
 from pipelines.settings import PrivacySettings, SourceSettings
@@ -132,6 +134,12 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
             reason varchar not null
         )
         """
+    )
+    # Vendor records a profile's select added up into a row that came from another record
+    # (a Stripe customer's subscriptions in one month's row): `merged`, for conservation.
+    con.execute(
+        "create table if not exists raw._vendor_merged (source varchar not null, "
+        "source_file varchar not null, source_row bigint not null)"
     )
     con.execute(
         """
@@ -246,10 +254,13 @@ def load_source(
     run_id: str | None = None,
     privacy: PrivacySettings | None = None,
     on_file: Callable[[Path, int | None], None] | None = None,
+    as_of: date | None = None,
 ) -> LoadReport:
     """Bring raw.<source> in line with the source's folder in the landing zone, free text
     scrubbed as `privacy` says (default: e-mail addresses and phone numbers). on_file is
-    told of each file when it is done: its rows loaded, or None when unchanged (not read)."""
+    told of each file when it is done: its rows loaded, or None when unchanged (not read).
+    as_of: the night's as-of date, for a profile whose rows depend on it (a Stripe
+    subscription still live counts through it)."""
     privacy = privacy or PrivacySettings()
     ensure_raw_schema(con)
     ensure_raw_table(con, contract)
@@ -376,9 +387,12 @@ def load_source(
         used = _profiles_read(con, contract.name, profiles)
         build = json.dumps(
             [[p.name, p.digest, sorted(options[p.name].items())] for p in used] + [privacy_key]
-        )
+            # rows that depend on the as-of date are built again when it moves
+            + [as_of.isoformat() if as_of and any(reads_as_of(p, contract.name) for p in used)
+               else None]
+        )  # fmt: skip
         if vendor_changed or _last_build(con, contract.name) != build:
-            build_source_rows(con, contract, [(p, options[p.name]) for p in used], privacy)
+            build_source_rows(con, contract, [(p, options[p.name]) for p in used], privacy, as_of)
             con.execute("delete from raw._vendor_builds where source = ?", [contract.name])
             con.execute("insert into raw._vendor_builds values (?, ?)", [contract.name, build])
         con.execute("commit")
