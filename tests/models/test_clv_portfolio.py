@@ -130,7 +130,7 @@ def test_the_scorecard_says_not_estimated_where_there_is_no_fit():
     from pipelines.scorecard.render import _env
 
     _, fits, _ = _with_a_tiny_unit()
-    page = _env().get_template("_value_at_stake.html")
+    page = _env({}).get_template("_value_at_stake.html")  # no unit named apart from others
     rows = {r["business_unit"]: r for r in fits.filter(pl.col("segment") == ALL_SEGMENTS)
             .iter_rows(named=True)}  # fmt: skip
     tiny = page.render(clv=rows["Tiny"])
