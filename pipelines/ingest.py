@@ -466,16 +466,9 @@ def conservation(con: duckdb.DuckDBPyConnection, run_id: str, source: str) -> tu
     malformed record) was staged, quarantined or absorbed as a duplicate."""
     from pipelines.contracts import source_contracts
     from pipelines.profiles import all_profiles
-    from pipelines.vendor import fates
+    from pipelines.vendor import fates, source_vendor_tables
 
-    vendor_tables = [
-        r[0]
-        for r in con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'raw' and "
-            "database_name = current_database() and starts_with(table_name, ?)",
-            [f"{source}__"],
-        ).fetchall()
-    ]
+    vendor_tables = source_vendor_tables(con, source)
     vendor_rows = " + ".join(f"(select count(*) from raw.{t})" for t in vendor_tables) or "0"
     row = con.execute(
         f"""

@@ -61,6 +61,7 @@ from pipelines.vendor import (
     missing_for,
     object_mapping,
     profile_options,
+    source_vendor_tables,
 )
 
 # JSON: one document per file (an array of records, or an API page holding one array of
@@ -650,11 +651,7 @@ def _delete_file_rows(con: duckdb.DuckDBPyConnection, source: str, rel: str) -> 
     con.execute(f"delete from raw.{source} where _source_file = ?", [rel])
     # A vendor file's records are in its object's table (the rows built from them are built
     # again once the source's files are loaded: pipelines.vendor.build_source_rows).
-    for (table,) in con.execute(
-        "select table_name from duckdb_tables() where schema_name = 'raw' and "
-        "database_name = current_database() and starts_with(table_name, ?)",
-        [f"{source}__"],
-    ).fetchall():
+    for table in source_vendor_tables(con, source):
         con.execute(f"delete from raw.{table} where _source_file = ?", [rel])
     con.execute("delete from raw._rejects where source = ? and source_file = ?", [source, rel])
     con.execute("delete from raw._files where source = ? and source_file = ?", [source, rel])

@@ -382,13 +382,14 @@ def fates(con: duckdb.DuckDBPyConnection, contract: Contract,
     out = {"vendor_records": 0, "set_aside": 0, "gave_rows": 0, "belong": 0, "merged": 0,
            "unaccounted": 0}  # fmt: skip
     primaries = []
+    present = set(source_vendor_tables(con, src))
     for profile in profiles:
         smap = profile.sources.get(src)
         if smap is None:
             continue
         for i, o in enumerate(smap.objects):
             name = vendor_table(src, profile.name, o)
-            if not _exists(con, name):
+            if name not in present:
                 continue
             rows = f"(select distinct _origin_file, _origin_row from raw.{src})"
             merged = "0"
@@ -430,11 +431,14 @@ def fates(con: duckdb.DuckDBPyConnection, contract: Contract,
     return out
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from duckdb_tables() where schema_name = 'raw' and table_name = ? "
-            "and database_name = current_database()",
-            [table],
-        ).fetchone()[0]
-    )
+def source_vendor_tables(con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
+    """The raw tables of the vendor objects read for `source` (raw.<source>__<profile>_<object>)
+    in the working database."""
+    return [
+        r[0]
+        for r in con.execute(
+            "select table_name from duckdb_tables() where schema_name = 'raw' and "
+            "database_name = current_database() and starts_with(table_name, ?) order by 1",
+            [f"{source}__"],
+        ).fetchall()
+    ]
