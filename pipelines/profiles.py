@@ -24,8 +24,8 @@ How a night reads a vendor file (pipelines/landing.py):
    (`_origin_file`, `_origin_row`; `_source_file` adds ` #<part>` when one record gives
    several rows, a Qualtrics response's NPS and CSAT answers), and are validated against the
    contract like any other row. Every record ends in exactly one place: it gave rows, it was
-   set aside with its rule and reason (`raw._set_aside`, shown in `analytics.set_aside`), or it
-   belongs to a record that gave rows. Conservation checks that.
+   set aside with its rule and reason (`raw._set_aside`, published with the raw schema), or
+   it belongs to a record that gave rows. Conservation checks that.
 
 docs/profiles.md describes each profile and what it assumes.
 """
