@@ -210,7 +210,7 @@ class GlmFit:
 
 def fit_cloglog(
     y: np.ndarray, X: np.ndarray | Design, groups: np.ndarray | None = None, maxiter: int = 100,
-    tol: float = 1e-10,
+    tol: float = 1e-10, weights: np.ndarray | None = None, start: np.ndarray | None = None,
 ) -> GlmFit:  # fmt: skip
     """Binomial GLM with a complementary log-log link by IRLS.
 
@@ -222,12 +222,24 @@ def fit_cloglog(
     Each iteration works a block of rows at a time (map_blocks): the linear predictor, the
     weights and the working response of a block go straight into its share of the normal
     equations. X: a matrix or a compact Design (models.design).
+
+    weights: frequency weights per row (an account bootstrap's replicate: every row of an
+    account drawn twice counts twice, one not drawn not at all); start: the coefficients to
+    start from (a replicate starts from the estimate and settles in a few steps).
     """
+    if weights is not None and groups is not None:
+        raise ValueError("cluster-robust errors are for unweighted fits (a replicate has none)")
     X = as_design(X)
     n, k = X.shape
-    ybar = min(max(y.mean(), 1e-6), 1 - 1e-6)
+    if weights is None:
+        ybar = y.mean()
+    else:
+        ybar = float(weights @ y / weights.sum())
+    ybar = min(max(ybar, 1e-6), 1 - 1e-6)
     beta = np.zeros(k)
     beta[0] = math.log(-math.log(1 - ybar))
+    if start is not None:
+        beta = np.asarray(start, dtype=float).copy()
 
     def irls_block(start: int, stop: int):
         eta = np.clip(X.dot(start, stop, beta), -30, 3)
@@ -235,8 +247,11 @@ def fit_cloglog(
         w = dmu**2 / (mu * (1 - mu))
         yb = y[start:stop]
         z = eta + (yb - mu) / np.maximum(dmu, 1e-300)
-        loglik = float(np.sum(yb * np.log(mu) + (1 - yb) * np.log1p(-mu)))
-        return X.gram_part(start, stop, w, z), loglik
+        ll = yb * np.log(mu) + (1 - yb) * np.log1p(-mu)
+        if weights is not None:
+            w = w * weights[start:stop]
+            ll = ll * weights[start:stop]
+        return X.gram_part(start, stop, w, z), float(np.sum(ll))
 
     def final_block(start: int, stop: int):
         yb = y[start:stop]

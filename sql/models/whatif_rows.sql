@@ -1,0 +1,53 @@
+-- whatif_rows: one business unit's account-months as the what-if models read them ($unit):
+-- the at-risk rows the hazard models fit (scored = false) and the last complete month's
+-- active accounts the scenarios project forward (scored = true: billed that month, not gone
+-- in it, next month not over; models.predictive.SCORED_ROWS_SQL), each CX lever on its own
+-- scale (NULL where not measured in the window) and each account's mean of it over these
+-- rows (the between-account term of the within-account model). Not a warehouse table: read
+-- by models.whatif one unit at a time, nightly and by `cxalign whatif`.
+with unit_months as (
+    select
+        account_id,
+        month,
+        segment,
+        region,
+        plan,
+        tenure_months,
+        mrr::double as mrr,
+        coalesce(log_mrr_window_end, log_mrr) as log_mrr_control,
+        log_mrr_window_end is null as new_since_window,
+        log_mrr_change_prior_3m,
+        churned_next_month_voluntary,
+        churned_next_month_involuntary,
+        coalesce(not churned_this_month and churned_next_month is null, false) as scored,
+        -- first response in log minutes (a median under a minute counts as one)
+        ln(case when first_response_minutes_median < 1 then 1.0
+                else first_response_minutes_median end) as lever_first_response,
+        fcr_rate::double as lever_fcr,
+        reopen_rate::double as lever_reopen,
+        csat_mean::double as lever_csat,
+        ces_mean::double as lever_ces,
+        -- the latest NPS answer was a detractor's (NULL: no answer in the window)
+        case nps_category_latest
+            when 'detractor' then 1.0 when 'passive' then 0.0 when 'promoter' then 0.0
+        end as lever_detractor,
+    from analytics.account_month
+    where business_unit = $unit
+      and log_mrr is not null
+      and (is_at_risk_next_month or (not churned_this_month and churned_next_month is null))
+),
+
+final as (
+    select
+        *,
+        avg(lever_first_response) over account as mean_first_response,
+        avg(lever_fcr) over account as mean_fcr,
+        avg(lever_reopen) over account as mean_reopen,
+        avg(lever_csat) over account as mean_csat,
+        avg(lever_ces) over account as mean_ces,
+        avg(lever_detractor) over account as mean_detractor,
+    from unit_months
+    window account as (partition by account_id)
+)
+
+select * from final order by account_id, month
