@@ -167,6 +167,12 @@ def rows_sql() -> str:
     return (Path(__file__).resolve().parents[1] / "sql" / "models" / ROWS_SQL_FILE).read_text()
 
 
+def read_rows_units(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The business units of the panel, in order of name."""
+    return [r[0] for r in con.execute(
+        "select distinct business_unit from analytics.account_month order by 1").fetchall()]  # fmt: skip
+
+
 def read_rows(con: duckdb.DuckDBPyConnection, unit: str) -> pl.DataFrame:
     """One unit's rows (sql/models/whatif_rows.sql), rare levels merged (_merge_rare)."""
     return _merge_rare(con.execute(rows_sql(), {"unit": unit}).pl())
@@ -784,6 +790,7 @@ class ScenarioResult:
     grade: Grade
     months: int
     active_accounts: int
+    left_out: tuple[str, ...] = ()
 
     def row(self) -> dict:
         """The figures as analytics.unit_whatif holds them."""
@@ -814,16 +821,38 @@ class ScenarioResult:
         return out
 
 
+class NotEstimable(Exception):
+    """None of a scenario's levers has an estimated effect in the unit (the reason in words)."""
+
+
+def unestimable(models: UnitModels, lever: str) -> str | None:
+    """Why a lever's change cannot be valued in the unit, or None."""
+    label = LEVERS[lever].label
+    if models.baseline.get(lever) is None:
+        return f"{label} is not measured for the unit's active accounts"
+    if lever_term(lever, "association") not in models.association.terms:
+        return (f"the unit's model has no estimate for {label} (too little variation, or its "
+                "few churns all on one side of it)")  # fmt: skip
+    return None
+
+
 def run_scenario(models: UnitModels, changes: list[Change], targets: dict | None, months: int,
                  scenario: str = "", lever: str = ALL) -> ScenarioResult:  # fmt: skip
-    """A scenario under both models, with its grade."""
+    """A scenario under both models, with its grade. A change to a lever the unit's model
+    cannot value is left out (ScenarioResult.left_out says why); NotEstimable when none is
+    left."""
     if models.association is None or models.book is None:
         raise NoModel(models.reason or "no model")
+    left_out = tuple(why for c in changes if (why := unestimable(models, c.lever)))
+    changes = [c for c in changes if unestimable(models, c.lever) is None]
+    if not changes:
+        raise NotEstimable("; ".join(left_out))
     applied = apply_changes(models.book, changes, models.baseline, targets)
     ctx = context_draws(models.context, len(models.association.draws) + 1)
     a = scenario_figures(models.book, models.association, applied, ctx, months)
     w = None
-    if models.within is not None:
+    within_terms = models.within.terms if models.within is not None else []
+    if all(lever_term(c.lever, "within_account") in within_terms for c in changes):
         w = scenario_figures(models.book, models.within, applied,
                              context_draws(models.context, len(models.within.draws) + 1), months)  # fmt: skip
     words = " and ".join(LEVERS[c.lever].label for c in changes)
@@ -831,18 +860,32 @@ def run_scenario(models: UnitModels, changes: list[Change], targets: dict | None
     within = (float(w.churn_avoided[0]), *w.interval(w.churn_avoided)) if w is not None else None
     grade = evidence(triple, within, words)
     return ScenarioResult(models.unit, scenario or "; ".join(c.words() for c in changes), lever,
-                          changes, applied, a, w, grade, months, models.book.n)  # fmt: skip
+                          changes, applied, a, w, grade, months, models.book.n, left_out)  # fmt: skip
 
 
-def standard_scenarios(models: UnitModels, targets: dict, months: int) -> list[ScenarioResult]:
+def standard_rows(models: UnitModels, targets: dict, months: int) -> list[dict]:
     """Each lever moved to the company's best-quartile unit level, one at a time, and all
-    of them together."""
+    of them together, as analytics.unit_whatif rows (a lever the unit's model cannot value
+    has its row with the reason and no figures)."""
+    plans = [(f"{lever} to best quartile", lever, [Change(lever, "best_quartile")]) for lever in LEVERS]
+    plans.append(("all levers to best quartile", ALL, [Change(lv, "best_quartile") for lv in LEVERS]))
     out = []
-    for lever in LEVERS:
-        out.append(run_scenario(models, [Change(lever, "best_quartile")], targets, months,
-                                f"{lever} to best quartile", lever))  # fmt: skip
-    out.append(run_scenario(models, [Change(lv, "best_quartile") for lv in LEVERS], targets, months,
-                            "all levers to best quartile", ALL))  # fmt: skip
+    for scenario, lever, changes in plans:
+        try:
+            result = run_scenario(models, changes, targets, months, scenario, lever)
+        except NotEstimable as exc:
+            out.append({"business_unit": models.unit, "scenario": scenario, "lever": lever,
+                        "change_description": "; ".join(c.words() for c in changes),
+                        "baseline_level": shown_level(lever, models.baseline.get(lever)) if lever != ALL else None,
+                        "active_accounts": models.book.n, "months": months,
+                        "not_estimated_reason": str(exc)})  # fmt: skip
+            continue
+        row = result.row()
+        reasons = list(result.left_out)
+        if result.within is None:
+            reasons.append("within-account model: " + (models.within_reason or "no estimate for this lever"))
+        row["not_estimated_reason"] = "; ".join(reasons) or None
+        out.append(row)
     return out
 
 
@@ -915,7 +958,10 @@ def model_frame(models: UnitModels) -> pl.DataFrame:
             "coefficient": coef.ravel(),
         }))  # fmt: skip
     ctx = models.context
-    n = len(models.association.draws) + 1 if models.association is not None else 1
+    # as many as the replicates drawn (either model may have kept more of them)
+    n = max([len(d.draws) + 1 for d in (models.association, models.within) if d is not None] or [1])
+    if ctx.sbg_alpha is not None:
+        n = len(ctx.sbg_alpha)
     context_terms: dict[str, np.ndarray] = {"involuntary_monthly_rate": np.full(n, ctx.involuntary),
                                             "fit_account_share": np.full(n, models.fit_share)}  # fmt: skip
     if ctx.margin is not None:
@@ -1000,13 +1046,7 @@ def unit_whatif(con: duckdb.DuckDBPyConnection, unit: str, config: WhatifConfig,
     if models.association is None:
         return [{"business_unit": unit, "scenario": "not estimated", "lever": ALL,
                  "not_estimated_reason": models.reason, **bt, **common}], None  # fmt: skip
-    out = []
-    for result in standard_scenarios(models, targets, config.months):
-        row = result.row()
-        row["not_estimated_reason"] = None
-        if models.within is None:
-            row["not_estimated_reason"] = f"within-account model: {models.within_reason}"
-        out.append({**row, **bt, **common})
+    out = [{**row, **bt, **common} for row in standard_rows(models, targets, config.months)]
     return out, model_frame(models)
 
 
@@ -1035,7 +1075,7 @@ _MEASURES = {
 WHATIF_SCHEMA = {
     "business_unit": _S, "scenario": _S, "lever": _S, "change_description": _S,
     "baseline_level": _F, "scenario_level": _F, "active_accounts": _I, "months": _I,
-    "expected_churn_baseline": _F, **dict(sorted(_MEASURES.items(), key=lambda kv: ("_within" in kv[0], kv[0]))),
+    "expected_churn_baseline": _F, **_MEASURES,
     "evidence_grade": _S, "evidence_agreement": _S, "evidence_note": _S, "replicates": _I,
     "fit_account_share": _F, "backtest_from_month": pl.Date, "backtest_months": _I,
     "backtest_accounts": _I, "backtest_expected_churners": _F, "backtest_observed_churners": _I,

@@ -131,6 +131,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clv.add_argument("--json", action="store_true", help="print the estimates as JSON")
 
+    whatif = sub.add_parser(
+        "whatif",
+        help="what a change in a CX lever is worth for a business unit (read-only, from the "
+        "published warehouse)",
+        description=(
+            "Churned accounts avoided, MRR and CLV retained over the next months if a unit's "
+            "CX lever changes, with 95%% intervals and the grade of the evidence "
+            "(docs/methods/whatif.md). Levers: first_response (relative, e.g. -20%%), fcr, "
+            "reopen, detractor (percentage points, e.g. +10pts), csat, ces (points, e.g. +0.3), "
+            "or LEVER=best (the company's best-quartile unit level)."
+        ),
+    )
+    whatif.add_argument("--warehouse", type=Path, required=True, help="the published warehouse")
+    whatif.add_argument("--unit", required=True, help="the business unit, as the warehouse names it")
+    whatif.add_argument("--change", action="append", required=True,
+                        help="LEVER=CHANGE, e.g. first_response=-20%%; repeat for several levers")  # fmt: skip
+    whatif.add_argument("--months", type=_positive, default=12, help="months projected (default 12)")
+    whatif.add_argument("--json", action="store_true", help="print the figures as JSON")
+
     dd = sub.add_parser(
         "data-dictionary", help="regenerate docs/data_dictionary.md from the contracts"
     )
@@ -150,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.clv_command import run_clv
 
         return run_clv(args)
+    if args.command == "whatif":
+        from pipelines.whatif_command import run_whatif
+
+        return run_whatif(args)
     if args.command == "data-dictionary":
         from pipelines.docs import DICTIONARY, write_data_dictionary
 

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from models.alignment.config import AlignmentConfig
+from models.whatif import WhatifConfig
 
 SOURCES = (
     "accounts",
@@ -217,6 +218,8 @@ class Settings(_Strict):
     warehouse: WarehouseSettings = WarehouseSettings()
     clv: CLVSettings = CLVSettings()
     alignment: AlignmentSettings = AlignmentSettings()
+    # What-if scenarios (models/whatif.py): bootstrap replicates, months projected, backtest.
+    whatif: WhatifConfig = WhatifConfig()
     # The Support Contribution Index: weights and targets over sci-v1's defaults
     # (models/sci.py DEFAULTS); checked when the file is loaded.
     sci: dict = Field(default_factory=dict)

@@ -31,12 +31,14 @@ def _upstream() -> list[dg.AssetKey]:
     from pipelines.defs.models.alignment import KEYS as ALIGNMENT_KEYS
     from pipelines.defs.models.clv import ACCOUNT_CLV, UNIT_CLV
     from pipelines.defs.models.sci import SCI_BENEFITS, UNIT_MONTH_SCI
+    from pipelines.defs.models.whatif import TABLES as WHATIF_TABLES
 
     marts = [dg.AssetKey(m.relation.split(".")) for m in build_order() if m.schema == "analytics"]
     staged = [dg.AssetKey(["staging", s]) for s in source_contracts()]
     from pipelines.defs.scorecards.assets import SCORECARDS
 
-    models = [ACCOUNT_CLV, UNIT_CLV, UNIT_MONTH_SCI, SCI_BENEFITS, *ALIGNMENT_KEYS]
+    models = [ACCOUNT_CLV, UNIT_CLV, UNIT_MONTH_SCI, SCI_BENEFITS, *ALIGNMENT_KEYS,
+              *WHATIF_TABLES.values()]  # fmt: skip
     return staged + marts + models + [SCORECARDS]
 
 

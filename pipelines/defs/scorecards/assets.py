@@ -15,6 +15,7 @@ import dagster as dg
 from pipelines.defs.models.alignment import KEYS as ALIGNMENT_KEYS
 from pipelines.defs.models.clv import UNIT_CLV
 from pipelines.defs.models.sci import SCI_BENEFITS, UNIT_MONTH_SCI
+from pipelines.defs.models.whatif import UNIT_WHATIF
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
 from pipelines.progress import report
 from pipelines.scorecard import data as scorecard_data
@@ -54,6 +55,7 @@ def keep_charts(con, cache: ChartCache) -> None:
         UNIT_CLV,
         UNIT_MONTH_SCI,
         SCI_BENEFITS,
+        UNIT_WHATIF,
         ["analytics", "unit_month_cx"],
         ["analytics", "unit_month_revenue"],
     ],  # fmt: skip
