@@ -12,6 +12,8 @@ import duckdb
 
 from models.alignment import METHOD_VERSION
 from models.sci import SCI_VERSION
+from models.whatif import ALL, LEVERS
+from models.whatif import METHOD_VERSION as WHATIF_VERSION
 from pipelines.contracts import all_contracts
 
 
@@ -41,6 +43,8 @@ class ScorecardData:
     benefits: dict[str, list[dict]]
     maturity: dict = field(default_factory=dict)
     building_blocks: list[dict] = field(default_factory=list)
+    # analytics.unit_whatif per unit, levers in models.whatif.LEVERS order, "all" last
+    whatif: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection, settings_json: str) -> str:
@@ -50,7 +54,7 @@ def fingerprint(con: duckdb.DuckDBPyConnection, settings_json: str) -> str:
     ).fetchall()
     contracts = sorted((c.name, c.version) for c in all_contracts().values())
     payload = json.dumps(
-        {"files": files, "contracts": contracts, "methods": [METHOD_VERSION, SCI_VERSION],
+        {"files": files, "contracts": contracts, "methods": [METHOD_VERSION, SCI_VERSION, WHATIF_VERSION],
          "settings": settings_json},
         sort_keys=True, default=str,
     )  # fmt: skip
@@ -127,6 +131,11 @@ def load(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str, settings_json
             """,
         )
     }
+    whatif: dict[str, list[dict]] = {}
+    order = {lever: i for i, lever in enumerate([*LEVERS, ALL])}
+    for r in sorted(_rows(con, "select * from analytics.unit_whatif order by business_unit"),
+                    key=lambda r: (r["business_unit"], order.get(r["lever"], len(order)))):  # fmt: skip
+        whatif.setdefault(r["business_unit"], []).append(r)
     previous = {}
     if previous_warehouse is not None and previous_warehouse.exists():
         try:
@@ -145,7 +154,7 @@ def load(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str, settings_json
         freshness=freshness, company=company, units=units, previous=previous,
         company_trends=company_trends, unit_trends=unit_trends, sci_latest=sci_latest,
         sci_trend=sci_trend, clv=clv, drivers=drivers, churn_by_nps=churn_by_nps,
-        predictive=predictive, benefits=benefits,
+        predictive=predictive, benefits=benefits, whatif=whatif,
     )  # fmt: skip
     data.maturity = maturity(data, strategy_declared)
     data.building_blocks = building_blocks(data)

@@ -150,3 +150,138 @@ def change_sentence(u: dict, prev: dict | None) -> str:
         if parts
         else "No material change since the last run."
     )
+
+
+# ---------------------------------------------------------------------------------------
+# What it could be worth (analytics.unit_whatif; docs/methods/whatif.md)
+
+LEVER_WORDS = {
+    "first_response": "first response time",
+    "fcr": "first-contact resolution",
+    "reopen": "the reopen rate",
+    "csat": "CSAT",
+    "ces": "CES",
+    "detractor": "the detractor share",
+    "all": "every lever together",
+}
+
+
+def lever_level(lever: str, value: float | None) -> str:
+    """A lever's level as leaders read it."""
+    if value is None:
+        return "not measured"
+    if lever == "first_response":
+        return f"{value:,.0f} minutes"
+    if lever in ("fcr", "reopen", "detractor"):
+        return pct(value)
+    return f"{value:.2f}"
+
+
+def _ci_money(row: dict, column: str) -> str:
+    return f"{money(row[column])} (95% interval {money(row[column + '_ci_low'])} to {money(row[column + '_ci_high'])})"
+
+
+def whatif_mislead(u: dict) -> str | None:
+    """Why a money figure would mislead for this unit, or None when its link supports one:
+    only a strong retention link is valued."""
+    if u["outcome_tested"] != "retention":
+        return (
+            f"This unit declares {u['outcome_tested'].replace('_', ' ')} as its outcome; a "
+            "what-if values churn, which is not what the unit is judged on."
+        )
+    if u["link_verdict"] == "weak":
+        return (
+            "A what-if would mislead here: a material link between CX and churn was ruled out "
+            "in this unit, so any money figure would promise what the data say is not there."
+        )
+    if u["link_verdict"] == "inconclusive":
+        return (
+            "A what-if would mislead here: whether CX moves churn in this unit is not settled "
+            f"({u['link_reason']}), and a money figure would look precise where the evidence "
+            "is not."
+        )
+    return None
+
+
+def whatif_summary(u: dict, rows: list[dict]) -> dict:
+    """The unit page's "What it could be worth": `mislead` (why no figure is shown), or the
+    lead sentence on the lever with the largest value whose 95% interval lies above zero,
+    the evidence in words, the levers already at the best quartile, and the backtest."""
+    out = {"mislead": whatif_mislead(u), "lead": None, "evidence": None, "at_best": [], "unvalued": [],
+           "rows": [], "backtest": whatif_backtest(rows[0] if rows else None)}  # fmt: skip
+    valued = [r for r in rows if r["churn_avoided"] is not None]
+    if out["mislead"] is None and not valued:
+        out["mislead"] = "No what-if could be computed for this unit: " + (
+            rows[0]["not_estimated_reason"] if rows else "its what-if model was not fitted"
+        ) + "."
+    if out["mislead"]:
+        return out
+    out["rows"] = valued
+    out["unvalued"] = [f"{LEVER_WORDS[r['lever']]}: {r['not_estimated_reason']}"
+                       for r in rows if r["churn_avoided"] is None]  # fmt: skip
+    levers = [r for r in valued if r["lever"] != "all"]
+    out["at_best"] = [LEVER_WORDS[r["lever"]] for r in levers
+                      if r["baseline_level"] is not None and r["baseline_level"] == r["scenario_level"]]  # fmt: skip
+    backed = [r for r in levers if (r["mrr_retained_per_year_ci_low"] or 0) > 0]
+    if not backed:
+        out["lead"] = (
+            "No single lever moved to the company's best-quartile unit level has a value whose "
+            "95% interval lies above zero here: the figures below could be nothing."
+        )
+        return out
+    best = max(backed, key=lambda r: r["mrr_retained_per_year"])
+    out["best"] = best
+    out["lead"] = (
+        f"Bringing {LEVER_WORDS[best['lever']]} from {lever_level(best['lever'], best['baseline_level'])} "
+        f"to the company's best-quartile unit level ({lever_level(best['lever'], best['scenario_level'])}) "
+        f"would be worth about {best['churn_avoided']:,.1f} fewer accounts leaving over the next "
+        f"{best['months']} months (95% interval {best['churn_avoided_ci_low']:,.1f} to "
+        f"{best['churn_avoided_ci_high']:,.1f}), {_ci_money(best, 'mrr_retained_per_year')} of MRR kept"
+        + (f" and {_ci_money(best, 'clv_retained')} of lifetime value" if best["clv_retained"] is not None else "")
+        + "."
+    )  # fmt: skip
+    out["evidence"] = best["evidence_note"]
+    if best["evidence_grade"] == "within-account" and best["churn_avoided_within"] is not None:
+        out["evidence"] += (
+            f" Within the same accounts: {best['churn_avoided_within']:,.1f} accounts "
+            f"(95% interval {best['churn_avoided_within_ci_low']:,.1f} to "
+            f"{best['churn_avoided_within_ci_high']:,.1f})."
+        )
+    return out
+
+
+def whatif_backtest(row: dict | None) -> str:
+    """The zero-change backtest in a sentence."""
+    if not row or row.get("backtest_expected_churners") is None:
+        return "Not enough months of history yet to check the projection against what happened."
+    e, o, sd = row["backtest_expected_churners"], row["backtest_observed_churners"], row["backtest_expected_sd"]
+    agree = abs(o - e) <= 2 * sd
+    return (
+        f"Checked against what happened: fitted without the {row['backtest_months']} months from "
+        f"{row['backtest_from_month']:%B %Y} and run with no change, the projection expected "
+        f"{e:,.1f} of those {row['backtest_accounts']:,} accounts to leave voluntarily; {o:,} did "
+        + ("(within the range chance alone gives, ±" if agree else "(outside the range chance alone gives, ±")
+        + f"{2 * sd:,.1f})."
+    )  # fmt: skip
+
+
+def whatif_ranking(units: list[dict], whatif: dict[str, list[dict]]) -> tuple[list[dict], list[dict]]:
+    """The company page: units whose link supports a figure, ranked by the MRR every lever
+    moved to the best quartile together would keep; and the others with why not."""
+    ranked, others = [], []
+    for u in units:
+        rows = whatif.get(u["business_unit"], [])
+        every = next((r for r in rows if r["lever"] == "all" and r["churn_avoided"] is not None), None)
+        why = whatif_mislead(u)
+        if why or every is None:
+            short = (
+                f"declares {u['outcome_tested'].replace('_', ' ')} as its outcome" if u["outcome_tested"] != "retention"
+                else "a material link to churn was ruled out" if u["link_verdict"] == "weak"
+                else "its link to churn is not settled" if u["link_verdict"] == "inconclusive"
+                else "no what-if could be computed"
+            )  # fmt: skip
+            others.append({"business_unit": u["business_unit"], "why": short})
+        else:
+            ranked.append({"business_unit": u["business_unit"], **{k: every[k] for k in every if k != "business_unit"}})
+    ranked.sort(key=lambda r: -(r["mrr_retained_per_year"] or 0))
+    return ranked, others

@@ -43,6 +43,11 @@ def _hr(log_hr) -> float | None:
     return None if log_hr is None else math.exp(log_hr)
 
 
+def _or(x, default):
+    """x, or `default` where x is None (an interval end not computed)."""
+    return default if x is None else x
+
+
 def _signed(x) -> str:
     """+0.12 / -0.34; "n/a" for a figure not measured (an execution with no CX data)."""
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.2f}"
@@ -76,6 +81,8 @@ def _env(label: dict[str, str]) -> Environment:
         hr=_hr,
         fmt_hr=_fmt_hr,
         signed=_signed,
+        lever_words=language.LEVER_WORDS,
+        lever_level=language.lever_level,
         methods=f"{ALIGNMENT_VERSION}, {SCI_VERSION}",
     )
     return env
@@ -123,7 +130,9 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
         [data.sci_latest[u]["sci_ci_high"] or 0 for u in sci_units],
     )  # fmt: skip
     head = language.headline(_labelled(data.units, label), data.company)
+    ranked, not_valued = language.whatif_ranking(data.units, data.whatif)
     index = env.get_template("index.html").render(
+        whatif_ranked=ranked, whatif_others=not_valued,
         title="cxalign scorecard", d=data, headline=head,
         # (without the as-of stamp, which changes nightly and is not drawn)
         quadrant=draw(charts.quadrant_chart,
@@ -165,7 +174,26 @@ def write(data: ScorecardData, out: Path, cache: charts.ChartCache | None = None
                                  [r["month"] for r in sci_rows], [r["sci"] for r in sci_rows],
                                  [r["sci_ci_low"] for r in sci_rows],
                                  [r["sci_ci_high"] for r in sci_rows]), *rest]  # fmt: skip
+        worth = language.whatif_summary(u, data.whatif.get(unit, []))
+        worth_chart = (
+            draw(
+                charts.bar_chart,
+                f"MRR kept over {worth['rows'][0]['months']} months, each lever to the best quartile",
+                [language.LEVER_WORDS[r["lever"]] for r in worth["rows"]],
+                [r["mrr_retained_per_year"] for r in worth["rows"]],
+                [_or(r["mrr_retained_per_year_ci_low"], r["mrr_retained_per_year"]) for r in worth["rows"]],
+                [_or(r["mrr_retained_per_year_ci_high"], r["mrr_retained_per_year"]) for r in worth["rows"]],
+                colours=[
+                    charts.OKABE_ITO[5] if (r["mrr_retained_per_year_ci_low"] or 0) > 0
+                    else charts.OKABE_ITO[4]
+                    for r in worth["rows"]
+                ],
+            )  # fmt: skip
+            if worth["rows"]
+            else None
+        )
         page = env.get_template("unit.html").render(
+            worth=worth, worth_chart=worth_chart,
             title=f"{label[unit]}: cxalign scorecard", d=data, u=u,
             verdict=language.verdict_sentence(shown), link=language.link_sentence(shown),
             contrast=language.nps_contrast(data.churn_by_nps.get(unit)),

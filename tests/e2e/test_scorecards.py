@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -131,3 +132,49 @@ def test_pdf_first_page_is_not_blank(run, tmp_path):
     image = mpimg.imread(next(tmp_path.glob("page*.png")))
     ink = (image[..., :3].mean(axis=2) < 0.9).mean()
     assert 0.005 < ink < 0.9  # some text and table, not an empty (or black) page
+
+
+# The words a what-if must never use: it shows associations and within-account changes, not
+# what causes what (docs/methods/whatif.md).
+CAUSAL_WORDS = re.compile(r"\bcaus(e|es|ed|ing)\b", re.IGNORECASE)
+
+
+def test_every_unit_page_says_what_it_could_be_worth_or_why_not(run):
+    out, con = run
+    units = con.execute(
+        "select business_unit, link_verdict, outcome_tested from analytics.unit_alignment"
+    ).fetchall()
+    strong = [u for u, verdict, outcome in units if verdict == "strong" and outcome == "retention"]
+    assert strong, "the small demo plants a strong unit"
+    for unit, _verdict, outcome in units:
+        page = parse(out / "units" / f"{slug(unit)}.html")
+        assert (None, "whatif_backtest") in page
+        if unit in strong:
+            assert (None, "whatif_mislead") not in page
+            assert "best-quartile" in page[(None, "whatif_lead")][1] or "could be nothing" in page[(None, "whatif_lead")][1]
+            every = con.execute(
+                "select mrr_retained_per_year, churn_avoided from analytics.unit_whatif "
+                "where business_unit = ? and lever = 'all'", [unit]).fetchone()  # fmt: skip
+            assert _close(page[(None, "whatif_mrr_all")][0], every[0])
+            assert _close(page[(None, "whatif_churn_avoided_all")][0], every[1])
+        else:
+            assert "would mislead" in page[(None, "whatif_mislead")][1] or outcome != "retention"
+            assert not any(f[1].startswith("whatif_mrr") for f in page)
+    index = parse(out / "index.html")
+    ranked = [u for (u, f) in index if f == "whatif_mrr"]
+    assert sorted(ranked) == sorted(strong)
+    for path in [out / "index.html", *(out / "units").glob("*.html"), out / "scorecard.md"]:
+        text = path.read_text(encoding="utf-8")
+        assert not CAUSAL_WORDS.search(text), (path.name, CAUSAL_WORDS.search(text))
+
+
+def test_the_what_if_section_renders_in_headless_chromium(run, tmp_path):
+    out, con = run
+    pages = sorted((out / "units").glob("*.html"))
+    shown = {p.name: ["What it could be worth"] for p in pages}
+    shown["index.html"] = ["What CX could be worth, by unit"]
+    strong = [u for (u,) in con.execute(
+        "select business_unit from analytics.unit_alignment where link_verdict = 'strong'").fetchall()]  # fmt: skip
+    for unit in strong:
+        shown[f"{slug(unit)}.html"].append("Lever to the best quartile")
+    open_offline([out / "index.html", *pages], tmp_path, shown)

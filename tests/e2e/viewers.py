@@ -23,10 +23,11 @@ def require(tool: str, package: str) -> str:
     pytest.skip(f"{tool} not installed (Debian's {package}; CI installs it)")
 
 
-def open_offline(pages: list[Path], tmp_path: Path) -> None:
+def open_offline(pages: list[Path], tmp_path: Path, shown: dict[str, list[str]] | None = None) -> None:
     """Open each page; assert no console error, no request beyond the file itself, no alert
     (a name's markup would have to run a script to raise one), an SVG chart, a screenshot
-    with something on it."""
+    with something on it. shown: per page file name, texts the browser must display (a
+    section rendered and visible, not only present in the file)."""
     from selenium import webdriver
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.chrome.service import Service
@@ -65,6 +66,9 @@ def open_offline(pages: list[Path], tmp_path: Path) -> None:
                         requests.append(url)
             assert requests == [], (page.name, requests)
             assert driver.find_elements("css selector", "svg"), page.name
+            visible = driver.find_element("css selector", "body").text
+            for text in (shown or {}).get(page.name, []):
+                assert text in visible, (page.name, text)
             shot = tmp_path / f"{page.stem}.png"
             assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     finally:

@@ -207,3 +207,23 @@ def test_the_published_machinery_gives_the_same_figures(drives):
                                    getattr(result.association, measure), rtol=1e-12)  # fmt: skip
         np.testing.assert_allclose(getattr(again.within, measure),
                                    getattr(result.within, measure), rtol=1e-12)  # fmt: skip
+
+
+def test_the_page_says_which_grade_a_symptom_gets(symptom, drives):
+    """The unit page's words: for the symptom, the association figure with the warning that
+    the difference may come from something else; for the driver, the within-account figure."""
+    import re
+
+    from pipelines.scorecard.language import whatif_summary
+
+    strong = {"outcome_tested": "retention", "link_verdict": "strong", "link_reason": ""}
+    words = {}
+    for name, (_, _, _, result) in (("symptom", symptom), ("drives", drives)):
+        row = {**result.row(), "lever": "first_response", "not_estimated_reason": None}
+        summary = whatif_summary(strong, [row])
+        assert summary["lead"].startswith("Bringing first response time from")
+        words[name] = summary["evidence"]
+        assert not re.search(r"\bcaus(e|es|ed|ing)\b", summary["lead"] + words[name], re.I)
+    assert "Evidence: association" in words["symptom"]
+    assert "something else about them" in words["symptom"]
+    assert "Evidence: within-account" in words["drives"] and "Within the same accounts:" in words["drives"]
