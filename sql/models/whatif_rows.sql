@@ -3,7 +3,8 @@
 -- active accounts the scenarios project forward (scored = true: billed that month, not gone
 -- in it, next month not over; models.predictive.SCORED_ROWS_SQL), each CX lever on its own
 -- scale (NULL where not measured in the window) and each account's mean of it over these
--- rows (the between-account term of the within-account model). Not a warehouse table: read
+-- rows (the between-account term of the within-account model; summed as exact decimals, so
+-- the mean is the same whatever order the threads add in). Not a warehouse table: read
 -- by models.whatif one unit at a time, nightly and by `cxalign whatif`.
 with unit_months as (
     select
@@ -40,12 +41,18 @@ with unit_months as (
 final as (
     select
         *,
-        avg(lever_first_response) over account as mean_first_response,
-        avg(lever_fcr) over account as mean_fcr,
-        avg(lever_reopen) over account as mean_reopen,
-        avg(lever_csat) over account as mean_csat,
-        avg(lever_ces) over account as mean_ces,
-        avg(lever_detractor) over account as mean_detractor,
+        (sum(round(lever_first_response, 12)::decimal(38, 12)) over account)::double
+            / nullif(count(lever_first_response) over account, 0) as mean_first_response,
+        (sum(round(lever_fcr, 12)::decimal(38, 12)) over account)::double
+            / nullif(count(lever_fcr) over account, 0) as mean_fcr,
+        (sum(round(lever_reopen, 12)::decimal(38, 12)) over account)::double
+            / nullif(count(lever_reopen) over account, 0) as mean_reopen,
+        (sum(round(lever_csat, 12)::decimal(38, 12)) over account)::double
+            / nullif(count(lever_csat) over account, 0) as mean_csat,
+        (sum(round(lever_ces, 12)::decimal(38, 12)) over account)::double
+            / nullif(count(lever_ces) over account, 0) as mean_ces,
+        (sum(round(lever_detractor, 12)::decimal(38, 12)) over account)::double
+            / nullif(count(lever_detractor) over account, 0) as mean_detractor,
     from unit_months
     window account as (partition by account_id)
 )
