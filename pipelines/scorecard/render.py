@@ -258,6 +258,11 @@ def markdown(data: ScorecardData, head: str, label: dict[str, str] | None = None
             f"- **{md(u['business_unit'])}**: "
             f"{md(language.verdict_sentence(u))} {md(language.link_sentence(u))}"
         ]
+    lines += ["", "## What it could be worth", ""]
+    for u, shown in zip(data.units, units, strict=True):
+        worth = language.whatif_summary(u, data.whatif.get(u["business_unit"], []))
+        words = worth["mislead"] or " ".join(t for t in (worth["lead"], worth["evidence"]) if t)
+        lines.append(f"- **{md(shown['business_unit'])}**: {md(words)}")
     lines += ["", f"Maturity (indicative): level {data.maturity['level']} of 5, {data.maturity['name']}.",
               "", f"_Lineage fingerprint {data.fingerprint[:16]}; run {data.run_id}._", ""]  # fmt: skip
     return "\n".join(lines)
