@@ -173,9 +173,31 @@ def read_rows_units(con: duckdb.DuckDBPyConnection) -> list[str]:
         "select distinct business_unit from analytics.account_month order by 1").fetchall()]  # fmt: skip
 
 
-def read_rows(con: duckdb.DuckDBPyConnection, unit: str) -> pl.DataFrame:
-    """One unit's rows (sql/models/whatif_rows.sql), rare levels merged (_merge_rare)."""
-    return _merge_rare(con.execute(rows_sql(), {"unit": unit}).pl())
+# Each lever as a number on its own scale, from analytics.account_month (NULL where not
+# measured in the CX window): one definition, for the unit rows and the company's levels.
+LEVER_SQL = {
+    # log minutes (a median under a minute counts as one)
+    "first_response": "ln(case when first_response_minutes_median < 1 then 1.0 "
+                      "else first_response_minutes_median end)",
+    "fcr": "fcr_rate::double",
+    "reopen": "reopen_rate::double",
+    "csat": "csat_mean::double",
+    "ces": "ces_mean::double",
+    # the latest NPS answer was a detractor's (NULL: no answer in the window)
+    "detractor": "case nps_category_latest when 'detractor' then 1.0 when 'passive' then 0.0 "
+                 "when 'promoter' then 0.0 end",
+}  # fmt: skip
+ACTIVE_SQL = "log_mrr is not null and not churned_this_month and churned_next_month is null"
+
+
+def read_rows(con: duckdb.DuckDBPyConnection, unit: str, max_accounts: int = 20_000,
+              seed: int = 20261202) -> pl.DataFrame:  # fmt: skip
+    """One unit's rows (sql/models/whatif_rows.sql: its at-risk rows, of at most
+    `max_accounts` accounts, a sample fixed by `seed`, and its active accounts), rare levels
+    merged (_merge_rare)."""
+    levers = ", ".join(f"{e} as lever_{name}" for name, e in LEVER_SQL.items())
+    params = {"unit": unit, "max_accounts": max_accounts, "seed": seed}
+    return _merge_rare(con.execute(rows_sql().replace("{levers}", levers), params).pl())
 
 
 def _merge_rare(rows: pl.DataFrame) -> pl.DataFrame:
@@ -736,6 +758,9 @@ class UnitModels:
     reason: str | None = None
     within_reason: str | None = None
     baseline: dict[str, float | None] = field(default_factory=dict)
+    # the rows' account sample (whatif_rows.sql $max_accounts, $seed): `cxalign whatif`
+    # reads the same rows
+    sample: tuple[int, int] = (20_000, 20261202)
 
 
 def split_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -751,12 +776,12 @@ def book_of(rows: pl.DataFrame) -> Book | None:
                 rows["tenure_months"].cast(pl.Int64).to_numpy(), rows["month"].max())  # fmt: skip
 
 
-def _fit_sample(fit_rows: pl.DataFrame, max_accounts: int, rng) -> tuple[pl.DataFrame, float]:
-    accounts = fit_rows["account_id"].unique().sort()
-    if len(accounts) <= max_accounts:
-        return fit_rows, 1.0
-    chosen = accounts.gather(np.sort(rng.choice(len(accounts), max_accounts, replace=False)))
-    return fit_rows.filter(pl.col("account_id").is_in(chosen)), max_accounts / len(accounts)
+def _fit_share(rows: pl.DataFrame) -> float:
+    """The share of the unit's accounts its models are fitted on (whatif_rows.sql samples)."""
+    if "fit_account_share" in rows.columns and rows.height:
+        share = rows["fit_account_share"][0]
+        return 1.0 if share is None else float(share)
+    return 1.0
 
 
 def fit_unit_models(unit: str, rows: pl.DataFrame, config: WhatifConfig,
@@ -766,10 +791,10 @@ def fit_unit_models(unit: str, rows: pl.DataFrame, config: WhatifConfig,
     at_risk, active = split_rows(rows)
     involuntary = float(at_risk["churned_next_month_involuntary"].cast(pl.Float64).mean() or 0.0)
     fit_rows = at_risk.filter(~pl.col("churned_next_month_involuntary"))
-    fit_rows, share = _fit_sample(fit_rows, config.max_fit_accounts, unit_rng(config.seed, unit, "whatif-sample"))
+    share = _fit_share(rows)
     context = clv_context(clv, involuntary, config.replicates, unit_rng(config.seed, unit, "whatif-clv"))
     models = UnitModels(unit, None, None, context, book_of(active), share,
-                        baseline=levels(active))  # fmt: skip
+                        baseline=levels(active), sample=(config.max_fit_accounts, config.seed))  # fmt: skip
     if models.book is None:
         models.reason = "no active account in the last complete month"
         return models
@@ -951,7 +976,6 @@ def backtest(rows: pl.DataFrame, months: int, config: WhatifConfig, unit: str) -
     start = observed_months[-months]
     before = at_risk.filter(pl.col("month") < start)
     fit_rows = before.filter(~pl.col("churned_next_month_involuntary"))
-    fit_rows, _ = _fit_sample(fit_rows, config.max_fit_accounts, unit_rng(config.seed, unit, "whatif-sample"))
     try:
         model = fit_draws(fit_rows, "association", 0, unit_rng(config.seed, unit, "whatif-backtest"))
     except NoModel:
@@ -999,7 +1023,9 @@ def model_frame(models: UnitModels) -> pl.DataFrame:
     if ctx.sbg_alpha is not None:
         n = len(ctx.sbg_alpha)
     context_terms: dict[str, np.ndarray] = {"involuntary_monthly_rate": np.full(n, ctx.involuntary),
-                                            "fit_account_share": np.full(n, models.fit_share)}  # fmt: skip
+                                            "fit_account_share": np.full(n, models.fit_share),
+                                            "max_fit_accounts": np.full(n, models.sample[0]),
+                                            "sample_seed": np.full(n, models.sample[1])}  # fmt: skip
     if ctx.margin is not None:
         context_terms["margin"] = np.full(n, ctx.margin)
         context_terms["monthly_discount"] = np.full(n, ctx.monthly_discount)
@@ -1043,27 +1069,28 @@ def models_from_frame(unit: str, frame: pl.DataFrame, rows: pl.DataFrame) -> Uni
     _, active = split_rows(rows)
     return UnitModels(unit, draws.get("association"), draws.get("within_account"), context,
                       book_of(active), float(proj["fit_account_share"][0]),
-                      baseline=levels(active))  # fmt: skip
+                      baseline=levels(active), sample=sample_of(frame))  # fmt: skip
 
 
-LEVELS_SQL = """
-select business_unit, {columns}
-from ({rows}) group by business_unit order by business_unit
-"""
+def sample_of(frame: pl.DataFrame) -> tuple[int, int]:
+    """The account sample (max accounts, seed) a unit's published machinery was fitted on."""
+    proj = frame.filter((pl.col("model") == "projection") & (pl.col("replicate") == 0))
+    value = dict(zip(proj["term"], proj["coefficient"], strict=True))
+    return int(value.get("max_fit_accounts", 20_000)), int(value.get("sample_seed", 20261202))
 
 
 def company_levels(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, float | None]]:
     """Every unit's lever levels over its active accounts (as levels() computes them), in
-    one query over analytics.account_month."""
-    rows = rows_sql().replace("business_unit = $unit", "true")
-    rows = rows.replace("select\n        account_id,", "select\n        business_unit,\n        account_id,", 1)
-    # exact sums (the same figures whatever order DuckDB's threads add the rows in)
+    one query over analytics.account_month, summed as exact decimals (the same figures
+    whatever order DuckDB's threads add the rows in)."""
     columns = ", ".join(
-        f"(sum(round(lever_{lv}, 12)::decimal(38, 12)) filter (where scored))::double"
-        f" / nullif(count(lever_{lv}) filter (where scored), 0) as {lv}"
-        for lv in LEVERS
+        f"(sum(round({e}, 12)::decimal(38, 12)))::double / nullif(count({e}), 0) as {lv}"
+        for lv, e in LEVER_SQL.items()
     )
-    frame = con.execute(LEVELS_SQL.format(columns=columns, rows=rows)).pl()
+    frame = con.execute(
+        f"select business_unit, {columns} from analytics.account_month where {ACTIVE_SQL} "
+        "group by business_unit order by business_unit"
+    ).pl()
     return {r["business_unit"]: {lv: r[lv] for lv in LEVERS} for r in frame.iter_rows(named=True)}
 
 
@@ -1072,7 +1099,7 @@ def unit_whatif(con: duckdb.DuckDBPyConnection, unit: str, config: WhatifConfig,
     """One unit's standard scenarios (rows of analytics.unit_whatif) and its fitted
     machinery (analytics.unit_whatif_model rows)."""
     with con.cursor() as cursor:
-        rows = read_rows(cursor, unit)
+        rows = read_rows(cursor, unit, config.max_fit_accounts, config.seed)
     models = fit_unit_models(unit, rows, config, clv)
     test = backtest(rows, config.backtest_months, config, unit)
     bt = {

@@ -51,7 +51,7 @@ def answer(warehouse: Path, unit: str, changes: list[str], months: int) -> dict:
             raise WhatifCommandError(
                 f"unknown business unit {unit!r}; the warehouse's units are: " + ", ".join(units)
             )
-        rows = W.read_rows(con, unit)
+        rows = W.read_rows(con, unit, *W.sample_of(frame))
         targets = (
             W.best_quartile(W.company_levels(con))
             if any(c.kind == "best_quartile" for c in parsed) else None

@@ -2,7 +2,8 @@
 -- the at-risk rows the hazard models fit (scored = false) and the last complete month's
 -- active accounts the scenarios project forward (scored = true: billed that month, not gone
 -- in it, next month not over; models.predictive.SCORED_ROWS_SQL), each CX lever on its own
--- scale (NULL where not measured in the window) and each account's mean of it over these
+-- scale ({levers}: models.whatif.LEVER_SQL; NULL where not measured in the window) and each
+-- account's mean of it over these
 -- rows (the between-account term of the within-account model; summed as exact decimals, so
 -- the mean is the same whatever order the threads add in). Not a warehouse table: read
 -- by models.whatif one unit at a time, nightly and by `cxalign whatif`.
@@ -21,17 +22,7 @@ with unit_months as (
         churned_next_month_voluntary,
         churned_next_month_involuntary,
         coalesce(not churned_this_month and churned_next_month is null, false) as scored,
-        -- first response in log minutes (a median under a minute counts as one)
-        ln(case when first_response_minutes_median < 1 then 1.0
-                else first_response_minutes_median end) as lever_first_response,
-        fcr_rate::double as lever_fcr,
-        reopen_rate::double as lever_reopen,
-        csat_mean::double as lever_csat,
-        ces_mean::double as lever_ces,
-        -- the latest NPS answer was a detractor's (NULL: no answer in the window)
-        case nps_category_latest
-            when 'detractor' then 1.0 when 'passive' then 0.0 when 'promoter' then 0.0
-        end as lever_detractor,
+        {levers},
     from analytics.account_month
     where business_unit = $unit
       and log_mrr is not null
@@ -55,6 +46,22 @@ final as (
             / nullif(count(lever_detractor) over account, 0) as mean_detractor,
     from unit_months
     window account as (partition by account_id)
+),
+
+-- A unit with more than $max_accounts accounts fits its models on a sample of them, the same
+-- every night ($seed); every active account is read (the scenarios project them all).
+fitted as (
+    select distinct account_id from unit_months where not scored
+),
+
+sampled as (
+    select account_id from fitted order by hash(account_id, $seed), account_id limit $max_accounts
 )
 
-select * from final order by account_id, month
+select
+    *,
+    (select count(*) from sampled)::double / nullif((select count(*) from fitted), 0)
+        as fit_account_share,
+from final
+where scored or account_id in (select account_id from sampled)
+order by account_id, month

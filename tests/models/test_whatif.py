@@ -196,11 +196,25 @@ def test_the_backtest_expects_what_happened(drives):
     assert abs(bt.observed - bt.expected) < 3 * bt.sd
 
 
+def test_a_large_unit_is_fitted_on_a_fixed_sample_of_its_accounts_and_projects_them_all(drives):
+    s, rows, _, _ = drives
+    con = warehouse(s.panel)
+    small = W.read_rows(con, "Planted", max_accounts=500, seed=1)
+    at_risk, active = W.split_rows(small)
+    assert at_risk["account_id"].n_unique() == 500
+    assert small["fit_account_share"][0] == pytest.approx(500 / W.split_rows(rows)[0]["account_id"].n_unique())
+    assert active.height == W.split_rows(rows)[1].height  # every active account
+    assert W.read_rows(con, "Planted", max_accounts=500, seed=1).equals(small)  # the same sample
+    assert not W.read_rows(con, "Planted", max_accounts=500, seed=2).equals(small)
+
+
 def test_the_published_machinery_gives_the_same_figures(drives):
     """What `cxalign whatif` reads back (analytics.unit_whatif_model) projects exactly as
     the fitted models did."""
     _, rows, models, result = drives
-    back = W.models_from_frame("Planted", W.model_frame(models), rows)
+    frame = W.model_frame(models)
+    assert W.sample_of(frame) == (CONFIG.max_fit_accounts, CONFIG.seed)
+    back = W.models_from_frame("Planted", frame, rows)
     again = W.run_scenario(back, result.changes, None, 12)
     for measure in ("churn_avoided", "mrr_retained"):
         np.testing.assert_allclose(getattr(again.association, measure),
