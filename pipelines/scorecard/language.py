@@ -220,9 +220,15 @@ def whatif_summary(u: dict, rows: list[dict]) -> dict:
     out["unvalued"] = [f"{LEVER_WORDS[r['lever']]}: {r['not_estimated_reason']}"
                        for r in rows if r["churn_avoided"] is None]  # fmt: skip
     levers = [r for r in valued if r["lever"] != "all"]
-    out["at_best"] = [LEVER_WORDS[r["lever"]] for r in levers
-                      if r["baseline_level"] is not None and r["baseline_level"] == r["scenario_level"]]  # fmt: skip
+    at_best = [r for r in levers if _same_level(r["baseline_level"], r["scenario_level"])]
+    out["at_best"] = [LEVER_WORDS[r["lever"]] for r in at_best]
     backed = [r for r in levers if (r["mrr_retained_per_year_ci_low"] or 0) > 0]
+    if levers and len(at_best) == len(levers):
+        out["lead"] = (
+            "This unit is at or beyond the company's best-quartile unit level on every CX lever: "
+            "moving to it gains nothing here (the cxalign whatif command values any other change)."
+        )
+        return out
     if not backed:
         out["lead"] = (
             "No single lever moved to the company's best-quartile unit level has a value whose "
@@ -248,6 +254,11 @@ def whatif_summary(u: dict, rows: list[dict]) -> dict:
             f"{best['churn_avoided_within_ci_high']:,.1f})."
         )
     return out
+
+
+def _same_level(a: float | None, b: float | None) -> bool:
+    """The lever did not move (equal but for rounding: the two means are summed apart)."""
+    return a is not None and b is not None and abs(a - b) <= 1e-9 * (1 + abs(a))
 
 
 def whatif_backtest(row: dict | None) -> str:
