@@ -91,8 +91,8 @@ def simulate(sim: WhatifSim, seed: int, first_month: date = date(2024, 1, 1)) ->
         eta = (sim.base + SEGMENT_EFFECT[seg[idx]] + sim.lever_effect * (x[idx] - CENTRE)
                + sim.hidden_effect * hidden[idx])  # fmt: skip
         h = -np.expm1(-np.exp(eta))
-        voluntary = ~last & (rng.random(k) < h)
-        involuntary = ~last & ~voluntary & (rng.random(k) < sim.involuntary)
+        voluntary = (rng.random(k) < h) & (not last)
+        involuntary = ~voluntary & (rng.random(k) < sim.involuntary) & (not last)
         frt = np.exp(x[idx])
         frt_obs = np.where(rng.random(k) < 0.1, np.nan, frt)
         frames.append(pl.DataFrame({
