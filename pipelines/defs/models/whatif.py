@@ -73,7 +73,7 @@ def whatif(context: dg.AssetExecutionContext, cxalign: CxalignResource):
 
         out = write_or_keep(con, "whatif", digest, TABLES, as_of, context.run.run_id, compute)
         best = con.sql(
-            "select business_unit, arg_max(lever, mrr_retained_per_year_ci_low) "
+            "select business_unit, arg_max(lever, mrr_retained_per_year) "
             "from analytics.unit_whatif where lever <> 'all' "
             "and mrr_retained_per_year_ci_low > 0 group by 1 order by 1"
         ).fetchall()
