@@ -361,7 +361,7 @@ def test_full_refresh_rebuilds_everything_to_the_same_tables(demo_copy, tmp_path
     out = capsys.readouterr().out
     # Nothing changed: the warehouse tables and both model stages were kept.
     assert "analytics.account_month" in out and "(inputs unchanged: kept)" in out
-    assert out.count("results kept") == 3  # alignment, SCI and CLV
+    assert out.count("results kept") == 4  # alignment, SCI, CLV and what-if
 
     from pipelines.cli import main
 
