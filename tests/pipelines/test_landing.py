@@ -451,7 +451,11 @@ def test_a_json_document_is_an_array_or_an_api_page_of_records(con, tmp_path):
         ("two.json", b'[{"account_id": "A1"}] [{"account_id": "A2"}]', "holds 2 JSON documents"),
         ("pages.json", b'{"a": [], "b": []}', r"holds 2 arrays \(a, b\)"),
         ("bad.json", b'[{"account_id": "A1",', "not valid JSON"),
-        ("cut.ndjson.gz", gzip.compress(b'{"account_id": "A1"}\n' * 500)[:-30], "cut short"),
+        (
+            "cut.ndjson.gz",
+            gzip.compress(b'{"account_id": "A1", "churned_at": "2026-01-31"}\n' * 500)[:-30],
+            "cut short",
+        ),
     ],
 )
 def test_a_json_file_that_cannot_be_read_whole_fails_with_its_name(
