@@ -44,7 +44,7 @@ from pipelines.contracts import Contract
 from pipelines.privacy import privacy_digest, scrub_sql
 from pipelines.profiles import (
     all_profiles,
-    json_path,
+    json_pointer,
     profiles_for,
     quote_key,
     reading_digest,
@@ -340,8 +340,12 @@ def load_source(
                 if on_file is not None:
                     on_file(path, None)
                 continue
-            kind = _recognise(con, path, rel, contract, settings, privacy, profiles, options,
-                              canonical_ok=own and settings.profile is None)  # fmt: skip
+            try:
+                kind = _recognise(con, path, rel, contract, settings, privacy, profiles, options,
+                                  canonical_ok=own and settings.profile is None)  # fmt: skip
+            except LandingFileError:
+                _refuse_damaged_gzip(path, rel)  # a damaged file says so, not what it lacks
+                raise
             if kind is None:  # another source's file, none of this source's objects
                 continue
             present.add(rel)
@@ -608,8 +612,14 @@ def _file_fields_and_values(
             lines = name.endswith(JSON_LINES_SUFFIXES)
             failed: list[LandingFileError] = []
             keys = [None, *sorted(k for k in records_keys if k)] if not lines else [None]
+            read: dict[tuple, str | None] = {}  # the arrays read, by their keys: the key
             for key in keys:
                 try:
+                    # the array the key leads to: a page's one array may be the one a key names
+                    at = () if lines else tuple(document_records_keys(con, readable, rel, key))
+                    if at in read:
+                        out[key], values[key] = out[read[at]], values[read[at]]
+                        continue
                     # What kind of file it is shows in its first records (their structure
                     # is sampled as much: json_fields); the file is read whole once, by the load.
                     json_records(con, readable, path, rel, key, sample=RECOGNITION_SAMPLE)
@@ -619,14 +629,9 @@ def _file_fields_and_values(
                     if len(failed) == len(keys):  # no way to read it: say why, as the load would
                         raise failed[0] from None
                     continue
+                read[at] = key
                 try:
-                    try:
-                        out[key] = json_fields(con)
-                    except RecursionError:
-                        raise LandingFileError(
-                            f"{rel}: nested too deeply to be read (more than "
-                            f"{sys.getrecursionlimit()} levels); nothing of it was loaded"
-                        ) from None
+                    out[key] = _json_fields(con, rel)
                     values[key] = {}
                     for wanted in value_fields:
                         found = resolve_field((wanted,), out[key], {})
@@ -636,7 +641,7 @@ def _file_fields_and_values(
                                 for r in con.execute(
                                     "select distinct json_extract_string(_cx_record, ?) "
                                     "from _cx_recs limit 3",
-                                    [json_path(found)],
+                                    [json_pointer(found)],
                                 ).fetchall()
                             }
                 finally:
@@ -894,7 +899,7 @@ def _load_json(
     in_file = json_records(con, readable, path, rel, target.records)
     try:
         if target.json_reads is not None:
-            fields = json_fields(con)
+            fields = _json_fields(con, rel)
             select_list, extra_keys = target.mapping(fields, [])
             reads = target.json_reads
             checks = [(f, reads.string(f), v) for f, v in _detect_fields(target, fields)]
@@ -913,6 +918,12 @@ def _load_json(
                 ).fetchall()
             ]
             _refuse_repeated(keys, rel)
+            odd = next((k for k in keys if not k or "\x00" in k), None)
+            if odd is not None:
+                raise LandingFileError(
+                    f"{rel}: a record has a key {'that is empty' if not odd else repr(odd)}; a "
+                    "key is a column's name: rename it in the export"
+                )
             select_list, extra_keys = target.mapping(keys, [])
             # One text column per key (nested values as their JSON text), named as the key, so
             # that the mapping reads a JSON record as it reads a CSV row: one parse a record.
@@ -989,8 +1000,8 @@ def json_records(
     _cx_items (drop_json_records drops the three). Returns how many records the file holds,
     counted by Python's own parser, apart from DuckDB (a .gz cut short, say).
 
-    sample: only the first `sample` lines or records, to tell what kind of file it is (not
-    counted: returns None).
+    sample: only the first `sample` records (JSON objects: blank and malformed lines are passed
+    over), to tell what kind of file it is; not counted (returns None).
 
     NDJSON: a record per line, numbered by line (blank lines count, as in a CSV file); a line
     that is not a JSON object is set aside as malformed. JSON: one document, whose records are
@@ -1002,14 +1013,19 @@ def json_records(
     Each line or item is parsed three times at most, once each to tell whether it is JSON,
     an object and one with no key given twice (the values are read later, by path, in one
     parse per record: pipelines.vendor.JsonReads)."""
-    limit = f" limit {int(sample)}" if sample else ""
     if path.name.lower().endswith(JSON_LINES_SUFFIXES):
+        lines = (
+            "read_csv(?, columns = {'line': 'VARCHAR'}, header = false, delim = ?, quote = '', "
+            "escape = '', auto_detect = false, parallel = false, strict_mode = false)"
+        )
+        params = [str(readable), "\x01"]  # no JSON text holds a raw 0x01: one field per line
         try:
+            if sample:  # (numbered 0: a sample's records are only looked at, never loaded)
+                _classify_items(con, f"select 0::bigint as n, line as item from {lines}",
+                                blank_lines=True, params=params, sample=sample)  # fmt: skip
+                return None
             con.execute(
-                "create or replace temp table _cx_lines as select line from read_csv(?, "
-                "columns = {'line': 'VARCHAR'}, header = false, delim = ?, quote = '', "
-                "escape = '', auto_detect = false, parallel = false, strict_mode = false)" + limit,
-                [str(readable), "\x01"],  # no JSON text holds a raw 0x01: one field per line
+                f"create or replace temp table _cx_lines as select line from {lines}", params
             )
         except duckdb.Error as exc:
             raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
@@ -1021,10 +1037,44 @@ def json_records(
             blank_lines=True,
         )  # fmt: skip
         con.execute("drop table _cx_lines")
-        return None if sample else _count_json_lines(path, rel)
+        return _count_json_lines(path, rel)
 
-    scan = "read_json_objects(?, format = 'unstructured', maximum_object_size = ?)"
-    params = [str(readable), _MAX_JSON_DOCUMENT]
+    keys = document_records_keys(con, readable, rel, records)
+    scan = _JSON_DOCUMENT_SCAN
+    params = [str(readable), _max_object_size(readable)]
+    array_path = _json_path(keys)
+    try:
+        # The array is taken out of the document first: unnested beside the document (a
+        # lateral join), each record carried a copy of it, and a 5 MB page used 18 GB.
+        _classify_items(
+            con, f"with a as (select json_extract(json, ?) as items from {scan}) select n, "
+            "item::varchar as item from (select generate_subscripts(items, 1)::bigint as n, "
+            "unnest(items) as item from a)",
+            blank_lines=False, params=[array_path + "[*]", *params], sample=sample,
+        )  # fmt: skip
+    except duckdb.Error as exc:
+        raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
+    return None if sample else _count_json_document(path, rel, keys)
+
+
+_JSON_DOCUMENT_SCAN = "read_json_objects(?, format = 'unstructured', maximum_object_size = ?)"
+
+
+def _max_object_size(readable: Path) -> int:
+    """The largest document DuckDB is to read from the file: the file's size, when it is not
+    compressed (DuckDB sets aside a buffer of this size for every read: 1 GB took 160 ms, the
+    most of reading a 700 KB API page), else _MAX_JSON_DOCUMENT."""
+    if readable.name.lower().endswith(".gz"):
+        return _MAX_JSON_DOCUMENT
+    return min(max(readable.stat().st_size + 1, 1 << 20), _MAX_JSON_DOCUMENT)
+
+
+def document_records_keys(
+    con: duckdb.DuckDBPyConnection, readable: Path, rel: str, records: str | None
+) -> list[str]:
+    """The keys leading to a JSON document's array of records: `records` (a key path), or []
+    for a document that is an array, or the one array an object holds."""
+    params = [str(readable), _max_object_size(readable)]
     wanted = records.split(".") if records else []
     try:
         # The document's kind, the keys holding an array, and the kind at `records`: the
@@ -1032,7 +1082,7 @@ def json_records(
         tops = con.execute(
             "select json_type(json), list_filter(json_keys(json), lambda k: "
             "json_type(json, '$.' || to_json(k)::varchar) = 'ARRAY'), json_type(json, ?) "
-            f"from {scan}",
+            f"from {_JSON_DOCUMENT_SCAN}",
             [_json_path(wanted), *params],
         ).fetchall()
     except duckdb.Error as exc:
@@ -1043,28 +1093,17 @@ def json_records(
             "records, or an API page holding one); one record per line is .ndjson"
         )
     kind, arrays, at_records = tops[0]
-    keys = _records_keys(kind, arrays or [], at_records, rel, wanted)
-    array_path = _json_path(keys)
-    try:
-        # The array is taken out of the document first: unnested beside the document (a
-        # lateral join), each record carried a copy of it, and a 5 MB page used 18 GB.
-        _classify_items(
-            con, f"with a as (select json_extract(json, ?) as items from {scan}) select n, "
-            "item::varchar as item from (select generate_subscripts(items, 1)::bigint as n, "
-            f"unnest(items) as item from a){limit}",
-            blank_lines=False, params=[array_path + "[*]", *params],
-        )  # fmt: skip
-    except duckdb.Error as exc:
-        raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
-    return None if sample else _count_json_document(path, rel, keys)
+    return _records_keys(kind, arrays or [], at_records, rel, wanted)
 
 
 def _classify_items(
-    con: duckdb.DuckDBPyConnection, items_sql: str, blank_lines: bool, params: list | None = None
-) -> None:
+    con: duckdb.DuckDBPyConnection, items_sql: str, blank_lines: bool,
+    params: list | None = None, sample: int | None = None,
+) -> None:  # fmt: skip
     """The temp table _cx_items (n, item, problem) from `items_sql` (n, item: the text of an
     NDJSON line or of an array's item), and over it the views _cx_recs (the JSON objects) and
-    _cx_rejects (the rest, with why; a blank line is neither: it holds no record)."""
+    _cx_rejects (the rest, with why; a blank line is neither: it holds no record). sample:
+    only the first `sample` records (the scan stops there), none of the rest."""
     # CASE, not AND: DuckDB evaluates both sides of an AND, and json_type fails on invalid
     # JSON. A key given twice: which value is meant cannot be known (DuckDB reads the first,
     # most JSON parsers the last), as with a CSV header naming a column twice.
@@ -1076,11 +1115,10 @@ def _classify_items(
         "', not an object' "
         f"when {_REPEATED_KEY.format('item')} then 'a JSON object with a key given twice' end"
     )
-    con.execute(
-        f"create or replace temp table _cx_items as select n, item, {problem} as problem "
-        f"from ({items_sql})",
-        params or [],
-    )
+    classified = f"select n, item, {problem} as problem from ({items_sql})"
+    if sample:
+        classified = f"select * from ({classified}) where problem is null limit {int(sample)}"
+    con.execute(f"create or replace temp table _cx_items as {classified}", params or [])
     con.execute(
         "create or replace temp view _cx_recs as select n as _cx_n, item as _cx_record "
         "from _cx_items where problem is null"
@@ -1124,8 +1162,18 @@ def json_fields(con: duckdb.DuckDBPyConnection, sample: int = RECOGNITION_SAMPLE
     return out
 
 
+def _json_fields(con: duckdb.DuckDBPyConnection, rel: str) -> list[str]:
+    try:
+        return json_fields(con)
+    except RecursionError:
+        raise LandingFileError(
+            f"{rel}: nested too deeply to be read (more than {sys.getrecursionlimit()} "
+            "levels); nothing of it was loaded"
+        ) from None
+
+
 def _json_path(keys: list[str]) -> str:
-    return "$" + "".join(f".{json.dumps(k)}" for k in keys)
+    return "$" + "".join(f".{json.dumps(k, ensure_ascii=False)}" for k in keys)
 
 
 # SQL: a JSON object ({}) names a top-level key twice.
@@ -1162,16 +1210,37 @@ def _json_bytes(path: Path, rel: str):
         raise LandingFileError(f"{rel}: cannot be opened ({exc})") from exc
 
 
+# A compressed file that ends early or is damaged (DuckDB reads what it can of it, silently).
+_DAMAGED = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _cut_short(rel: str, exc: Exception) -> LandingFileError:
+    return LandingFileError(
+        f"{rel}: cannot be read to its end ({exc}); the compressed file is cut short or "
+        "damaged. Nothing of it was loaded; export it again"
+    )
+
+
+def _refuse_damaged_gzip(path: Path, rel: str) -> None:
+    """A .gz file that cannot be read to its end fails as that (it is recognised from the part
+    DuckDB read of it, which may lack what the whole file has)."""
+    if not path.name.lower().endswith(".gz"):
+        return
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except _DAMAGED as exc:
+        raise _cut_short(rel, exc) from exc
+
+
 def _count_json_lines(path: Path, rel: str) -> int:
     """Lines that hold anything, counted by Python (in C: no Python code per line)."""
     try:
         with _json_bytes(path, rel) as f:
             lengths = array("q", map(len, map(bytes.strip, f)))
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise LandingFileError(
-            f"{rel}: cannot be read to its end ({exc}); the compressed file is cut short or "
-            "damaged. Nothing of it was loaded; export it again"
-        ) from exc
+    except _DAMAGED as exc:
+        raise _cut_short(rel, exc) from exc
     return int(np.count_nonzero(np.frombuffer(lengths, dtype=np.int64)))
 
 
@@ -1240,11 +1309,8 @@ def _record_fields(path: Path, rel: str, delimiter: str, encoding: str) -> np.nd
     try:
         with _text(path, rel, encoding) as f:
             fields = array("q", map(len, _reader(f, delimiter)))
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise LandingFileError(
-            f"{rel}: cannot be read to its end ({exc}); the compressed file is cut short or "
-            "damaged. Nothing of it was loaded; export it again"
-        ) from exc
+    except _DAMAGED as exc:
+        raise _cut_short(rel, exc) from exc
     except (UnicodeError, csv.Error) as exc:  # UnicodeError: UTF-16 without its byte order mark
         raise LandingFileError(f"{rel}: cannot be read as {encoding}: {exc}") from exc
     return np.frombuffer(fields, dtype=np.int64)[1:]  # the header is not a data record

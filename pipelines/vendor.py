@@ -22,9 +22,8 @@ from pipelines.profiles import (
     ProfileError,
     ProfileObject,
     SetAside,
-    json_path,
+    json_pointer,
     option_named,
-    path_field,
     resolve_field,
     substitute_options,
     vendor_table,
@@ -89,34 +88,36 @@ class JsonReads:
     times as long to load as the same rows as CSV."""
 
     def __init__(self) -> None:
-        self.strings: list[str] = []  # JSON paths (json_path) read as text
-        self.types: list[str] = []  # JSON paths whose JSON type is read
+        self.strings: list[str] = []  # field paths read as text
+        self.types: list[str] = []  # field paths whose JSON type is read
 
     def string(self, field: str) -> str:
-        return f"_l._cx_v[{self._index(self.strings, json_path(field))}]"
+        return f"_l._cx_v[{self._index(self.strings, field)}]"
 
     def type(self, field: str) -> str:
-        return f"_l._cx_t[{self._index(self.types, json_path(field))}]"
+        return f"_l._cx_t[{self._index(self.types, field)}]"
 
     @staticmethod
-    def _index(paths: list[str], path: str) -> int:
-        if path not in paths:
-            paths.append(path)
-        return paths.index(path) + 1
+    def _index(fields: list[str], field: str) -> int:
+        json_pointer(field)  # a field path, or the profile's error
+        if field not in fields:
+            fields.append(field)
+        return fields.index(field) + 1
 
     def columns(self, record: str = "_cx_record") -> str:
         """SQL select items of the lists (_cx_v, _cx_t) over a table holding `record`."""
         out = []
-        for name, fn, paths in (("_cx_v", "json_extract_string", self.strings),
-                                ("_cx_t", "json_type", self.types)):  # fmt: skip
-            if paths:
-                out.append(f"{fn}({record}, [{', '.join(map(_literal, paths))}]) as {name}")
+        for name, fn, fields in (("_cx_v", "json_extract_string", self.strings),
+                                 ("_cx_t", "json_type", self.types)):  # fmt: skip
+            if fields:
+                pointers = ", ".join(_literal(json_pointer(f)) for f in fields)
+                out.append(f"{fn}({record}, [{pointers}]) as {name}")
         return ", ".join(out)
 
     def field_of(self, expr: str) -> str | None:
         """The field the first text read of `expr` reads (inspect: which field feeds a column)."""
         m = re.search(r"_l\._cx_v\[(\d+)\]", expr)
-        return path_field(self.strings[int(m.group(1)) - 1]) if m else None
+        return self.strings[int(m.group(1)) - 1] if m else None
 
 
 def object_mapping(
