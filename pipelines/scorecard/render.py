@@ -10,6 +10,7 @@ from markupsafe import Markup, escape
 
 from models.alignment import METHOD_VERSION as ALIGNMENT_VERSION
 from models.sci import SCI_VERSION
+from pipelines.freshness import stale_sentence
 from pipelines.scorecard import charts, language, names
 from pipelines.scorecard.data import ScorecardData
 from pipelines.scorecard.names import slug
@@ -77,6 +78,7 @@ def _env(label: dict[str, str]) -> Environment:
         fmt_hr=_fmt_hr,
         signed=_signed,
         methods=f"{ALIGNMENT_VERSION}, {SCI_VERSION}",
+        stale_sentence=stale_sentence,
     )
     return env
 
@@ -212,6 +214,12 @@ def markdown(data: ScorecardData, head: str, label: dict[str, str] | None = None
     lines = [
         f"# CX alignment scorecard, as of {data.as_of}",
         "",
+        *(
+            ["> **Data not arriving:** " + "; ".join(
+                f"{stale_sentence(s['source'], s['days_since_arrival'])} (expected {s['cadence']})"
+                for s in data.stale_sources) + ".", ""]
+            if data.stale_sources else []
+        ),
         f"**{md(head)}**",
         "",
         "| Business unit | CX type | Confidence | Link (HR per SD, 95% CI) | Execution | Action |",
