@@ -5,6 +5,8 @@ alerts `cxalign run` sends, a failed night's included, to a real local webhook."
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -92,6 +94,11 @@ def test_history_freshness_and_alerts_across_nights(demo_copy, tmp_path, hook, c
     assert "support_tickets last arrived 9 days ago (expected daily)" in index
     assert "support_tickets last arrived 9 days ago" in (
         tmp_path / "scorecards" / "scorecard.md").read_text()  # fmt: skip
+    pdftotext = shutil.which("pdftotext")
+    if pdftotext:  # poppler-utils, as the scorecards' PDF test uses
+        text = subprocess.run([pdftotext, "-l", "1", str(tmp_path / "scorecards" / "scorecard.pdf"),
+                               "-"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert "support_tickets last arrived 9 days ago" in " ".join(text.split())
     page = next((tmp_path / "scorecards" / "units").glob("*.html")).read_text()
     assert 'data-field="type_history"' in page
     assert page.count('title="2026-11-0') == 2  # last night and tonight
