@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.defs.automation import cxalign_failure_alerts, cxalign_landing_sensor
 from pipelines.defs.jobs import LANDING_FINGERPRINT_TAG, NIGHTLY_JOB
+from pipelines.defs.resources import CxalignResource
 from pipelines.paths import PROJECT_ROOT
 
 
@@ -167,3 +168,25 @@ def test_dg_list_defs_shows_the_automation(tmp_path):
     landing = {a["asset_key"]: a for a in listed["assets"] if a["asset_key"].startswith("landing/")}
     assert "expected daily" in landing["landing/support_tickets"]["description"]
     assert "expected monthly" in landing["landing/revenue"]["description"]
+
+
+def test_loading_a_new_file_materializes_the_sources_landing_asset(tmp_path):
+    """The landing asset's freshness is the source's arrival: the raw asset reports it when it
+    loads a new or changed file, and not when every file is unchanged."""
+    from pipelines.defs.ingest.assets import ingest_assets
+
+    raw = next(a for a in ingest_assets if a.key == dg.AssetKey(["raw", "support_costs"]))
+    landing = tmp_path / "landing"
+    _write(landing / "support_costs" / "costs.csv", "business_unit,month,cost\nNorth,2026-10-01,100\n")
+    resource = CxalignResource(landing_dir=str(landing),
+                               warehouse_path=str(tmp_path / "warehouse.duckdb"))  # fmt: skip
+    with dg.instance_for_test() as instance:
+        for expected in (1, 0):  # a new file; then the same file again
+            result = dg.materialize([raw], resources={"cxalign": resource}, instance=instance,
+                                    tags={"cxalign/as_of": "2026-11-01"})  # fmt: skip
+            assert result.success
+            landed = [e for e in result.get_asset_materialization_events()
+                      if e.asset_key == dg.AssetKey(["landing", "support_costs"])]  # fmt: skip
+            assert len(landed) == expected
+        event = instance.get_latest_materialization_event(dg.AssetKey(["landing", "support_costs"]))
+        assert event is not None and event.asset_materialization.metadata["files_loaded"].value == 1
