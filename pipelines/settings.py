@@ -282,9 +282,11 @@ class TypeChangeSettings(_Strict):
     # A unit's change of CX type is announced once the new type has held for
     # `established_nights` published nights in a row at established confidence, or for
     # `any_confidence_nights` in a row at any confidence (0: never on that ground). A change
-    # to Inconclusive is not a type change. Defaults from bench/false_alarms.py (runbook).
+    # to Inconclusive is not a type change. The defaults (at once when established; else once
+    # the type survived the next month's refit) and their measured false-alarm rate and
+    # detection delay: docs/runbook.md#alerts (bench/false_alarms.py).
     established_nights: int = Field(1, ge=1)
-    any_confidence_nights: int = Field(0, ge=0)
+    any_confidence_nights: int = Field(32, ge=0)
 
 
 class AlertsSettings(_Strict):

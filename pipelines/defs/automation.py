@@ -10,8 +10,8 @@
 
 Locations and settings come from the environment, as the schedule's do (resource_from_env):
 not through the resource, whose set-up takes the warehouse's run lock, which a sensor must
-never hold. The alert sensors leave alone the runs of `cxalign run` (tag cxalign/alerts=cli), which sends
-its alerts itself. A channel that fails is logged; the sensor does not fail.
+never hold. The alert sensors leave alone the runs of `cxalign run` (tag cxalign/alerts=cli),
+which sends its alerts itself. A channel that fails is logged; the sensor does not fail.
 """
 
 from __future__ import annotations
