@@ -11,8 +11,9 @@ Rules (each alert is `Alert(kind, summary, details)`):
 Channels (`alerts.channels` in cxalign.yml): a generic webhook (POST of the alert as JSON),
 a Slack incoming webhook, e-mail over SMTP. Secrets (a Slack URL, an SMTP password) come from
 environment variables named in the config, are read when a message is sent and never printed:
-a delivery's error is reported with the channel's label, and any secret in the error's text is
-masked. A channel that fails is reported and never fails the night.
+a delivery's failure is reported with the channel's label and in words that quote nothing of
+the URL or password (_failure). A channel that fails, or takes longer than its deadline, is
+reported and never fails the night.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import smtplib
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -285,23 +287,45 @@ def _secret(name: str | None) -> str | None:
 
 
 def label(channel: Channel, index: int) -> str:
-    """How a channel is named in output: no URL path, no secret."""
+    """How a channel is named in output: no URL path, no user or password, no secret."""
     if isinstance(channel, EmailChannel):
         return f"email #{index} ({channel.smtp_host}:{channel.smtp_port}, {len(channel.to)} recipient(s))"
-    where = f"${channel.url_env}" if channel.url_env else urlsplit(channel.url).netloc
+    if channel.url_env:
+        where = f"${channel.url_env}"
+    else:
+        parts = urlsplit(channel.url)
+        where = (parts.hostname or "?") + (f":{parts.port}" if parts.port else "")
     return f"{channel.type} #{index} ({where})"
 
 
+class ChannelError(Exception):
+    """A channel's failure in cxalign's own words, which hold no secret (what an exception
+    from urllib, http.client or smtplib says may quote the URL, its token or its password)."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: urllib follows a 302 with a GET without the body, and the alert
+    would be lost while reported sent."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: PLR0913
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def _post_json(url: str, body: dict, timeout: float) -> None:
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ChannelError("its URL is not an http(s) URL")
     req = urllib.request.Request(
         url,
         data=json.dumps(body, default=str).encode(),
         headers={"Content-Type": "application/json", "User-Agent": "cxalign"},
         method="POST",
     )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http(s) only: settings)
+    with _OPENER.open(req, timeout=timeout) as resp:
         if not 200 <= resp.status < 300:
-            raise OSError(f"HTTP {resp.status}")
+            raise ChannelError(f"HTTP {resp.status}")
 
 
 def _slack_text(alert: Alert) -> str:
@@ -326,7 +350,7 @@ def _send_one(channel: Channel, alerts: list[Alert]) -> int:
     if isinstance(channel, EmailChannel):
         password = _secret(channel.password_env)
         if channel.password_env and password is None:
-            raise OSError(f"environment variable {channel.password_env} is not set")
+            raise ChannelError(f"environment variable {channel.password_env} is not set")
         with smtplib.SMTP(channel.smtp_host, channel.smtp_port, timeout=channel.timeout_seconds) as smtp:
             if channel.starttls:
                 smtp.starttls()
@@ -336,38 +360,62 @@ def _send_one(channel: Channel, alerts: list[Alert]) -> int:
         return 1
     url = channel.url or _secret(channel.url_env)
     if not url:
-        raise OSError(f"environment variable {channel.url_env} is not set")
+        raise ChannelError(f"environment variable {channel.url_env} is not set")
     for alert in alerts:
         body = alert.payload() if isinstance(channel, WebhookChannel) else {"text": _slack_text(alert)}
         _post_json(url, body, channel.timeout_seconds)
     return len(alerts)
 
 
-def _masked(text: str, channel: Channel) -> str:
-    for name in (getattr(channel, "url_env", None), getattr(channel, "password_env", None)):
-        value = _secret(name)
-        if value:
-            text = text.replace(value, "***")
-    return text
+def _failure(exc: BaseException) -> str:
+    """What a delivery's failure is, in words that quote nothing of the URL or the password:
+    cxalign's own message, an HTTP status or SMTP reply code, else the exception's kind."""
+    if isinstance(exc, ChannelError):
+        return str(exc)
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code}"  # (its reason phrase may repeat the URL's path)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"SMTP {exc.smtp_code} ({type(exc).__name__})"
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+        exc = exc.reason  # the socket's error: refused, not found, timed out
+    return type(exc).__name__
+
+
+def _deadline(channel: Channel, alerts: list[Alert]) -> float:
+    """How long a channel may take in all: timeout_seconds for each message it sends (a
+    socket's timeout bounds each read, not the whole: a server answering a byte a second
+    would hold the night)."""
+    messages = 1 if isinstance(channel, EmailChannel) else len(alerts)
+    return channel.timeout_seconds * messages
 
 
 def send(alerts: list[Alert], channels: list[Channel]) -> list[Delivery]:
-    """Send the alerts to every channel; a failing channel is reported, never raised."""
+    """Send the alerts to every channel; a failing channel is reported, never raised, and
+    none takes longer than its deadline (the send goes on in a daemon thread, abandoned)."""
     if not alerts:
         return []
     deliveries = []
     for i, channel in enumerate(channels, start=1):
         name = label(channel, i)
-        try:
-            n = _send_one(channel, alerts)
-        except (OSError, smtplib.SMTPException, urllib.error.URLError, ValueError) as exc:
-            if isinstance(exc, urllib.error.HTTPError):
-                text = f"HTTP {exc.code} {exc.reason}"  # its str() would not say the code
-            else:
-                text = f"{type(exc).__name__}: {getattr(exc, 'reason', None) or exc}"
-            deliveries.append(Delivery(name, False, _masked(text, channel)))
+        outcome: dict = {}
+
+        def attempt(channel=channel, outcome=outcome) -> None:
+            try:
+                outcome["messages"] = _send_one(channel, alerts)
+            except Exception as exc:  # noqa: BLE001 (a channel never fails the night)
+                outcome["error"] = _failure(exc)
+
+        worker = threading.Thread(target=attempt, name=f"cxalign-alert-{i}", daemon=True)
+        worker.start()
+        worker.join(_deadline(channel, alerts))
+        if worker.is_alive():
+            deliveries.append(
+                Delivery(name, False, f"no answer within {_deadline(channel, alerts):g} s")
+            )
+        elif "error" in outcome:
+            deliveries.append(Delivery(name, False, outcome["error"]))
         else:
-            deliveries.append(Delivery(name, True, messages=n))
+            deliveries.append(Delivery(name, True, messages=outcome["messages"]))
     return deliveries
 
 

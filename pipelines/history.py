@@ -2,14 +2,17 @@
 analytics.ingest_history (contracts in data_contracts/).
 
 Written by the publish step, in the working database the night is published from, so each
-published warehouse holds every night before it and itself. A night published again with the
-same as-of date (a rerun) replaces that night's rows: rerunning never duplicates a night. A
-night that fails publishes nothing and adds nothing.
+published warehouse holds every night before it and itself. The history is taken from the
+warehouse published last, not from the working database: a night that wrote its rows and then
+failed to publish (a contract check, a crash) left them there, and they are no part of it. A
+night published again with the same as-of date (a rerun) replaces that night's rows: rerunning
+never duplicates a night. A night that fails publishes nothing and adds nothing.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import duckdb
 
@@ -31,10 +34,13 @@ def ensure_history_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def record_history(
-    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, settings: Settings, now: datetime
-) -> dict[str, int]:
-    """Tonight's rows of both history tables (replacing a rerun's); rows written per table."""
+    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, settings: Settings, now: datetime,
+    published: Path | None = None,
+) -> dict[str, int]:  # fmt: skip
+    """The history as the warehouse `published` last holds it (none: no night published yet),
+    and tonight's rows of both tables (replacing a rerun's); rows written per table."""
     ensure_history_tables(con)
+    _take_published_history(con, published)
     con.execute("delete from analytics.unit_alignment_history where as_of = ?", [as_of])
     con.execute(
         """
@@ -87,3 +93,29 @@ def record_history(
         .fetchone()[0]
         for name in HISTORY_TABLES
     }
+
+
+def _take_published_history(con: duckdb.DuckDBPyConnection, published: Path | None) -> None:
+    """Replace the working database's history tables by the published warehouse's."""
+    for name in HISTORY_TABLES:
+        con.execute(f"delete from analytics.{name}")
+    if published is None or not Path(published).exists():
+        return
+    where = str(Path(published).resolve()).replace("'", "''")
+    con.execute(f"attach '{where}' as _cx_published (read_only)")
+    try:
+        held = {
+            r[0]
+            for r in con.execute(
+                "select table_name from duckdb_tables() where database_name = '_cx_published' "
+                "and schema_name = 'analytics'"
+            ).fetchall()
+        }
+        for name in HISTORY_TABLES:
+            if name in held:
+                con.execute(
+                    f"insert into analytics.{name} by name "
+                    f"select * from _cx_published.analytics.{name}"
+                )
+    finally:
+        con.execute("detach _cx_published")

@@ -4,6 +4,7 @@ endpoints (an HTTP server for the webhook and Slack, an SMTP server for e-mail).
 import json
 import socket
 import threading
+import time
 from datetime import date, timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -262,7 +263,7 @@ def test_alerts_test_command_says_which_channels_worked(tmp_path, http_sink, smt
     assert main(["alerts", "test", "--config", str(cfg)]) == 1
     out = capsys.readouterr().out
     assert "webhook #1 (127.0.0.1:" in out and ": sent (1 message(s))" in out
-    assert "slack #2 ($CXALIGN_SLACK_WEBHOOK): FAILED (OSError: environment variable " \
+    assert "slack #2 ($CXALIGN_SLACK_WEBHOOK): FAILED (environment variable " \
            "CXALIGN_SLACK_WEBHOOK is not set)" in out  # fmt: skip
     assert "2 of 3 channel(s) worked" in out
     assert sink.received[0][1]["kind"] == "test"
@@ -294,3 +295,97 @@ def test_the_example_config_has_the_issue_s_channel_shape():
     assert [c.type for c in channels] == ["webhook", "slack", "email"]
     assert channels[1].url_env == "CXALIGN_SLACK_WEBHOOK"
     assert channels[2].password_env == "CXALIGN_SMTP_PASSWORD"
+
+
+def _raw_server(answer: bytes, drip: bool = False) -> tuple[str, threading.Event]:
+    """A TCP server that answers each connection with `answer` (all at once, or a byte a
+    second: a server that never finishes its reply)."""
+    stop = threading.Event()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                for i in range(len(answer)) if drip else [None]:
+                    if stop.is_set():
+                        break
+                    conn.sendall(answer if i is None else answer[i : i + 1])
+                    if drip:
+                        stop.wait(1)
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}", stop
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"SSH-2.0-OpenSSH_9.2\r\n",  # not HTTP at all: http.client's BadStatusLine
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(120)) + b"\r\n",
+        b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
+    ],
+)
+def test_an_endpoint_that_answers_oddly_is_reported_not_raised_nor_sent(answer, monkeypatch):
+    url, stop = _raw_server(answer)
+    monkeypatch.setenv("CXALIGN_SLACK_WEBHOOK", url + SECRET_PATH)
+    channels = Settings.model_validate(
+        {"alerts": {"channels": [{"type": "slack", "url_env": "CXALIGN_SLACK_WEBHOOK"}]}}
+    ).alerts.channels
+    try:
+        (d,) = send([Alert("test", "t")], channels)
+    finally:
+        stop.set()
+    assert not d.ok  # a redirect too: urllib would resend it as a GET without the alert
+    assert "s3cr3t" not in d.error
+
+
+def test_a_channel_that_never_finishes_answering_is_given_up_at_its_deadline():
+    url, stop = _raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100,
+                            drip=True)  # fmt: skip
+    channels = Settings.model_validate(
+        {"alerts": {"channels": [{"type": "webhook", "url": url, "timeout_seconds": 2}]}}
+    ).alerts.channels
+    started = time.monotonic()
+    try:
+        (d,) = send([Alert("test", "t")], channels)
+    finally:
+        stop.set()
+    assert time.monotonic() - started < 4  # each read came within 2 s; the whole did not
+    assert (d.ok, d.error) == (False, "no answer within 2 s")
+
+
+@pytest.mark.parametrize(
+    "secret_url",
+    [
+        "https://hooks.slack.com/services/T0AAA/B0BBB/s3cr3t Token123",  # a space in it
+        "https://cx:s3cr3tPassw0rd@hooks.example.com/cx",  # a password in it
+        "file:///etc/hostname",  # not http(s)
+    ],
+)
+def test_a_malformed_secret_url_fails_its_channel_without_saying_it(secret_url, monkeypatch):
+    monkeypatch.setenv("CXALIGN_SLACK_WEBHOOK", secret_url)
+    channels = Settings.model_validate(
+        {"alerts": {"channels": [{"type": "slack", "url_env": "CXALIGN_SLACK_WEBHOOK",
+                                  "timeout_seconds": 2}]}}  # fmt: skip
+    ).alerts.channels
+    (d,) = send([Alert("test", "t")], channels)
+    assert not d.ok
+    assert "s3cr3t" not in d.error and "hostname" not in d.error
+
+
+def test_a_channel_s_label_never_shows_a_user_or_password():
+    from pipelines.alerts import label
+
+    (channel,) = Settings.model_validate(
+        {"alerts": {"channels": [{"type": "webhook", "url": "https://cx:pw@hooks.example.com:8443/x"}]}}
+    ).alerts.channels
+    assert label(channel, 1) == "webhook #1 (hooks.example.com:8443)"

@@ -11,6 +11,7 @@ check (`pipelines.ingest.mark_passed`).
 """
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -95,8 +96,9 @@ def published_warehouse(
         # Tonight's verdicts and ingestion join the history (a rerun of the night replaces its
         # rows); a night that fails publishes nothing and adds nothing.
         history_rows = record_history(
-            con, context.run.run_id, run_as_of(context), cxalign.settings, datetime.now(UTC)
-        )
+            con, context.run.run_id, run_as_of(context), cxalign.settings, datetime.now(UTC),
+            published=Path(cxalign.warehouse_path),
+        )  # fmt: skip
         record_version(con, context.run.run_id, run_as_of(context))
         checks = [
             contract_check(con, name)
