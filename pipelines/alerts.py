@@ -407,11 +407,10 @@ def send(alerts: list[Alert], channels: list[Channel]) -> list[Delivery]:
 
         worker = threading.Thread(target=attempt, name=f"cxalign-alert-{i}", daemon=True)
         worker.start()
-        worker.join(_deadline(channel, alerts))
+        deadline = _deadline(channel, alerts)
+        worker.join(deadline)
         if worker.is_alive():
-            deliveries.append(
-                Delivery(name, False, f"no answer within {_deadline(channel, alerts):g} s")
-            )
+            deliveries.append(Delivery(name, False, f"no answer within {deadline:g} s"))
         elif "error" in outcome:
             deliveries.append(Delivery(name, False, outcome["error"]))
         else:

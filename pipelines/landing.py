@@ -622,7 +622,8 @@ def _file_fields_and_values(
                         continue
                     # What kind of file it is shows in its first records (their structure
                     # is sampled as much: json_fields); the file is read whole once, by the load.
-                    json_records(con, readable, path, rel, key, sample=RECOGNITION_SAMPLE)
+                    json_records(con, readable, path, rel, key, sample=RECOGNITION_SAMPLE,
+                                 at=None if lines else list(at))  # fmt: skip
                 except LandingFileError as exc:
                     drop_json_records(con)
                     failed.append(exc)
@@ -992,7 +993,7 @@ def _hold_to_detect_values(
 
 def json_records(
     con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
-    records: str | None = None, sample: int | None = None,
+    records: str | None = None, sample: int | None = None, at: list[str] | None = None,
 ) -> int | None:  # fmt: skip
     """Read the records of a JSON or NDJSON file: the temp view _cx_recs (_cx_n: the record's
     row number, _cx_record: the object's JSON text) and what is not a record, the temp view
@@ -1002,6 +1003,8 @@ def json_records(
 
     sample: only the first `sample` records (JSON objects: blank and malformed lines are passed
     over), to tell what kind of file it is; not counted (returns None).
+    at: a JSON document's keys to its records, when the caller has them already
+    (document_records_keys), not to read the document's top level again.
 
     NDJSON: a record per line, numbered by line (blank lines count, as in a CSV file); a line
     that is not a JSON object is set aside as malformed. JSON: one document, whose records are
@@ -1039,7 +1042,7 @@ def json_records(
         con.execute("drop table _cx_lines")
         return _count_json_lines(path, rel)
 
-    keys = document_records_keys(con, readable, rel, records)
+    keys = at if at is not None else document_records_keys(con, readable, rel, records)
     scan = _JSON_DOCUMENT_SCAN
     params = [str(readable), _max_object_size(readable)]
     array_path = _json_path(keys)
