@@ -40,6 +40,19 @@ class SimUnit:
     # units) and its hazard by exp(region_churn x score); CX itself may do nothing
     region_cx: float = 0.0
     region_churn: float = 0.0
+    # A planted change of truth: from month index `change_month` on, the unit's execution
+    # and/or link take these values (None: unchanged). For the alerts' detection delay.
+    change_month: int | None = None
+    execution_after: float | None = None
+    link_after: float | None = None
+
+    def execution_at(self, t: int) -> float:
+        changed = self.change_month is not None and t >= self.change_month
+        return self.execution_after if changed and self.execution_after is not None else self.execution
+
+    def link_at(self, t: int) -> float:
+        changed = self.change_month is not None and t >= self.change_month
+        return self.link_after if changed and self.link_after is not None else self.link
 
 
 def simulate_panel(
@@ -81,7 +94,7 @@ def simulate_panel(
         ids = np.char.add(f"{unit.name}-", np.arange(n).astype(str))
         for t in range(months):
             wobble = 0.6 * wobble + 0.8 * rng.normal(0, 0.7, n)
-            x = unit.execution + account + wobble + trend * t
+            x = unit.execution_at(t) + account + wobble + trend * t
             history.append(x)
             if len(history) < 2:
                 continue  # the first month has no window before it
@@ -105,24 +118,26 @@ def simulate_panel(
             fcr = np.where(
                 rng.random(k) < 0.3, np.nan, np.clip(0.5 + 0.12 * w + rng.normal(0, 0.15, k), 0, 1)
             )
+            # the unit's true execution over the window's months (constant unless planted)
+            span = np.arange(max(t - 6, 0), t)
+            centre_x = float(np.mean([unit.execution_at(int(m)) for m in span]))
             if hazard_on == "csat":
                 z = (csat_obs - 3.9) / np.nanstd(csat_obs) if k > 1 else np.zeros(k)
                 z = np.nan_to_num(z)
             else:
                 # the trend over the window's months (t-6 .. t-1, or fewer at the start)
-                span = np.arange(max(t - 6, 0), t)
-                z = (w - unit.execution - trend * span.mean()) / 0.8
+                z = (w - centre_x - trend * span.mean()) / 0.8
             h = (
                 base_hazard
                 * np.array([1.3, 0.8, 0.5])[seg[idx]]
-                * np.exp(unit.link * z + unit.size_effect * size_z[idx]
+                * np.exp(unit.link_at(t) * z + unit.size_effect * size_z[idx]
                          + unit.region_churn * REGION_SCORE[region[idx]])
             )
             voluntary = rng.random(k) < 1 - np.exp(-h)
             involuntary = ~voluntary & (rng.random(k) < involuntary_hazard)
             stays = ~(voluntary | involuntary)
             expands = rng.random(k) < 1 - np.exp(
-                -0.03 * np.exp(unit.expansion_link * (w - unit.execution) / 0.8)
+                -0.03 * np.exp(unit.expansion_link * (w - centre_x) / 0.8)
             )
             frames.append(
                 pl.DataFrame(

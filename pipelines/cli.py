@@ -3,6 +3,7 @@
     cxalign run --landing DIR --warehouse FILE --out DIR [--as-of DATE] [--config FILE]
     cxalign inspect --landing DIR [--config FILE] [--as-of DATE] [--json]
     cxalign demo-data --out DIR [--accounts N] [--months M] [--seed S] [--vendor-exports]
+    cxalign alerts test [--config FILE]
 
 `run` executes the same Dagster job the schedule runs (`cxalign_nightly`),
 in-process: no daemon or webserver needed. With DAGSTER_HOME set, the run is
@@ -150,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--months", type=_positive, default=12, help="months projected (default 12)")
     whatif.add_argument("--json", action="store_true", help="print the figures as JSON")
 
+    alerts = sub.add_parser(
+        "alerts", help="the alert channels (alerts.channels in the config)",
+        description="`cxalign alerts test` sends a test message to each configured channel and "
+        "says which worked (exit code 1 if any failed, 2 for a wrong config or none configured).",
+    )  # fmt: skip
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    alerts_test = alerts_sub.add_parser("test", help="send a test message to each channel")
+    alerts_test.add_argument("--config", type=Path, default=None, help="YAML config file")
+
     dd = sub.add_parser(
         "data-dictionary", help="regenerate docs/data_dictionary.md from the contracts"
     )
@@ -173,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.whatif_command import run_whatif
 
         return run_whatif(args)
+    if args.command == "alerts":
+        return _alerts_test(args)
     if args.command == "data-dictionary":
         from pipelines.docs import DICTIONARY, write_data_dictionary
 
@@ -210,6 +222,28 @@ def _demo_data(args) -> int:
     for u in truth["units"]:
         print(f"  {u['name']:<12} {u['accounts']:>7,} accounts  planted {u['planted_type']}")
     return 0
+
+
+def _alerts_test(args) -> int:
+    from pipelines.alerts import describe, send, test_alert
+    from pipelines.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"cxalign: {exc}", file=sys.stderr)
+        return 2
+    channels = settings.alerts.channels
+    if not channels:
+        print("cxalign: no alert channel configured (alerts.channels in the config)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    deliveries = send([test_alert()], channels)
+    for line in describe(deliveries):
+        print(line)
+    worked = sum(d.ok for d in deliveries)
+    print(f"{worked} of {len(deliveries)} channel(s) worked")
+    return 0 if worked == len(deliveries) else 1
 
 
 def _inspect(args) -> int:
@@ -296,7 +330,8 @@ def _execute(args, as_of, run_id: str) -> int:
 
     from pipelines.definitions import defs
     from pipelines.defs.jobs import NIGHTLY_JOB
-    from pipelines.defs.resources import AS_OF_TAG
+    from pipelines.defs.resources import ALERTS_TAG, AS_OF_TAG
+    from pipelines.settings import load_settings
     from pipelines.warehouse import work_path
 
     # The warehouse and scorecard paths are links to the published version: made absolute,
@@ -330,7 +365,8 @@ def _execute(args, as_of, run_id: str) -> int:
                 "resources": {"cxalign": {"config": resource_config}},
                 "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
             },
-            tags={AS_OF_TAG: as_of.isoformat()},
+            # ALERTS_TAG: this command sends the night's alerts itself; the sensors leave it.
+            tags={AS_OF_TAG: as_of.isoformat(), ALERTS_TAG: "cli"},
             instance=instance,
             run_id=run_id,
             raise_on_error=False,
@@ -338,7 +374,8 @@ def _execute(args, as_of, run_id: str) -> int:
         elapsed = time.perf_counter() - started
         windows = _step_windows(instance, result.run_id)
 
-    _print_ingest_summary(work, result.run_id)
+    settings = load_settings(args.config)
+    _print_ingest_summary(work, result.run_id, settings)
     if args.timings:
         args.timings.parent.mkdir(parents=True, exist_ok=True)
         args.timings.write_text(
@@ -350,26 +387,53 @@ def _execute(args, as_of, run_id: str) -> int:
             )
             + "\n"
         )  # fmt: skip
+    from pipelines.alerts import failed_night_alerts, failure_reasons, notify
+    from pipelines.scorecard.names import log_safe
+
     if not result.success:
         print(f"\ncxalign run FAILED after {elapsed:.1f}s (run {result.run_id}):", file=sys.stderr)
-        from pipelines.scorecard.names import log_safe
-
-        for line in _failures(result):
+        checks, reasons = failure_reasons(result.all_events)
+        for line in reasons:
             print(f"  - {log_safe(line)}", file=sys.stderr)  # a unit name may hold ESC
         print(
             f"Nothing was published; {args.warehouse} still holds the previous night.\n"
             f"Inspect this run's tables read-only: duckdb -readonly {work}",
             file=sys.stderr,
         )
+        # A channel that fails is reported; the exit code is the night's.
+        notify(failed_night_alerts(result.run_id, as_of, checks, reasons), settings.alerts,
+               lambda line: print(log_safe(line), file=sys.stderr))  # fmt: skip
         return 1
     print(f"\ncxalign run finished in {elapsed:.1f}s (run {result.run_id})")
     print(f"  warehouse:  {args.warehouse}")
     print(f"  scorecards: {args.out}")
+    notify(_night_alerts(args.warehouse, as_of, settings), settings.alerts,
+           lambda line: print(log_safe(line)))  # fmt: skip
     return 0
 
 
-def _print_ingest_summary(work: Path, run_id: str) -> None:
+def _night_alerts(warehouse: Path, as_of, settings) -> list:
+    """The published night's alerts, read from the warehouse analysts read; none (said so)
+    when it cannot be read (an analyst holding it open read-write): the night stands."""
     import duckdb
+
+    from pipelines.alerts import night_alerts
+
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            return night_alerts(con, as_of, settings.alerts)
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        print(f"alert    the published warehouse could not be read for tonight's alerts: {exc}")
+        return []
+
+
+def _print_ingest_summary(work: Path, run_id: str, settings) -> None:
+    import duckdb
+
+    from pipelines.freshness import source_freshness, stale_sentence
 
     if not work.exists():
         return
@@ -383,15 +447,25 @@ def _print_ingest_summary(work: Path, run_id: str) -> None:
             "from analytics.ingest_runs where run_id = ? order by source",
             [run_id],
         ).fetchall()
+        fresh = source_freshness(con, settings, datetime.now(UTC))
     except duckdb.Error:
         rows = []
     finally:
         con.close()
     if not rows:
         return
-    print(f"\n{'source':<18}{'read':>12}{'staged':>12}{'quarantined':>13}{'duplicates':>12}")
+    arrived = {r["source"]: r for r in fresh.to_dicts()}
+    print(f"\n{'source':<18}{'read':>12}{'staged':>12}{'quarantined':>13}{'duplicates':>12}"
+          "  last arrived")  # fmt: skip
     for src, read, staged, quar, dup in rows:
-        print(f"{src:<18}{read:>12,}{staged:>12,}{quar:>13,}{dup:>12,}")
+        f = arrived.get(src, {})
+        days = f.get("days_since_arrival")
+        when = "never" if days is None else f"{days} day(s) ago" if days else "today"
+        flag = f"  STALE (expected {f['cadence']})" if f.get("stale") else ""
+        print(f"{src:<18}{read:>12,}{staged:>12,}{quar:>13,}{dup:>12,}  {when}{flag}")
+    for f in fresh.filter("stale").to_dicts():
+        print(f"stale: {stale_sentence(f['source'], f['days_since_arrival'])} "
+              f"(expected {f['cadence']})")  # fmt: skip
 
 
 def _step_windows(instance, run_id: str) -> dict[str, tuple[float, float]]:
@@ -409,29 +483,6 @@ def _step_windows(instance, run_id: str) -> dict[str, tuple[float, float]]:
         ):
             windows[event.step_key] = (started[event.step_key], entry.timestamp)
     return windows
-
-
-def _failures(result) -> list[str]:
-    """Plain reasons for a failed run: failed blocking checks first, then step errors."""
-    lines: list[str] = []
-    for event in result.all_events:
-        data = event.event_specific_data
-        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not data.passed:
-            message = data.description or (
-                data.metadata.get("message").value if data.metadata.get("message") else ""
-            )
-            lines.append(message or f"check {data.check_name} on {data.asset_key.to_user_string()}")
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            err = event.event_specific_data.error
-            # Dagster wraps the asset's exception; show the asset's own.
-            while err.cause is not None and err.cls_name.startswith("Dagster"):
-                err = err.cause
-            text = err.message.strip()
-            if "blocking asset check" in text:
-                continue  # already explained by the check itself
-            lines.append(f"{event.step_key}: {text.splitlines()[0] if text else err.cls_name}")
-    return lines or ["the run failed; see the Dagster event log"]
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ from pipelines.landing import (
     load_source,
     other_files,
 )
-from pipelines.profiles import ProfileError, all_profiles, path_field, profiles_for
+from pipelines.profiles import ProfileError, all_profiles, profiles_for
 from pipelines.settings import Settings, SourceSettings
-from pipelines.vendor import object_mapping, profile_options
+from pipelines.vendor import JsonReads, object_mapping, profile_options
 from pipelines.warehouse import connect
 
 RUN_ID = "inspect"
@@ -354,14 +354,14 @@ def _file_reports(
 
 _ALIAS = re.compile(r' as "((?:[^"]|"")*)"$')
 _COLUMN_REF = re.compile(r'_l\."((?:[^"]|"")*)"')
-_JSON_REF = re.compile(r"json_extract_string\(_l\._cx_record, '((?:[^']|'')*)'\)")
 
 
-def _read_from(expr: str) -> str | None:
-    """The field of the file a mapping's select expression reads (None: not in the file)."""
-    m = _JSON_REF.search(expr)
-    if m:
-        return path_field(m.group(1).replace("''", "'"))
+def _read_from(expr: str, reads: JsonReads | None = None) -> str | None:
+    """The field of the file a mapping's select expression reads (None: not in the file);
+    reads: a JSON file's, which its mapping read by path."""
+    found = reads.field_of(expr) if reads is not None else None
+    if found is not None:
+        return found
     m = _COLUMN_REF.search(expr)
     if m:
         return m.group(1).replace('""', '"')
@@ -377,6 +377,7 @@ def _mapping(
     """Which fields of the file feed which column, by the mapping the night built for it: the
     source's columns for a canonical file, the object's for a vendor file."""
     path, rel = landing / rep.file, rep.file
+    reads = None
     try:
         if rep.kind == "canonical":
             fields = _file_fields(con, path, rel, ssettings, {None})[None]
@@ -397,15 +398,16 @@ def _mapping(
                 more = _more_header_rows(
                     path, rel, delimiter, ssettings.encoding, obj.header_rows - 1
                 )
+            reads = JsonReads() if _is_json(path) else None
             mapping = object_mapping(
-                obj, profile_options(profile, ssettings), settings.privacy, rel, _is_json(path)
+                obj, profile_options(profile, ssettings), settings.privacy, rel, reads
             )
             select, _ = mapping(header, more)
     except (*_FILE_ERRORS, duckdb.Error, KeyError):
         return  # read once already; what it came to is reported all the same
     for expr in select:
         column = _ALIAS.search(expr).group(1).replace('""', '"')
-        found = _read_from(expr[: _ALIAS.search(expr).start()])
+        found = _read_from(expr[: _ALIAS.search(expr).start()], reads)
         if found is None:
             rep.missing.append(column)
         else:

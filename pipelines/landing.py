@@ -44,7 +44,7 @@ from pipelines.contracts import Contract
 from pipelines.privacy import privacy_digest, scrub_sql
 from pipelines.profiles import (
     all_profiles,
-    json_path,
+    json_pointer,
     profiles_for,
     quote_key,
     reading_digest,
@@ -55,6 +55,7 @@ from pipelines.settings import PrivacySettings, SourceSettings
 from pipelines.vendor import (
     CANONICAL,
     EMPTY,
+    JsonReads,
     Kind,
     build_source_rows,
     ensure_vendor_table,
@@ -63,6 +64,10 @@ from pipelines.vendor import (
     profile_options,
     source_vendor_tables,
 )
+
+# The records a JSON file is recognised by (its fields, and the values of a profile's
+# `detect: [type=...]`, which the load then holds every record to).
+RECOGNITION_SAMPLE = 1000
 
 # JSON: one document per file (an array of records, or an API page holding one array of
 # records); NDJSON / JSON Lines: one record per line.
@@ -335,8 +340,12 @@ def load_source(
                 if on_file is not None:
                     on_file(path, None)
                 continue
-            kind = _recognise(con, path, rel, contract, settings, privacy, profiles, options,
-                              canonical_ok=own and settings.profile is None)  # fmt: skip
+            try:
+                kind = _recognise(con, path, rel, contract, settings, privacy, profiles, options,
+                                  canonical_ok=own and settings.profile is None)  # fmt: skip
+            except LandingFileError:
+                _refuse_damaged_gzip(path, rel)  # a damaged file says so, not what it lacks
+                raise
             if kind is None:  # another source's file, none of this source's objects
                 continue
             present.add(rel)
@@ -357,13 +366,14 @@ def load_source(
                 vendor_changed = True
                 kind.profile.check_required(options[kind.profile.name], contract.name)
                 table = ensure_vendor_table(con, contract.name, kind.profile, kind.obj)
-                is_json = path.name.lower().endswith(JSON_SUFFIXES)
+                reads = JsonReads() if _is_json(path) else None
                 target = Target(
                     table,
-                    object_mapping(kind.obj, options[kind.profile.name], privacy, rel, is_json),
+                    object_mapping(kind.obj, options[kind.profile.name], privacy, rel, reads),
                     header_rows=kind.obj.header_rows,
                     records=kind.obj.records,
-                    json_paths=is_json,
+                    json_reads=reads,
+                    detect_values=kind.obj.detect_values,
                 )
             elif before is not None and before[2] not in (None, "canonical"):
                 vendor_changed = True  # was a vendor file: its records leave their table
@@ -602,34 +612,41 @@ def _file_fields_and_values(
             lines = name.endswith(JSON_LINES_SUFFIXES)
             failed: list[LandingFileError] = []
             keys = [None, *sorted(k for k in records_keys if k)] if not lines else [None]
+            read: dict[tuple, str | None] = {}  # the arrays read, by their keys: the key
             for key in keys:
                 try:
-                    json_records(con, readable, path, rel, key)
+                    # the array the key leads to: a page's one array may be the one a key names
+                    at = () if lines else tuple(document_records_keys(con, readable, rel, key))
+                    if at in read:
+                        out[key], values[key] = out[read[at]], values[read[at]]
+                        continue
+                    # What kind of file it is shows in its first records (their structure
+                    # is sampled as much: json_fields); the file is read whole once, by the load.
+                    json_records(con, readable, path, rel, key, sample=RECOGNITION_SAMPLE,
+                                 at=None if lines else list(at))  # fmt: skip
                 except LandingFileError as exc:
+                    drop_json_records(con)
                     failed.append(exc)
                     if len(failed) == len(keys):  # no way to read it: say why, as the load would
                         raise failed[0] from None
                     continue
+                read[at] = key
+                try:
+                    out[key] = _json_fields(con, rel)
+                    values[key] = {}
+                    for wanted in value_fields:
+                        found = resolve_field((wanted,), out[key], {})
+                        if found is not None and found not in values[key]:
+                            values[key][found] = {
+                                r[0]
+                                for r in con.execute(
+                                    "select distinct json_extract_string(_cx_record, ?) "
+                                    "from _cx_recs limit 3",
+                                    [json_pointer(found)],
+                                ).fetchall()
+                            }
                 finally:
-                    try:
-                        for temp in ("_cx_lines", "_cx_rejects"):
-                            con.execute(f"drop table if exists {temp}")
-                    except duckdb.TransactionException:
-                        pass  # DuckDB's own error aborted the load: the file fails with it
-                out[key] = json_fields(con)
-                values[key] = {}
-                for wanted in value_fields:
-                    found = resolve_field((wanted,), out[key], {})
-                    if found is not None and found not in values[key]:
-                        values[key][found] = {
-                            r[0]
-                            for r in con.execute(
-                                "select distinct json_extract_string(_cx_record, ?) "
-                                "from _cx_recs limit 3",
-                                [json_path(found)],
-                            ).fetchall()
-                        }
-                con.execute("drop table if exists _cx_recs")
+                    drop_json_records(con)
     return out, values
 
 
@@ -669,7 +686,11 @@ class Target:
     mapping: Callable[[list[str], list[list[str]]], tuple[list[str], list[str]]]
     header_rows: int = 1  # CSV header lines; the first names the columns
     records: str | None = None  # JSON: the key path of the array of records
-    json_paths: bool = False  # JSON: the mapping reads _l._cx_record by path
+    # JSON: the paths the mapping reads, by path (a vendor object's; None: by key)
+    json_reads: JsonReads | None = None
+    # (field, value) every record holds: a vendor object's detect values (`type=company`),
+    # told from the first records when the file was recognised and held to on every record
+    detect_values: tuple = ()
 
 
 def canonical_target(
@@ -878,9 +899,16 @@ def _load_json(
     vendor object's fields: the paths its records hold)."""
     in_file = json_records(con, readable, path, rel, target.records)
     try:
-        if target.json_paths:
-            select_list, extra_keys = target.mapping(json_fields(con), [])
-            con.execute("create or replace temp table _cx_load as select * from _cx_recs")
+        if target.json_reads is not None:
+            fields = _json_fields(con, rel)
+            select_list, extra_keys = target.mapping(fields, [])
+            reads = target.json_reads
+            checks = [(f, reads.string(f), v) for f, v in _detect_fields(target, fields)]
+            con.execute(
+                f"create or replace temp table _cx_load as select _cx_n, {reads.columns()} "
+                "from _cx_recs"
+            )
+            _hold_to_detect_values(con, checks, rel)
         else:
             keys = [
                 r[0]
@@ -891,18 +919,22 @@ def _load_json(
                 ).fetchall()
             ]
             _refuse_repeated(keys, rel)
+            odd = next((k for k in keys if not k or "\x00" in k), None)
+            if odd is not None:
+                raise LandingFileError(
+                    f"{rel}: a record has a key {'that is empty' if not odd else repr(odd)}; a "
+                    "key is a column's name: rename it in the export"
+                )
             select_list, extra_keys = target.mapping(keys, [])
             # One text column per key (nested values as their JSON text), named as the key, so
-            # that the mapping reads a JSON record as it reads a CSV row.
-            columns = ", ".join(
-                f"json_extract_string(_cx_record, ${i + 1}) as {_ident(k)}"
-                for i, k in enumerate(keys)
+            # that the mapping reads a JSON record as it reads a CSV row: one parse a record.
+            reads = JsonReads()
+            columns = "".join(
+                f", {reads.string(quote_key(k)).replace('_l.', '')} as {_ident(k)}" for k in keys
             )
             con.execute(
-                "create or replace temp table _cx_load as select _cx_n"
-                + (f", {columns}" if columns else "")
-                + " from _cx_recs",
-                ["$." + json.dumps(k) for k in keys],
+                f"create or replace temp table _cx_load as select _cx_n{columns} from "
+                f"(select _cx_n{', ' if keys else ''}{reads.columns()} from _cx_recs)"
             )
         loaded_rows, rejected = con.execute(
             "select (select count(*) from _cx_load), (select count(*) from _cx_rejects)"
@@ -921,60 +953,131 @@ def _load_json(
         _record_file(con, contract.name, rel, fingerprint, path, loaded, rejected, in_file,
                      run_id)  # fmt: skip
     finally:
-        for temp in ("_cx_recs", "_cx_rejects", "_cx_load", "_cx_lines"):
-            con.execute(f"drop table if exists {temp}")
+        drop_json_records(con)
+        try:
+            con.execute("drop table if exists _cx_load")
+        except duckdb.TransactionException:
+            pass
     return loaded, rejected
+
+
+def _detect_fields(target: Target, fields: list[str]) -> list[tuple[str, str]]:
+    """The fields (as the file names them) and values of the target's detect values."""
+    out = []
+    for wanted, value in target.detect_values:
+        found = resolve_field((wanted,), fields, {})
+        if found is not None:
+            out.append((found, value))
+    return out
+
+
+def _hold_to_detect_values(
+    con: duckdb.DuckDBPyConnection, checks: list[tuple[str, str, str]], rel: str
+) -> None:
+    """A file is recognised from its first records: a later one holding another value where
+    the object's records all hold one (Intercom's `type`: a contact among companies) refuses
+    the file, naming the record, rather than loading it as what it is not."""
+    for name, expr, value in checks:
+        row = con.execute(
+            f"select _l._cx_n, {expr} from _cx_load _l where {expr} is distinct from ? "
+            "order by 1 limit 1",
+            [value],
+        ).fetchone()
+        if row is not None:
+            raise LandingFileError(
+                f"{rel}: row {row[0]}, field {name}: holds "
+                f"{'nothing' if row[1] is None else repr(row[1])} where the file's first records "
+                f"hold {value!r}; a file holds one kind of record"
+            )
 
 
 def json_records(
     con: duckdb.DuckDBPyConnection, readable: Path, path: Path, rel: str,
-    records: str | None = None,
-) -> int:  # fmt: skip
-    """Read the records of a JSON or NDJSON file into the temp table _cx_recs (_cx_n: the
-    record's row number, _cx_record: the object) and what is not a record into _cx_rejects
-    (source_row, error_type, error_message, csv_line). Returns how many records the file holds,
+    records: str | None = None, sample: int | None = None, at: list[str] | None = None,
+) -> int | None:  # fmt: skip
+    """Read the records of a JSON or NDJSON file: the temp view _cx_recs (_cx_n: the record's
+    row number, _cx_record: the object's JSON text) and what is not a record, the temp view
+    _cx_rejects (source_row, error_type, error_message, csv_line), both over the temp table
+    _cx_items (drop_json_records drops the three). Returns how many records the file holds,
     counted by Python's own parser, apart from DuckDB (a .gz cut short, say).
+
+    sample: only the first `sample` records (JSON objects: blank and malformed lines are passed
+    over), to tell what kind of file it is; not counted (returns None).
+    at: a JSON document's keys to its records, when the caller has them already
+    (document_records_keys), not to read the document's top level again.
 
     NDJSON: a record per line, numbered by line (blank lines count, as in a CSV file); a line
     that is not a JSON object is set aside as malformed. JSON: one document, whose records are
     the array at `records` (a key path: "tickets", "data.items"), or the document itself when
     it is an array, or the one array an object holds (an API page: {"tickets": [...],
     "next_page": ...}); numbered from 1 in the array. A document that cannot be parsed fails
-    with its name: where its records begin cannot be known."""
+    with its name: where its records begin cannot be known.
+
+    Each line or item is parsed three times at most, once each to tell whether it is JSON,
+    an object and one with no key given twice (the values are read later, by path, in one
+    parse per record: pipelines.vendor.JsonReads)."""
     if path.name.lower().endswith(JSON_LINES_SUFFIXES):
+        lines = (
+            "read_csv(?, columns = {'line': 'VARCHAR'}, header = false, delim = ?, quote = '', "
+            "escape = '', auto_detect = false, parallel = false, strict_mode = false)"
+        )
+        params = [str(readable), "\x01"]  # no JSON text holds a raw 0x01: one field per line
         try:
+            if sample:  # (numbered 0: a sample's records are only looked at, never loaded)
+                _classify_items(con, f"select 0::bigint as n, line as item from {lines}",
+                                blank_lines=True, params=params, sample=sample)  # fmt: skip
+                return None
             con.execute(
-                "create or replace temp table _cx_lines as select line from read_csv(?, "
-                "columns = {'line': 'VARCHAR'}, header = false, delim = ?, quote = '', "
-                "escape = '', auto_detect = false, parallel = false, strict_mode = false)",
-                [str(readable), "\x01"],  # no JSON text holds a raw 0x01: one field per line
+                f"create or replace temp table _cx_lines as select line from {lines}", params
             )
         except duckdb.Error as exc:
             raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
+        # rowid counts from a large offset inside an open transaction: lines are numbered
+        # from the first rowid
         first = con.execute("select coalesce(min(rowid), 0) from _cx_lines").fetchone()[0]
-        n = f"(rowid - {int(first)} + 1)::bigint"
-        # (CASE: DuckDB evaluates both sides of an AND, and json_type fails on invalid JSON)
-        kind = "case when json_valid(line) then json_type(line) end"
-        # A key given twice: which value is meant cannot be known (DuckDB reads the first,
-        # most JSON parsers the last), as with a CSV header naming a column twice.
-        twice = f"case when {kind} = 'OBJECT' then {_REPEATED_KEY.format('line')} end"
-        is_record = f"coalesce({kind} = 'OBJECT' and not {twice}, false)"
-        con.execute(
-            f"create or replace temp table _cx_recs as select {n} as _cx_n, "
-            f"try_cast(line as json) as _cx_record "
-            f"from _cx_lines where {is_record}"
-        )
-        con.execute(
-            f"create or replace temp table _cx_rejects as select {n} as source_row, "
-            f"'INVALID JSON' as error_type, case when {twice} then 'a JSON object with a key "
-            f"given twice' else coalesce('a JSON ' || lower({kind}) || ', not an object', "
-            "'not valid JSON') end as error_message, line as csv_line from _cx_lines "
-            f"where {_BLANK.format('line')} and not {is_record}"
-        )
+        _classify_items(
+            con, f"select (rowid - {int(first)} + 1)::bigint as n, line as item from _cx_lines",
+            blank_lines=True,
+        )  # fmt: skip
+        con.execute("drop table _cx_lines")
         return _count_json_lines(path, rel)
 
-    scan = "read_json_objects(?, format = 'unstructured', maximum_object_size = ?)"
-    params = [str(readable), _MAX_JSON_DOCUMENT]
+    keys = at if at is not None else document_records_keys(con, readable, rel, records)
+    scan = _JSON_DOCUMENT_SCAN
+    params = [str(readable), _max_object_size(readable)]
+    array_path = _json_path(keys)
+    try:
+        # The array is taken out of the document first: unnested beside the document (a
+        # lateral join), each record carried a copy of it, and a 5 MB page used 18 GB.
+        _classify_items(
+            con, f"with a as (select json_extract(json, ?) as items from {scan}) select n, "
+            "item::varchar as item from (select generate_subscripts(items, 1)::bigint as n, "
+            "unnest(items) as item from a)",
+            blank_lines=False, params=[array_path + "[*]", *params], sample=sample,
+        )  # fmt: skip
+    except duckdb.Error as exc:
+        raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
+    return None if sample else _count_json_document(path, rel, keys)
+
+
+_JSON_DOCUMENT_SCAN = "read_json_objects(?, format = 'unstructured', maximum_object_size = ?)"
+
+
+def _max_object_size(readable: Path) -> int:
+    """The largest document DuckDB is to read from the file: the file's size, when it is not
+    compressed (DuckDB sets aside a buffer of this size for every read: 1 GB took 160 ms, the
+    most of reading a 700 KB API page), else _MAX_JSON_DOCUMENT."""
+    if readable.name.lower().endswith(".gz"):
+        return _MAX_JSON_DOCUMENT
+    return min(max(readable.stat().st_size + 1, 1 << 20), _MAX_JSON_DOCUMENT)
+
+
+def document_records_keys(
+    con: duckdb.DuckDBPyConnection, readable: Path, rel: str, records: str | None
+) -> list[str]:
+    """The keys leading to a JSON document's array of records: `records` (a key path), or []
+    for a document that is an array, or the one array an object holds."""
+    params = [str(readable), _max_object_size(readable)]
     wanted = records.split(".") if records else []
     try:
         # The document's kind, the keys holding an array, and the kind at `records`: the
@@ -982,7 +1085,7 @@ def json_records(
         tops = con.execute(
             "select json_type(json), list_filter(json_keys(json), lambda k: "
             "json_type(json, '$.' || to_json(k)::varchar) = 'ARRAY'), json_type(json, ?) "
-            f"from {scan}",
+            f"from {_JSON_DOCUMENT_SCAN}",
             [_json_path(wanted), *params],
         ).fetchall()
     except duckdb.Error as exc:
@@ -993,41 +1096,60 @@ def json_records(
             "records, or an API page holding one); one record per line is .ndjson"
         )
     kind, arrays, at_records = tops[0]
-    keys = _records_keys(kind, arrays or [], at_records, rel, wanted)
-    array_path = _json_path(keys)
+    return _records_keys(kind, arrays or [], at_records, rel, wanted)
+
+
+def _classify_items(
+    con: duckdb.DuckDBPyConnection, items_sql: str, blank_lines: bool,
+    params: list | None = None, sample: int | None = None,
+) -> None:  # fmt: skip
+    """The temp table _cx_items (n, item, problem) from `items_sql` (n, item: the text of an
+    NDJSON line or of an array's item), and over it the views _cx_recs (the JSON objects) and
+    _cx_rejects (the rest, with why; a blank line is neither: it holds no record). sample:
+    only the first `sample` records (the scan stops there), none of the rest."""
+    # CASE, not AND: DuckDB evaluates both sides of an AND, and json_type fails on invalid
+    # JSON. A key given twice: which value is meant cannot be known (DuckDB reads the first,
+    # most JSON parsers the last), as with a CSV header naming a column twice.
+    problem = (
+        "case "
+        + (f"when not ({_BLANK.format('item')}) then 'blank' " if blank_lines else "")
+        + "when not json_valid(item) then 'not valid JSON' "
+        "when json_type(item) <> 'OBJECT' then 'a JSON ' || lower(json_type(item)) || "
+        "', not an object' "
+        f"when {_REPEATED_KEY.format('item')} then 'a JSON object with a key given twice' end"
+    )
+    classified = f"select n, item, {problem} as problem from ({items_sql})"
+    if sample:
+        classified = f"select * from ({classified}) where problem is null limit {int(sample)}"
+    con.execute(f"create or replace temp table _cx_items as {classified}", params or [])
+    con.execute(
+        "create or replace temp view _cx_recs as select n as _cx_n, item as _cx_record "
+        "from _cx_items where problem is null"
+    )
+    con.execute(
+        "create or replace temp view _cx_rejects as select n as source_row, 'INVALID JSON' as "
+        "error_type, problem as error_message, item as csv_line from _cx_items "
+        "where problem is not null and problem <> 'blank'"
+    )
+
+
+def drop_json_records(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop what json_records made (after a DuckDB error has aborted the transaction, there
+    is nothing to drop: it went with the rollback)."""
     try:
-        # The array is taken out of the document first: unnested beside the document (a
-        # lateral join), each record carried a copy of it, and a 5 MB page used 18 GB.
-        con.execute(
-            "create or replace temp table _cx_items as with a as (select json_extract(json, ?) "
-            f"as items from {scan}) select generate_subscripts(items, 1)::bigint as n, "
-            "unnest(items) as item from a",
-            [array_path + "[*]", *params],
-        )
-    except duckdb.Error as exc:
-        raise LandingFileError(f"{rel}: cannot be read: {_first_line(exc)}") from exc
-    twice = f"case when json_type(item) = 'OBJECT' then {_REPEATED_KEY.format('item')} end"
-    is_record = f"coalesce(json_type(item) = 'OBJECT' and not {twice}, false)"
-    con.execute(
-        "create or replace temp table _cx_recs as select n as _cx_n, item as _cx_record "
-        f"from _cx_items where {is_record}"
-    )
-    con.execute(
-        "create or replace temp table _cx_rejects as select n as source_row, 'INVALID JSON' "
-        f"as error_type, case when {twice} then 'a JSON object with a key given twice' else "
-        "'a JSON ' || lower(json_type(item)) || ', not an object' end as "
-        f"error_message, item::varchar as csv_line from _cx_items where not {is_record}"
-    )
-    con.execute("drop table _cx_items")
-    return _count_json_document(path, rel, keys)
+        con.execute("drop view if exists _cx_recs")
+        con.execute("drop view if exists _cx_rejects")
+        con.execute("drop table if exists _cx_items")
+    except duckdb.TransactionException:
+        pass
 
 
-def json_fields(con: duckdb.DuckDBPyConnection, sample: int = 1000) -> list[str]:
+def json_fields(con: duckdb.DuckDBPyConnection, sample: int = RECOGNITION_SAMPLE) -> list[str]:
     """The fields the records in _cx_recs hold, as field paths (pipelines.profiles.json_path:
     "via.channel"), from the structure DuckDB infers over the first `sample` records (a
     schema, not the rows)."""
     structure = con.execute(
-        f"select json_group_structure(_cx_record) from (select _cx_record from _cx_recs "
+        f"select json_group_structure(_cx_record::json) from (select _cx_record from _cx_recs "
         f"order by _cx_n limit {int(sample)})"
     ).fetchone()[0]
     out: list[str] = []
@@ -1043,8 +1165,18 @@ def json_fields(con: duckdb.DuckDBPyConnection, sample: int = 1000) -> list[str]
     return out
 
 
+def _json_fields(con: duckdb.DuckDBPyConnection, rel: str) -> list[str]:
+    try:
+        return json_fields(con)
+    except RecursionError:
+        raise LandingFileError(
+            f"{rel}: nested too deeply to be read (more than {sys.getrecursionlimit()} "
+            "levels); nothing of it was loaded"
+        ) from None
+
+
 def _json_path(keys: list[str]) -> str:
-    return "$" + "".join(f".{json.dumps(k)}" for k in keys)
+    return "$" + "".join(f".{json.dumps(k, ensure_ascii=False)}" for k in keys)
 
 
 # SQL: a JSON object ({}) names a top-level key twice.
@@ -1081,16 +1213,37 @@ def _json_bytes(path: Path, rel: str):
         raise LandingFileError(f"{rel}: cannot be opened ({exc})") from exc
 
 
+# A compressed file that ends early or is damaged (DuckDB reads what it can of it, silently).
+_DAMAGED = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _cut_short(rel: str, exc: Exception) -> LandingFileError:
+    return LandingFileError(
+        f"{rel}: cannot be read to its end ({exc}); the compressed file is cut short or "
+        "damaged. Nothing of it was loaded; export it again"
+    )
+
+
+def _refuse_damaged_gzip(path: Path, rel: str) -> None:
+    """A .gz file that cannot be read to its end fails as that (it is recognised from the part
+    DuckDB read of it, which may lack what the whole file has)."""
+    if not path.name.lower().endswith(".gz"):
+        return
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except _DAMAGED as exc:
+        raise _cut_short(rel, exc) from exc
+
+
 def _count_json_lines(path: Path, rel: str) -> int:
     """Lines that hold anything, counted by Python (in C: no Python code per line)."""
     try:
         with _json_bytes(path, rel) as f:
             lengths = array("q", map(len, map(bytes.strip, f)))
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise LandingFileError(
-            f"{rel}: cannot be read to its end ({exc}); the compressed file is cut short or "
-            "damaged. Nothing of it was loaded; export it again"
-        ) from exc
+    except _DAMAGED as exc:
+        raise _cut_short(rel, exc) from exc
     return int(np.count_nonzero(np.frombuffer(lengths, dtype=np.int64)))
 
 
@@ -1159,11 +1312,8 @@ def _record_fields(path: Path, rel: str, delimiter: str, encoding: str) -> np.nd
     try:
         with _text(path, rel, encoding) as f:
             fields = array("q", map(len, _reader(f, delimiter)))
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise LandingFileError(
-            f"{rel}: cannot be read to its end ({exc}); the compressed file is cut short or "
-            "damaged. Nothing of it was loaded; export it again"
-        ) from exc
+    except _DAMAGED as exc:
+        raise _cut_short(rel, exc) from exc
     except (UnicodeError, csv.Error) as exc:  # UnicodeError: UTF-16 without its byte order mark
         raise LandingFileError(f"{rel}: cannot be read as {encoding}: {exc}") from exc
     return np.frombuffer(fields, dtype=np.int64)[1:]  # the header is not a data record

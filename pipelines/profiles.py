@@ -366,10 +366,12 @@ def quote_key(key: str) -> str:
     return key if _PLAIN_KEY.fullmatch(key) else json.dumps(key)
 
 
-def json_path(field: str) -> str:
-    """The DuckDB JSON path of a field path (`via.channel`, `"via.channel"`,
-    `contacts.contacts[0].id`)."""
-    out, pos = "$", 0
+def json_pointer(field: str) -> str:
+    """The JSON Pointer (RFC 6901) DuckDB reads a field path by (`via.channel` -> /via/channel,
+    `"via.channel"` -> /via.channel, `contacts.contacts[0].id` -> /contacts/contacts/0/id).
+    A pointer takes any key as it is written (a `*`, a tab, an accent), where a `$.` path
+    reads `"*"` as a wildcard and a key escaped by JSON (`\\u00e9`) as another key."""
+    out, pos = "", 0
     while True:
         m = _PATH_STEP.match(field, pos)
         if m is None:
@@ -378,7 +380,8 @@ def json_path(field: str) -> str:
                 'double quotes: "via.channel", an array element by its place: [0])'
             )
         key = json.loads(f'"{m.group(1)}"') if m.group(1) is not None else m.group(2)
-        out += "." + json.dumps(key) + m.group(3)
+        out += "/" + key.replace("~", "~0").replace("/", "~1")
+        out += "".join(f"/{i}" for i in re.findall(r"\[(\d+)\]", m.group(3)))
         pos = m.end()
         if pos == len(field):
             return out
@@ -387,12 +390,6 @@ def json_path(field: str) -> str:
                 f"{field!r} is not a field path (a dot expected after {field[:pos]!r})"
             )
         pos += 1
-
-
-def path_field(json_path_text: str) -> str:
-    """The field path a DuckDB JSON path of json_path() reads (its inverse)."""
-    steps = re.findall(r'\.("(?:[^"\\]|\\.)*")((?:\[\d+\])*)', json_path_text)
-    return ".".join(quote_key(json.loads(key)) + index for key, index in steps)
 
 
 def substitute_options(sql: str, options: dict[str, str | None], as_of: date | None = None) -> str:

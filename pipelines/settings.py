@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from models.alignment.config import AlignmentConfig
 from models.whatif import WhatifConfig
@@ -26,6 +33,20 @@ SOURCES = (
     "support_costs",
     "transactions",
 )
+
+
+# How often each source's exports are expected to arrive (sources.<source>.cadence): a source
+# whose newest file is older than its cadence plus a day's grace is stale (pipelines/freshness.py).
+CADENCES = {"daily": 1, "weekly": 7, "monthly": 31}
+DEFAULT_CADENCE = {
+    "accounts": "daily",
+    "survey_responses": "daily",
+    "support_tickets": "daily",
+    "revenue": "monthly",
+    "churn_events": "monthly",
+    "support_costs": "monthly",
+    "transactions": "daily",
+}
 
 
 class ConfigError(ValueError):
@@ -87,6 +108,9 @@ class SourceSettings(_Strict):
     stripe: dict[str, Any] | None = None
     salesforce: dict[str, Any] | None = None
     hubspot: dict[str, Any] | None = None
+    # How often new exports arrive: daily, weekly or monthly (None: the source's default in
+    # settings.DEFAULT_CADENCE); "none" expects no rhythm (never stale).
+    cadence: Literal["daily", "weekly", "monthly", "none"] | None = None
 
 
 class IngestSettings(_Strict):
@@ -210,6 +234,71 @@ class PrivacySettings(_Strict):
         return v
 
 
+class _Channel(_Strict):
+    # Seconds to wait for the endpoint before the delivery is reported as failed.
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
+
+
+class _UrlChannel(_Channel):
+    # The endpoint: `url` written here, or `url_env` naming the environment variable that holds
+    # it (a Slack webhook URL is a secret: keep it out of the file).
+    url: str | None = None
+    url_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_url(self):
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url and url_env")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, not {self.url[:12]!r}")
+        return self
+
+
+class WebhookChannel(_UrlChannel):
+    # POSTs {"kind": ..., "summary": ..., "details": {...}} as JSON.
+    type: Literal["webhook"]
+
+
+class SlackChannel(_UrlChannel):
+    # A Slack incoming webhook: POSTs {"text": ...}.
+    type: Literal["slack"]
+
+
+class EmailChannel(_Channel):
+    type: Literal["email"]
+    smtp_host: str
+    smtp_port: int = Field(25, ge=1, le=65535)
+    to: list[str] = Field(min_length=1)
+    sender: str = "cxalign@localhost"
+    # Log in with this user and the password in the environment variable password_env.
+    username: str | None = None
+    password_env: str | None = None
+    starttls: bool = False
+
+
+Channel = Annotated[WebhookChannel | SlackChannel | EmailChannel, Field(discriminator="type")]
+
+
+class TypeChangeSettings(_Strict):
+    # A unit's change of CX type is announced once the new type has held for
+    # `established_nights` published nights in a row at established confidence, or for
+    # `any_confidence_nights` in a row at any confidence (0: never on that ground). A change
+    # to Inconclusive is not a type change. The defaults (at once when established; else once
+    # the type survived the next month's refit) and their measured false-alarm rate and
+    # detection delay: docs/runbook.md#alerts (bench/false_alarms.py).
+    established_nights: int = Field(1, ge=1)
+    any_confidence_nights: int = Field(32, ge=0)
+
+
+class AlertsSettings(_Strict):
+    channels: list[Channel] = Field(default_factory=list)
+    type_change: TypeChangeSettings = TypeChangeSettings()
+    # A source's quarantined share of rows tonight this many points (0.02 = 2 points) above
+    # its median over the last `baseline_nights` published nights is announced.
+    quarantine_jump: float = Field(0.02, gt=0.0, le=1.0)
+    baseline_nights: int = Field(7, ge=1)
+
+
 class Settings(_Strict):
     # Reporting currency (ISO-4217). Revenue rows in another currency are
     # quarantined: MRR in different currencies cannot be summed.
@@ -228,6 +317,7 @@ class Settings(_Strict):
     duckdb: DuckDBSettings = DuckDBSettings()
     models: ModelsSettings = ModelsSettings()
     privacy: PrivacySettings = PrivacySettings()
+    alerts: AlertsSettings = AlertsSettings()
 
     @field_validator("sources")
     @classmethod
@@ -247,6 +337,10 @@ class Settings(_Strict):
 
     def source(self, name: str) -> SourceSettings:
         return self.sources.get(name, SourceSettings())
+
+    def cadence(self, name: str) -> str:
+        """The source's expected cadence: its setting, else its default."""
+        return self.source(name).cadence or DEFAULT_CADENCE.get(name, "none")
 
 
 def load_settings(path: str | Path | None = None) -> Settings:

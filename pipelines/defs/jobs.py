@@ -1,13 +1,31 @@
 """The nightly job (every asset) and its schedule."""
 
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 
 from pipelines.defs.resources import AS_OF_TAG, resource_from_env
+from pipelines.landing_watch import fingerprint, snapshot
 from pipelines.sqlrunner import last_complete_day
 
 NIGHTLY_JOB = "cxalign_nightly"
+# The landing zone's files a run was started on (pipelines/landing_watch.py), tagged by the
+# schedule and the landing sensor so that neither runs a batch the other already ran.
+LANDING_FINGERPRINT_TAG = "cxalign/landing_fingerprint"
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.SUCCESS,
+]
+
+
+def batch_already_run(instance: dg.DagsterInstance, fp: str, as_of: str | None = None) -> bool:
+    """A run of this landing batch (and as-of date, if given) is queued, running or succeeded."""
+    tags = {LANDING_FINGERPRINT_TAG: fp, **({AS_OF_TAG: as_of} if as_of else {})}
+    return bool(instance.get_run_records(dg.RunsFilter(tags=tags, statuses=ACTIVE), limit=1))
 
 # One process, one step at a time: DuckDB has a single writer, and DuckDB
 # itself uses every core inside each step.
@@ -20,7 +38,8 @@ cxalign_nightly = dg.define_asset_job(
 
 
 def _schedule() -> dg.ScheduleDefinition:
-    sched = resource_from_env().settings.schedule
+    env = resource_from_env()
+    sched = env.settings.schedule
 
     @dg.schedule(
         name="cxalign_nightly_schedule",
@@ -30,12 +49,18 @@ def _schedule() -> dg.ScheduleDefinition:
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description="The nightly run; its as-of date is the last UTC day over at the tick.",
     )
-    def nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    def nightly(context: dg.ScheduleEvaluationContext):
         # A tick at 02:00 on the 31st runs as of the 30th: the 31st is not over, and a
         # cancellation later that day would be missing from a night as of the 31st.
         when: datetime = context.scheduled_execution_time
         as_of = last_complete_day(when).isoformat()
-        return dg.RunRequest(run_key=f"nightly-{as_of}", tags={AS_OF_TAG: as_of})
+        fp = fingerprint(snapshot(Path(env.landing_dir)))
+        if batch_already_run(context.instance, fp, as_of):
+            # the landing sensor already ran these very files as of this date
+            return dg.SkipReason(f"the night as of {as_of} already ran on these files ({fp[:12]})")
+        return dg.RunRequest(
+            run_key=f"nightly-{as_of}", tags={AS_OF_TAG: as_of, LANDING_FINGERPRINT_TAG: fp}
+        )
 
     return nightly
 

@@ -20,6 +20,8 @@ from pipelines.sqlrunner import last_complete_day
 from pipelines.warehouse import connect, recover, work_path
 
 AS_OF_TAG = "cxalign/as_of"
+# Set by `cxalign run`, which sends the night's alerts itself: the alert sensors skip its runs.
+ALERTS_TAG = "cxalign/alerts"
 _progress = logging.getLogger("cxalign.progress")
 WAREHOUSE_POOL = "duckdb_warehouse"
 

@@ -45,6 +45,14 @@ class ScorecardData:
     building_blocks: list[dict] = field(default_factory=list)
     # analytics.unit_whatif per unit, levers in models.whatif.LEVERS order, "all" last
     whatif: dict[str, list[dict]] = field(default_factory=dict)
+    # Each unit's type on its last published nights and tonight (oldest first), at most
+    # TYPE_NIGHTS: {"as_of", "quadrant", "confidence"}.
+    type_history: dict[str, list[dict]] = field(default_factory=dict)
+    # Sources that stopped arriving at their cadence: {"source", "days_since_arrival", ...}.
+    stale_sources: list[dict] = field(default_factory=list)
+
+
+TYPE_NIGHTS = 12
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection, settings_json: str) -> str:
@@ -61,8 +69,21 @@ def fingerprint(con: duckdb.DuckDBPyConnection, settings_json: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _has_history(con: duckdb.DuckDBPyConnection) -> bool:
+    """The working database keeps a verdict history (it has published a night since)."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'analytics' "
+        "and table_name = 'unit_alignment_history'").fetchone()[0]  # fmt: skip
+    return bool(exists) and bool(
+        con.execute("select count(*) from analytics.unit_alignment_history").fetchone()[0]
+    )
+
+
 def load(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str, settings_json: str,
-         previous_warehouse: Path | None = None, strategy_declared: bool = False) -> ScorecardData:  # fmt: skip
+         previous_warehouse: Path | None = None, strategy_declared: bool = False,
+         stale_sources: list[dict] | None = None) -> ScorecardData:  # fmt: skip
+    """previous_warehouse: read only when the working database has no verdict history yet
+    (the first night after an upgrade). stale_sources: pipelines.freshness's stale rows."""
     units = _rows(con, "select * from analytics.unit_alignment order by business_unit")
     # One row per outcome tested (never pooled across outcomes): the page leads with
     # retention, the default outcome, or else the first outcome any unit tests.
@@ -136,8 +157,33 @@ def load(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str, settings_json
     for r in sorted(_rows(con, "select * from analytics.unit_whatif order by business_unit"),
                     key=lambda r: (r["business_unit"], order.get(r["lever"], len(order)))):  # fmt: skip
         whatif.setdefault(r["business_unit"], []).append(r)
-    previous = {}
-    if previous_warehouse is not None and previous_warehouse.exists():
+    previous: dict[str, dict] = {}
+    type_history: dict[str, list[dict]] = {u["business_unit"]: [] for u in units}
+    has_history = _has_history(con)
+    if has_history:
+        # The nights published before this one (a rerun of tonight replaces tonight's rows,
+        # so they are left out): the last one is "since last night".
+        earlier = _rows(
+            con,
+            """
+            select * from analytics.unit_alignment_history
+            where as_of < ?
+            qualify row_number() over (partition by business_unit order by as_of desc) < ?
+            order by business_unit, as_of
+            """,
+            [as_of, TYPE_NIGHTS],
+        )
+        for r in earlier:
+            if r["business_unit"] in type_history:
+                type_history[r["business_unit"]].append(
+                    {k: r[k] for k in ("as_of", "quadrant", "confidence")}
+                )
+            previous[r["business_unit"]] = r  # ordered by as_of: the last one stays
+    for u in units:
+        type_history[u["business_unit"]].append(
+            {"as_of": as_of, "quadrant": u["quadrant"], "confidence": u["confidence"]}
+        )
+    if not has_history and previous_warehouse is not None and previous_warehouse.exists():
         try:
             old = duckdb.connect(str(previous_warehouse), read_only=True)
             try:
@@ -154,7 +200,8 @@ def load(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str, settings_json
         freshness=freshness, company=company, units=units, previous=previous,
         company_trends=company_trends, unit_trends=unit_trends, sci_latest=sci_latest,
         sci_trend=sci_trend, clv=clv, drivers=drivers, churn_by_nps=churn_by_nps,
-        predictive=predictive, benefits=benefits, whatif=whatif,
+        predictive=predictive, benefits=benefits, whatif=whatif, type_history=type_history,
+        stale_sources=stale_sources or [],
     )  # fmt: skip
     data.maturity = maturity(data, strategy_declared)
     data.building_blocks = building_blocks(data)

@@ -10,6 +10,7 @@ from markupsafe import Markup, escape
 
 from models.alignment import METHOD_VERSION as ALIGNMENT_VERSION
 from models.sci import SCI_VERSION
+from pipelines.freshness import stale_sentence
 from pipelines.scorecard import charts, language, names
 from pipelines.scorecard.data import ScorecardData
 from pipelines.scorecard.names import slug
@@ -84,6 +85,7 @@ def _env(label: dict[str, str]) -> Environment:
         lever_words=language.LEVER_WORDS,
         lever_level=language.lever_level,
         methods=f"{ALIGNMENT_VERSION}, {SCI_VERSION}",
+        stale_sentence=stale_sentence,
     )
     return env
 
@@ -231,6 +233,14 @@ def _page_files(units: list[dict], units_dir: Path) -> dict[str, Path]:
     return pages
 
 
+def _stale_banner(data: ScorecardData) -> str:
+    """'Data not arriving: support_tickets last arrived 9 days ago (expected daily).'"""
+    return "Data not arriving: " + "; ".join(
+        f"{stale_sentence(s['source'], s['days_since_arrival'])} (expected {s['cadence']})"
+        for s in data.stale_sources
+    ) + "."
+
+
 def markdown(data: ScorecardData, head: str, label: dict[str, str] | None = None) -> str:
     """scorecard.md: every text from the data (names, and sentences holding them) escaped by
     names.markdown, so a name is never a link, raw HTML or a new table cell; names as
@@ -240,6 +250,7 @@ def markdown(data: ScorecardData, head: str, label: dict[str, str] | None = None
     lines = [
         f"# CX alignment scorecard, as of {data.as_of}",
         "",
+        *([f"> **{_stale_banner(data)}**", ""] if data.stale_sources else []),
         f"**{md(head)}**",
         "",
         "| Business unit | CX type | Confidence | Link (HR per SD, 95% CI) | Execution | Action |",
@@ -351,6 +362,8 @@ def pdf(data: ScorecardData, head: str, path: Path, label: dict[str, str] | None
         page = _Pages(doc, plt, footer)
         page.text(["Is our CX strategic, or just busy?"], 16, gap=0.004, weight="bold")
         page.text([f"cxalign scorecard, as of {data.as_of}"], 9, color="#555555")
+        if data.stale_sources:
+            page.text(_lines(_stale_banner(data), 9, "bold"), 9, weight="bold", color="#D55E00")
         page.text(_lines(head, 10), 10, gap=0.02)
         rows = [
             [charts.fit(u["business_unit"], 8, cell), u["quadrant"], u["confidence"],

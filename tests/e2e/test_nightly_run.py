@@ -18,8 +18,14 @@ BAD = FIXTURES / "bad_landing"
 # each case's expected outcome per file, row and column: quarantined (with its rule and the
 # text), staged (with the staged value as text, NULL for none) or not_yet_known (the text).
 HOSTILE = FIXTURES / "hostile"
-# Logs of the run itself: they gain rows (ingest_runs) or name the run (warehouse_version).
-LOG_TABLES = ("analytics.ingest_runs", "analytics.warehouse_version")
+# Logs of the run itself: they gain rows (ingest_runs) or name the run (warehouse_version,
+# and the history tables, whose rerun night is replaced by rows naming the rerun).
+LOG_TABLES = (
+    "analytics.ingest_runs",
+    "analytics.warehouse_version",
+    "analytics.unit_alignment_history",
+    "analytics.ingest_history",
+)
 
 
 def _expected_quarantine(

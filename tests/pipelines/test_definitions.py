@@ -26,7 +26,14 @@ def test_code_location_loads_every_asset_check_job_and_schedule():
     assert d.resolve_schedule_def("cxalign_nightly_schedule").cron_schedule == "0 2 * * *"
 
 
-def test_schedule_follows_config_and_tags_the_night(tmp_path, monkeypatch):
+@pytest.fixture
+def instance():
+    # the schedule asks the instance whether the landing sensor already ran the batch
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def test_schedule_follows_config_and_tags_the_night(tmp_path, monkeypatch, instance):
     cfg = tmp_path / "cx.yml"
     cfg.write_text("schedule:\n  cron: '30 3 * * *'\n  timezone: Europe/Berlin\n")
     monkeypatch.setenv("CXALIGN_CONFIG", str(cfg))
@@ -36,7 +43,8 @@ def test_schedule_follows_config_and_tags_the_night(tmp_path, monkeypatch):
     assert sched.cron_schedule == "30 3 * * *"
     assert sched.execution_timezone == "Europe/Berlin"
     ctx = dg.build_schedule_context(
-        scheduled_execution_time=datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+        scheduled_execution_time=datetime(2026, 11, 20, 2, 30, tzinfo=UTC),
+        instance=instance,
     )
     request = sched.evaluate_tick(ctx).run_requests[0]
     # The 20th is not over at 02:30: the night is as of the 19th, the last complete day.
@@ -54,12 +62,14 @@ def test_schedule_follows_config_and_tags_the_night(tmp_path, monkeypatch):
         (datetime(2026, 11, 1, 0, 0, tzinfo=UTC), "2026-10-31"),
     ],
 )
-def test_a_nights_as_of_date_is_the_last_complete_utc_day(tick, as_of):
+def test_a_nights_as_of_date_is_the_last_complete_utc_day(tick, as_of, instance):
     from pipelines.defs.jobs import cxalign_nightly_schedule
     from pipelines.sqlrunner import WarehouseParams, last_complete_day
 
     request = cxalign_nightly_schedule.evaluate_tick(
-        dg.build_schedule_context(scheduled_execution_time=tick)
+        dg.build_schedule_context(
+            scheduled_execution_time=tick, instance=instance
+        )
     ).run_requests[0]
     assert request.tags["cxalign/as_of"] == as_of
     assert last_complete_day(tick).isoformat() == as_of

@@ -451,7 +451,17 @@ def test_a_json_document_is_an_array_or_an_api_page_of_records(con, tmp_path):
         ("two.json", b'[{"account_id": "A1"}] [{"account_id": "A2"}]', "holds 2 JSON documents"),
         ("pages.json", b'{"a": [], "b": []}', r"holds 2 arrays \(a, b\)"),
         ("bad.json", b'[{"account_id": "A1",', "not valid JSON"),
-        ("cut.ndjson.gz", gzip.compress(b'{"account_id": "A1"}\n' * 500)[:-30], "cut short"),
+        (
+            # what DuckDB read of it lacks a column: the file says it is cut short first
+            "cut.ndjson.gz",
+            gzip.compress(b'{"account_id": "A1"}\n' * 500)[:-30],
+            "cut short",
+        ),
+        (  # recognised from its first records, cut short further on
+            "cut_late.ndjson.gz",
+            gzip.compress(b'{"account_id": "A1", "churned_at": "2026-01-31"}\n' * 5000)[:-30],
+            "cut short",
+        ),
     ],
 )
 def test_a_json_file_that_cannot_be_read_whole_fails_with_its_name(
@@ -502,3 +512,17 @@ def test_a_json_document_nested_too_deeply_fails_with_its_name(con, tmp_path):
     landing = _landing(tmp_path, "deep.json", ("[" + deep + "}]").encode())
     with pytest.raises(LandingFileError, match=r"churn_events/deep\.json: "):
         load_source(con, landing, CHURN, SourceSettings())
+
+
+@pytest.mark.parametrize("filler", ["", "[]", '{"x": 1, "x": 2}', "not json"])
+def test_a_json_file_is_recognised_by_its_records_not_its_first_lines(con, tmp_path, filler):
+    """Recognition samples the first records (RECOGNITION_SAMPLE): lines that hold none
+    (blank, not an object, malformed) are passed over, not counted in the sample."""
+    lines = [filler] * 1200 + ['{"account_id": "A1", "churned_at": "2026-01-31"}']
+    landing = _landing(tmp_path, "c.ndjson", ("\n".join(lines) + "\n").encode())
+    load_source(con, landing, CHURN, SourceSettings())
+    assert con.execute("select _source_row, account_id from raw.churn_events").fetchall() == [
+        (1201, "A1")
+    ]
+    rejects = con.execute("select count(*) from raw._rejects").fetchone()[0]
+    assert rejects == (0 if filler == "" else 1200)

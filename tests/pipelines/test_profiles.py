@@ -17,7 +17,7 @@ from pipelines.contracts import source_contracts
 from pipelines.ingest import conservation, stage_source
 from pipelines.landing import LandingFileError, load_source
 from pipelines.paths import CONTRACTS_DIR
-from pipelines.profiles import ProfileError, all_profiles, json_path, load_profile, path_field
+from pipelines.profiles import ProfileError, all_profiles, json_pointer, load_profile
 from pipelines.settings import Settings, SourceSettings
 from tests.conftest import FIXTURES
 
@@ -303,13 +303,27 @@ def test_a_key_holding_a_dot_is_one_key(con, tmp_path, via, channel):
 
 
 def test_a_field_path_quotes_a_key_holding_a_dot_and_indexes_an_array():
-    assert json_path("via.channel") == '$."via"."channel"'
-    assert json_path('"via.channel"') == '$."via.channel"'
-    assert json_path("contacts.contacts[0].id") == '$."contacts"."contacts"[0]."id"'
-    for field in ("via.channel", '"via.channel".x', "contacts.contacts[0].id", '"a\\"b"'):
-        assert path_field(json_path(field)) == field
+    assert json_pointer("via.channel") == "/via/channel"
+    assert json_pointer('"via.channel"') == "/via.channel"
+    assert json_pointer("contacts.contacts[0].id") == "/contacts/contacts/0/id"
+    assert json_pointer('"a\\"b"./x~') == '/a"b/~1x~0'
     with pytest.raises(ProfileError, match="is not a field path"):
-        json_path("via..channel")
+        json_pointer("via..channel")
+
+
+def test_json_keys_are_read_as_they_are_written(con, tmp_path):
+    """A `*` (a wildcard in a $. path), an accent (escaped by JSON), a tab or a slash in a key:
+    each key of a canonical JSON file is read as itself."""
+    landing = tmp_path / "landing"
+    (landing / "churn_events").mkdir(parents=True)
+    record = {"account_id": "A1", "churned_at": "2026-01-31", "raison_résiliation": "trop cher",
+              "*": "star", "a\tb": "tab", "x/y": "slash", "t~1": "tilde"}  # fmt: skip
+    (landing / "churn_events" / "c.ndjson").write_text(json.dumps(record) + "\n")
+    settings = SourceSettings(columns={"raison_résiliation": "reason"})
+    load_source(con, landing, source_contracts()["churn_events"], settings)
+    reason, extra = con.execute("select reason, _extra from raw.churn_events").fetchone()
+    assert reason == "trop cher"
+    assert json.loads(extra) == {"*": "star", "a\tb": "tab", "x/y": "slash", "t~1": "tilde"}
 
 
 def test_an_object_read_beside_the_primary_must_belong_to_a_record(tmp_path):

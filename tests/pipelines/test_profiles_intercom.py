@@ -197,3 +197,31 @@ def test_contacts_and_companies_no_conversation_needs_are_set_aside(con, tmp_pat
         "select count(*) from raw._set_aside where source = 'survey_responses' "
         "and object in ('intercom.contacts', 'intercom.companies')"
     ).fetchone() == (0,)
+
+
+def test_a_record_of_another_type_after_the_records_a_file_is_recognised_by_refuses_it(
+    con, tmp_path
+):
+    """A file is told from its first records (RECOGNITION_SAMPLE); a contact among the
+    companies further on is not loaded as a company: the file is refused, naming the row."""
+    landing = tmp_path / "landing"
+    shutil.copytree(PROFILES / "intercom" / "landing", landing)
+    companies = landing / "support_tickets" / "companies.json"
+    first = json.loads(companies.read_text())["data"][0]
+    n = pipelines.landing.RECOGNITION_SAMPLE + 5
+    records = [dict(first, id=f"co-{i}", company_id=f"acct-{i:04d}") for i in range(n)]
+    records[n - 2] = dict(records[n - 2], type="contact")
+    companies.unlink()
+    (landing / "support_tickets" / "companies.ndjson").write_text(
+        "".join(json.dumps(r) + "\n" for r in records)
+    )
+    with pytest.raises(
+        LandingFileError,
+        match=rf"support_tickets/companies\.ndjson: row {n - 1}, field type: holds 'contact' "
+        r"where the file's first records hold 'company'",
+    ):
+        _night(con, landing, Settings(), ["support_tickets"])
+    # nothing of the source's files was kept: its load is one transaction
+    assert con.execute(
+        "select count(*) from raw._files where source = 'support_tickets'"
+    ).fetchone() == (0,)

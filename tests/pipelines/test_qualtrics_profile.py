@@ -99,7 +99,7 @@ def _responses() -> ProfileObject:
 
 
 def _select(header: list[str], more: list[list[str]], options: dict) -> dict[str, str]:
-    mapping = object_mapping(_responses(), options, PrivacySettings(), "survey/x.csv", False)
+    mapping = object_mapping(_responses(), options, PrivacySettings(), "survey/x.csv")
     select, extra = mapping(header, more)
     assert extra == []
     return {e.rsplit(" as ", 1)[1].strip('"'): e.rsplit(" as ", 1)[0] for e in select}

@@ -214,3 +214,38 @@ def test_a_profile_reading_the_as_of_date_needs_it(tmp_path):
     with pytest.raises(ProfileError, match="as-of date"):
         load_source(duckdb.connect(), STRIPE, source_contracts()["revenue"],
                     SourceSettings(profile="stripe"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("decimal", "unit_amount", "mrr"),
+    [
+        ("2900", 1, "29.0000"),  # as Stripe writes it
+        ("1234.5678", 1, "12.3457"),  # a fraction of a cent
+        ("1e3", 999, "10.0000"),  # another notation of a number: read, not the other field
+        (" 12.", None, "0.1200"),
+        ("NaN", 2900, "29.0000"),  # not a number: unit_amount instead
+        (None, 2900, "29.0000"),
+    ],
+)
+def test_a_unit_amount_decimal_is_read_when_it_is_a_finite_number(
+    tmp_path, decimal, unit_amount, mrr
+):
+    sub = _sub("sub_X", "cus_X", "2026-09-01")
+    price = sub["items"]["data"][0]["price"]
+    price["unit_amount_decimal"], price["unit_amount"] = decimal, unit_amount
+    con, _ = _night(_zone(tmp_path, {"subs.json": [sub]}, ["cus_X"]))
+    assert con.execute("select distinct mrr::varchar from staging.revenue").fetchall() == [(mrr,)]
+
+
+def test_an_amount_too_large_for_the_contract_is_quarantined_not_the_build_failed(tmp_path):
+    huge = _sub("sub_H", "cus_H", "2026-09-01")
+    huge["items"]["data"][0]["price"]["unit_amount_decimal"] = "1" + "0" * 28
+    landing = _zone(tmp_path, {"subs.json": [_sub("sub_X", "cus_X", "2026-09-01"), huge]},
+                    ["cus_X", "cus_H"])  # fmt: skip
+    con, counts = _night(landing)
+    assert _months(con, "cus_X") == ["2026-09", "2026-10"]
+    assert con.execute(
+        "select distinct source_file, source_row, column_name, rule from analytics.quarantine "
+        "where source = 'revenue' order by all"
+    ).fetchall() == [(f"revenue/subs.json #2026-{m}", 2, "mrr", "required") for m in ("09", "10")]
+    assert counts["revenue"]["unaccounted"] == 0

@@ -1,5 +1,7 @@
 """Ingest: one raw asset and one staged asset per landing source.
 
+`landing/<source>`  the source's files as they arrive (external: reported by `raw/<source>`
+                    when it loads a new or changed file), with the source's freshness policy
 `raw/<source>`      landing files -> raw.<source> (incremental, by content hash)
 `staging/<source>`  raw.<source> -> staging.<source> + analytics.quarantine rows,
                     with three blocking checks: conservation, agreement of the
@@ -9,12 +11,14 @@ The work is in `pipelines.landing`, `pipelines.ingest` and `pipelines.validation
 these assets only wire it.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 
 from pipelines.contracts import Contract, source_contracts
-from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, resource_from_env, run_as_of
+from pipelines.freshness import stale_after
 from pipelines.ingest import (
     appended_files,
     can_keep_staged,
@@ -30,11 +34,36 @@ from pipelines.progress import RowsProgress, report
 from pipelines.validation import ge_rule_counts
 
 
+def freshness_policy(cadence: str) -> dg.FreshnessPolicy | None:
+    """The one freshness policy, from a source's cadence (pipelines/freshness.py): warn once a
+    cadence has passed without a new file, fail (stale) a day's grace later."""
+    fail = stale_after(cadence)
+    if fail is None:
+        return None
+    return dg.FreshnessPolicy.time_window(fail_window=fail, warn_window=fail - timedelta(days=1))
+
+
+def _landing_spec(contract: Contract, cadence: str) -> dg.AssetSpec:
+    src = contract.name
+    return dg.AssetSpec(
+        ["landing", src],
+        group_name="ingest",
+        kinds={"file"},
+        description=(
+            f"The files of `{src}` in the landing zone, expected {cadence} "
+            "(sources.<source>.cadence). Materialized when a run loads a new or changed file, "
+            "so its freshness is the source's arrival."
+        ),
+        freshness_policy=freshness_policy(cadence),
+    )
+
+
 def _raw_asset(contract: Contract) -> dg.AssetsDefinition:
     src = contract.name
 
     @dg.asset(
         key=["raw", src],
+        deps=[dg.AssetKey(["landing", src])],
         group_name="ingest",
         kinds={"duckdb"},
         pool=WAREHOUSE_POOL,
@@ -76,6 +105,14 @@ def _raw_asset(contract: Contract) -> dg.AssetsDefinition:
             context.log.warning(
                 f"{src}: {len(rep.files_missing)} earlier file(s) no longer in the landing zone "
                 f"({verb}): {', '.join(rep.files_missing[:5])}"
+            )
+        if rep.files_loaded:
+            # the source arrived: its landing asset's freshness starts again from now
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=["landing", src],
+                    metadata={"files_loaded": len(rep.files_loaded), "rows_loaded": rep.rows_loaded},
+                )
             )
         report(
             context,
@@ -270,6 +307,12 @@ ingest_assets = [
 ]
 
 
+def landing_specs() -> list[dg.AssetSpec]:
+    """Each source's landing asset with its freshness policy: the one place policies are set."""
+    settings = resource_from_env().settings
+    return [_landing_spec(c, settings.cadence(c.name)) for c in source_contracts().values()]
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=ingest_assets)
+    return dg.Definitions(assets=[*landing_specs(), *ingest_assets])

@@ -10,12 +10,16 @@ and refuses a working database in which a source's staged rows did not pass ever
 check (`pipelines.ingest.mark_passed`).
 """
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import dagster as dg
 
 from pipelines.contracts import source_contracts
 from pipelines.defs.contract_check import contract_check
 from pipelines.defs.jobs import NIGHTLY_JOB
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.history import HISTORY_TABLES, record_history
 from pipelines.model_cache import table_state
 from pipelines.progress import report
 from pipelines.sqlrunner import build_order
@@ -91,8 +95,17 @@ def published_warehouse(
                     f"{NIGHTLY_JOB} job) once the landing zone is fixed"
                 )
             )
+        # Tonight's verdicts and ingestion join the history (a rerun of the night replaces its
+        # rows); a night that fails publishes nothing and adds nothing.
+        history_rows = record_history(
+            con, context.run.run_id, run_as_of(context), cxalign.settings, datetime.now(UTC),
+            published=Path(cxalign.warehouse_path),
+        )  # fmt: skip
         record_version(con, context.run.run_id, run_as_of(context))
-        checks = [contract_check(con, name) for name in (*LOG_TABLES, "warehouse_version")]
+        checks = [
+            contract_check(con, name)
+            for name in (*LOG_TABLES, *HISTORY_TABLES, "warehouse_version")
+        ]
         problems = [c.description for c in checks if not c.passed]
         versions = con.execute(
             "select table_name, row_count from analytics.warehouse_version order by 1"
@@ -120,6 +133,7 @@ def published_warehouse(
             "path": str(cxalign.warehouse_path),
             "version": path.parent.name,
             "size_mb": round(size_mb, 1),
+            **{f"{name}_rows_tonight": n for name, n in history_rows.items()},
             "tables": dg.MetadataValue.md(
                 "| table | rows |\n|---|---|\n"
                 + "\n".join(f"| analytics.{t} | {n:,} |" for t, n in versions)

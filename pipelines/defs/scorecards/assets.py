@@ -8,6 +8,7 @@ night that failed its checks.
 import json
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +18,7 @@ from pipelines.defs.models.clv import UNIT_CLV
 from pipelines.defs.models.sci import SCI_BENEFITS, UNIT_MONTH_SCI
 from pipelines.defs.models.whatif import UNIT_WHATIF
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
+from pipelines.freshness import source_freshness
 from pipelines.progress import report
 from pipelines.scorecard import data as scorecard_data
 from pipelines.scorecard import render
@@ -70,6 +72,7 @@ def scorecards(context: dg.AssetExecutionContext, cxalign: CxalignResource) -> d
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     with cxalign.connect() as con:
+        fresh = source_freshness(con, cxalign.settings, datetime.now(UTC))
         d = scorecard_data.load(
             con,
             as_of=run_as_of(context),
@@ -77,6 +80,7 @@ def scorecards(context: dg.AssetExecutionContext, cxalign: CxalignResource) -> d
             settings_json=json.dumps(cxalign.settings.model_dump(), sort_keys=True, default=str),
             previous_warehouse=Path(cxalign.warehouse_path),
             strategy_declared=bool(cxalign.strategy_path),
+            stale_sources=fresh.filter("stale").to_dicts(),
         )
         cache = ChartCache(load_charts(con))
         files = render.write(d, building, cache)

@@ -1,0 +1,124 @@
+"""Automation beside the nightly schedule (pipelines/defs/jobs.py):
+
+* `cxalign_landing_sensor`  a run when new or changed files have settled in the landing zone
+                            (pipelines/landing_watch.py): one run per settled batch, none while a
+                            file is still growing, none for a batch already run (by this sensor or
+                            by the schedule: both tag their run with the batch's fingerprint)
+* `cxalign_failure_alerts`  a failed night -> its alerts to the configured channels
+* `cxalign_night_alerts`    a published night -> its alerts (type changes, jumps in the
+                            quarantine, stale sources; pipelines/alerts.py)
+
+Locations and settings come from the environment, as the schedule's do (resource_from_env):
+not through the resource, whose set-up takes the warehouse's run lock, which a sensor must
+never hold. The alert sensors leave alone the runs of `cxalign run` (tag cxalign/alerts=cli),
+which sends its alerts itself. A channel that fails is logged; the sensor does not fail.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipelines.alerts import failed_night_alerts, failure_reasons, night_alerts, notify
+from pipelines.defs.jobs import LANDING_FINGERPRINT_TAG, batch_already_run, cxalign_nightly
+from pipelines.defs.resources import ALERTS_TAG, AS_OF_TAG, resource_from_env
+from pipelines.landing_watch import arrived, fingerprint, snapshot, unsettled
+from pipelines.sqlrunner import last_complete_day
+
+
+@dg.sensor(
+    name="cxalign_landing_sensor",
+    job=cxalign_nightly,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Runs the night when new or changed landing files have settled (same size and "
+    "mtime on two ticks in a row): one run per batch, never one the schedule already ran.",
+)
+def cxalign_landing_sensor(context: dg.SensorEvaluationContext):
+    cxalign = resource_from_env()
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    seen, requested = cursor.get("seen", {}), cursor.get("requested", {})
+    snap = snapshot(Path(cxalign.landing_dir))
+    changing = unsettled(snap, seen)
+    new = arrived(snap, requested)
+    if changing:
+        context.update_cursor(json.dumps({"seen": snap, "requested": requested}))
+        return dg.SkipReason(
+            f"{len(changing)} file(s) new or still changing (e.g. {changing[0]}): waiting for "
+            "them to settle"
+        )
+    if not new:
+        context.update_cursor(json.dumps({"seen": snap, "requested": requested}))
+        return dg.SkipReason("no new or changed file in the landing zone since the last run")
+    fp = fingerprint(snap)
+    # from here on this batch is handled: requested, or already run by the schedule
+    context.update_cursor(json.dumps({"seen": snap, "requested": snap}))
+    if batch_already_run(context.instance, fp):
+        return dg.SkipReason(f"batch {fp[:12]} already run (by the schedule or an earlier tick)")
+    as_of = last_complete_day(datetime.now(UTC)).isoformat()
+    return dg.RunRequest(
+        run_key=f"landing-{fp[:24]}",
+        tags={AS_OF_TAG: as_of, LANDING_FINGERPRINT_TAG: fp},
+    )
+
+
+def _as_of(run: dg.DagsterRun) -> str | None:
+    return run.tags.get(AS_OF_TAG)
+
+
+@dg.run_failure_sensor(
+    name="cxalign_failure_alerts",
+    monitored_jobs=[cxalign_nightly],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A failed night: sends its alerts (failed checks, the reasons) to alerts.channels.",
+)
+def cxalign_failure_alerts(context: dg.RunFailureSensorContext):
+    run = context.dagster_run
+    cxalign = resource_from_env()
+    if run.tags.get(ALERTS_TAG) == "cli":
+        return dg.SkipReason("cxalign run sends its own alerts")
+    events = [e.dagster_event for e in context.instance.all_logs(run.run_id) if e.dagster_event]
+    checks, reasons = failure_reasons(events)
+    notify(
+        failed_night_alerts(run.run_id, _as_of(run), checks, reasons),
+        cxalign.settings.alerts,
+        context.log.info,
+    )
+
+
+@dg.run_status_sensor(
+    name="cxalign_night_alerts",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[cxalign_nightly],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A published night: sends its alerts (type changes, quarantine jumps, stale "
+    "sources) to alerts.channels.",
+)
+def cxalign_night_alerts(context: dg.RunStatusSensorContext):
+    run = context.dagster_run
+    cxalign = resource_from_env()
+    if run.tags.get(ALERTS_TAG) == "cli":
+        return dg.SkipReason("cxalign run sends its own alerts")
+    as_of = _as_of(run)
+    if as_of is None:
+        return dg.SkipReason("run without an as-of tag")
+    try:
+        con = duckdb.connect(cxalign.warehouse_path, read_only=True)
+        try:
+            alerts = night_alerts(con, date.fromisoformat(as_of), cxalign.settings.alerts)
+        finally:
+            con.close()
+    except duckdb.Error as exc:  # e.g. an analyst holds the file open read-write
+        return dg.SkipReason(f"the published warehouse could not be read for alerts: {exc}")
+    notify(alerts, cxalign.settings.alerts, context.log.info)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        sensors=[cxalign_landing_sensor, cxalign_failure_alerts, cxalign_night_alerts]
+    )

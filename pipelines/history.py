@@ -1,0 +1,121 @@
+"""The verdict and ingestion history kept across nights: analytics.unit_alignment_history and
+analytics.ingest_history (contracts in data_contracts/).
+
+Written by the publish step, in the working database the night is published from, so each
+published warehouse holds every night before it and itself. The history is taken from the
+warehouse published last, not from the working database: a night that wrote its rows and then
+failed to publish (a contract check, a crash) left them there, and they are no part of it. A
+night published again with the same as-of date (a rerun) replaces that night's rows: rerunning
+never duplicates a night. A night that fails publishes nothing and adds nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipelines.contracts import quote_ident
+from pipelines.freshness import source_freshness
+from pipelines.marts import analyst_contracts
+from pipelines.settings import Settings
+
+HISTORY_TABLES = ("unit_alignment_history", "ingest_history")
+
+
+def ensure_history_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the history tables from their contracts if this working database has none."""
+    con.execute("create schema if not exists analytics")
+    for name in HISTORY_TABLES:
+        contract = analyst_contracts()[name]
+        cols = ", ".join(f"{quote_ident(c.name)} {c.sql_type}" for c in contract.columns)
+        con.execute(f"create table if not exists analytics.{name} ({cols})")
+
+
+def record_history(
+    con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, settings: Settings, now: datetime,
+    published: Path | None = None,
+) -> dict[str, int]:  # fmt: skip
+    """The history as the warehouse `published` last holds it (none: no night published yet),
+    and tonight's rows of both tables (replacing a rerun's); rows written per table."""
+    ensure_history_tables(con)
+    _take_published_history(con, published)
+    con.execute("delete from analytics.unit_alignment_history where as_of = ?", [as_of])
+    con.execute(
+        """
+        insert into analytics.unit_alignment_history by name
+        select ?::date as as_of, business_unit, ? as run_id, ?::timestamptz as published_at,
+               outcome_tested, quadrant, quadrant_probability, confidence, link_verdict,
+               link_effect, link_ci_low, link_ci_high, link_effect_shrunk, execution_level, execution_score,
+               execution_ci_low, execution_ci_high, method_version
+        from analytics.unit_alignment
+        """,
+        [as_of, run_id, now],
+    )
+    fresh = source_freshness(con, settings, now)
+    con.execute("delete from analytics.ingest_history where as_of = ?", [as_of])
+    con.register("_cx_freshness", fresh)
+    try:
+        con.execute(
+            """
+            insert into analytics.ingest_history by name
+            with runs as (
+                select * from analytics.ingest_runs where run_id = ?
+            ),
+            final as (
+                select ?::date as as_of,
+                       f.source,
+                       ? as run_id,
+                       ?::timestamptz as published_at,
+                       r.rows_read,
+                       r.rows_staged,
+                       r.rows_quarantined,
+                       coalesce(r.rows_quarantined / nullif(r.rows_read, 0), 0)::double
+                           as quarantine_share,
+                       r.files,
+                       r.files_loaded,
+                       f.cadence,
+                       f.last_arrived_at,
+                       f.days_since_arrival,
+                       f.stale,
+                from _cx_freshness as f
+                left join runs as r using (source)
+            )
+            select * from final
+            """,
+            [run_id, as_of, run_id, now],
+        )
+    finally:
+        con.unregister("_cx_freshness")
+    return {
+        name: con.execute(f"select count(*) from analytics.{name} where as_of = ?", [as_of])
+        .fetchone()[0]
+        for name in HISTORY_TABLES
+    }
+
+
+def _take_published_history(con: duckdb.DuckDBPyConnection, published: Path | None) -> None:
+    """Replace the working database's history tables by the published warehouse's."""
+    for name in HISTORY_TABLES:
+        con.execute(f"delete from analytics.{name}")
+    if published is None or not Path(published).exists():
+        return
+    where = str(Path(published).resolve()).replace("'", "''")
+    con.execute(f"attach '{where}' as _cx_published (read_only)")
+    try:
+        held = {
+            r[0]
+            for r in con.execute(
+                "select table_name from duckdb_tables() where database_name = '_cx_published' "
+                "and schema_name = 'analytics'"
+            ).fetchall()
+        }
+        for name in HISTORY_TABLES:
+            if name in held:
+                con.execute(
+                    f"insert into analytics.{name} by name "
+                    f"select * from _cx_published.analytics.{name}"
+                )
+    finally:
+        con.execute("detach _cx_published")

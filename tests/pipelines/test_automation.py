@@ -1,0 +1,192 @@
+"""Sensors and freshness policies: the landing-zone sensor (debounced, one run per settled
+batch, never a batch the schedule already ran), the alert sensors, and what the UI's
+automation list and asset freshness show."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from pipelines.defs.automation import cxalign_failure_alerts, cxalign_landing_sensor
+from pipelines.defs.jobs import LANDING_FINGERPRINT_TAG, NIGHTLY_JOB
+from pipelines.defs.resources import CxalignResource
+from pipelines.paths import PROJECT_ROOT
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+class Landing:
+    """The sensor ticking over a landing zone, carrying its cursor from tick to tick."""
+
+    def __init__(self, root, instance, monkeypatch):
+        self.root, self.instance, self.cursor = root, instance, None
+        root.mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv("CXALIGN_LANDING", str(root))  # where the sensor looks
+
+    def tick(self):
+        ctx = dg.build_sensor_context(cursor=self.cursor, instance=self.instance)
+        result = cxalign_landing_sensor.evaluate_tick(ctx)
+        self.cursor = result.cursor
+        return result.run_requests or [], result.skip_message or ""
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_new_file_one_request_same_file_none(tmp_path, instance, monkeypatch):
+    zone = Landing(tmp_path / "landing", instance, monkeypatch)
+    assert zone.tick() == ([], "no new or changed file in the landing zone since the last run")
+    _write(zone.root / "support_tickets" / "2026-11-20.csv", "ticket_id\nT1\n")
+    requests, why = zone.tick()
+    assert requests == [] and "waiting for them to settle" in why  # just seen: not settled yet
+    (request,), _ = zone.tick()  # same size and mtime as last tick: settled, one run
+    assert request.job_name in (None, NIGHTLY_JOB)
+    assert request.run_key.startswith("landing-")
+    assert len(request.tags[LANDING_FINGERPRINT_TAG]) == 64
+    assert request.tags["cxalign/as_of"]
+    # the same file again: no run, tick after tick
+    assert zone.tick()[0] == [] and zone.tick()[0] == []
+    # a changed file is a new batch: one more run once it settles
+    _write(zone.root / "support_tickets" / "2026-11-20.csv", "ticket_id\nT1\nT2\n")
+    assert zone.tick()[0] == []
+    (again,), _ = zone.tick()
+    assert again.run_key != request.run_key
+    # a file removed (archived after loading) is not an arrival
+    (zone.root / "support_tickets" / "2026-11-20.csv").unlink()
+    assert zone.tick()[0] == [] and zone.tick()[0] == []
+
+
+def test_a_file_still_being_written_waits_until_it_settles(tmp_path, instance, monkeypatch):
+    zone = Landing(tmp_path / "landing", instance, monkeypatch)
+    f = zone.root / "survey_responses" / "big.csv"
+    _write(f, "response_id\n")
+    for k in range(4):  # growing between ticks: no run
+        with f.open("a") as out:
+            out.write(f"R{k}\n")
+        requests, why = zone.tick()
+        assert requests == [] and "still changing" in why
+    # an upload in progress (.part) holds the batch back however long it sits still
+    _write(zone.root / "accounts" / "accounts.csv.part", "account_id\n")
+    assert zone.tick()[0] == [] and zone.tick()[0] == []
+    (zone.root / "accounts" / "accounts.csv.part").rename(zone.root / "accounts" / "accounts.csv")
+    assert zone.tick()[0] == []  # renamed: a new file, seen once
+    (request,), _ = zone.tick()
+    assert request.run_key.startswith("landing-")
+
+
+def test_no_double_run_with_the_schedule(tmp_path, instance, monkeypatch):
+    landing = tmp_path / "landing"
+    _write(landing / "revenue" / "2026-10.csv", "account_id\nA1\n")
+    monkeypatch.setenv("CXALIGN_LANDING", str(landing))
+    from pipelines.defs.jobs import _schedule
+
+    schedule = _schedule()
+    tick = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+    ctx = dg.build_schedule_context(scheduled_execution_time=tick, instance=instance)
+    (scheduled,) = schedule.evaluate_tick(ctx).run_requests
+    fp = scheduled.tags[LANDING_FINGERPRINT_TAG]
+    # the schedule's run of this batch is in the instance
+    instance.add_run(
+        dg.DagsterRun(job_name=NIGHTLY_JOB, run_id="scheduled-run", tags=scheduled.tags,
+                      status=dg.DagsterRunStatus.SUCCESS)
+    )  # fmt: skip
+    zone = Landing(landing, instance, monkeypatch)
+    zone.tick()
+    requests, why = zone.tick()
+    assert requests == [] and "already run" in why
+    # and the other way round: a batch the sensor ran is not run again by the schedule
+    # for the same night
+    skipped = schedule.evaluate_tick(ctx)
+    assert skipped.run_requests == [] and fp[:12] in skipped.skip_message
+    # another night on the same files is run (its as-of date is new)
+    later = dg.build_schedule_context(scheduled_execution_time=tick + timedelta(days=1),
+                                      instance=instance)  # fmt: skip
+    assert len(schedule.evaluate_tick(later).run_requests) == 1
+
+
+def test_the_failure_sensor_skips_cxalign_runs_own_alerts(instance):
+    run = dg.DagsterRun(job_name=NIGHTLY_JOB, run_id="cli-run",
+                        tags={"cxalign/alerts": "cli", "cxalign/as_of": "2026-11-01"},
+                        status=dg.DagsterRunStatus.FAILURE)  # fmt: skip
+    instance.add_run(run)
+    ctx = dg.build_run_status_sensor_context(
+        sensor_name="cxalign_failure_alerts",
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=dg.DagsterEvent(
+            event_type_value="PIPELINE_FAILURE", job_name=NIGHTLY_JOB, message="failed"
+        ),
+    ).for_run_failure()
+    result = cxalign_failure_alerts(ctx)
+    assert isinstance(result, dg.SkipReason) and "cxalign run" in result.skip_message
+
+
+def test_sensors_and_freshness_policies_are_defined():
+    from pipelines.definitions import defs
+
+    d = defs()
+    names = {s.name for s in d.resolve_all_sensor_defs()} if hasattr(
+        d, "resolve_all_sensor_defs") else {s.name for s in d.sensors}  # fmt: skip
+    assert {"cxalign_landing_sensor", "cxalign_failure_alerts", "cxalign_night_alerts"} <= names
+    graph = d.resolve_asset_graph()
+    policies = {
+        key.to_user_string(): graph.get(key).freshness_policy
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).freshness_policy is not None
+    }
+    assert policies["landing/support_tickets"].fail_window.to_timedelta() == timedelta(days=2)
+    assert policies["landing/revenue"].fail_window.to_timedelta() == timedelta(days=32)
+    assert all(k.startswith("landing/") for k in policies)
+    # the raw asset of each source reads its landing asset
+    assert dg.AssetKey(["landing", "revenue"]) in graph.get(dg.AssetKey(["raw", "revenue"])).parent_keys
+
+
+def test_dg_list_defs_shows_the_automation(tmp_path):
+    """What the UI's automation list shows, without a screenshot: `dg list defs`."""
+    env = {**os.environ, "VIRTUAL_ENV": str(PROJECT_ROOT / ".venv")}
+    dg_cli = PROJECT_ROOT / ".venv" / "bin" / "dg"
+    if not dg_cli.exists():
+        dg_cli = sys.executable.replace("python", "dg")
+    out = subprocess.run([str(dg_cli), "list", "defs", "--json"], cwd=PROJECT_ROOT, env=env,
+                         capture_output=True, text=True, timeout=300, check=True).stdout  # fmt: skip
+    listed = json.loads(out[out.index("{"):])
+    sensors = {s["name"] for s in listed["sensors"]}
+    assert {"cxalign_landing_sensor", "cxalign_failure_alerts", "cxalign_night_alerts"} <= sensors
+    assert {s["name"] for s in listed["schedules"]} == {"cxalign_nightly_schedule"}
+    landing = {a["asset_key"]: a for a in listed["assets"] if a["asset_key"].startswith("landing/")}
+    assert "expected daily" in landing["landing/support_tickets"]["description"]
+    assert "expected monthly" in landing["landing/revenue"]["description"]
+
+
+def test_loading_a_new_file_materializes_the_sources_landing_asset(tmp_path):
+    """The landing asset's freshness is the source's arrival: the raw asset reports it when it
+    loads a new or changed file, and not when every file is unchanged."""
+    from pipelines.defs.ingest.assets import ingest_assets
+
+    raw = next(a for a in ingest_assets if a.key == dg.AssetKey(["raw", "support_costs"]))
+    landing = tmp_path / "landing"
+    _write(landing / "support_costs" / "costs.csv", "business_unit,month,cost\nNorth,2026-10-01,100\n")
+    resource = CxalignResource(landing_dir=str(landing),
+                               warehouse_path=str(tmp_path / "warehouse.duckdb"))  # fmt: skip
+    with dg.instance_for_test() as instance:
+        for expected in (1, 0):  # a new file; then the same file again
+            result = dg.materialize([raw], resources={"cxalign": resource}, instance=instance,
+                                    tags={"cxalign/as_of": "2026-11-01"})  # fmt: skip
+            assert result.success
+            landed = [e for e in result.get_asset_materialization_events()
+                      if e.asset_key == dg.AssetKey(["landing", "support_costs"])]  # fmt: skip
+            assert len(landed) == expected
+        event = instance.get_latest_materialization_event(dg.AssetKey(["landing", "support_costs"]))
+        assert event is not None and event.asset_materialization.metadata["files_loaded"].value == 1

@@ -1,0 +1,66 @@
+"""The history tables are the published warehouse's plus tonight's: rows a night wrote to the
+working database and then failed to publish (a contract check, a crash) are no part of it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import duckdb
+
+from pipelines.history import record_history
+from pipelines.settings import Settings
+
+UNIT = (
+    "select 'Alpha' as business_unit, 'retention' as outcome_tested, 'Innovative' as quadrant, "
+    "0.9 as quadrant_probability, 'established' as confidence, 'strong' as link_verdict, "
+    "0.1 as link_effect, 0.05 as link_ci_low, 0.15 as link_ci_high, 0.1 as link_effect_shrunk, "
+    "'high' as execution_level, 0.8 as execution_score, 0.7 as execution_ci_low, "
+    "0.9 as execution_ci_high, 'alignment-v2' as method_version"
+)
+
+
+def _night(con, as_of: str, published=None) -> None:
+    record_history(con, f"run-{as_of}", date.fromisoformat(as_of), Settings(),
+                   datetime(2026, 11, 30, tzinfo=UTC), published=published)  # fmt: skip
+
+
+def _nights(con) -> list[str]:
+    return [
+        r[0]
+        for r in con.execute(
+            "select distinct as_of::varchar from analytics.unit_alignment_history order by 1"
+        ).fetchall()
+    ]
+
+
+def test_a_night_that_was_not_published_leaves_nothing_in_the_history(tmp_path):
+    work = duckdb.connect(str(tmp_path / "work.duckdb"))
+    work.execute("create schema analytics")
+    work.execute(f"create table analytics.unit_alignment as {UNIT}")
+    work.execute(
+        "create table analytics.ingest_runs (run_id varchar, source varchar, rows_read bigint, "
+        "rows_staged bigint, rows_quarantined bigint, files bigint, files_loaded bigint)"
+    )
+    published = tmp_path / "warehouse.duckdb"
+    _night(work, "2026-11-01")  # no warehouse published yet
+    _night(work, "2026-11-02", published)  # (still none: the first night's publish failed)
+    assert _nights(work) == ["2026-11-02"]
+    work.execute("checkpoint")
+    work.close()
+    # the night of the 2nd is published (a copy of the working database) ...
+    published.write_bytes((tmp_path / "work.duckdb").read_bytes())
+    work = duckdb.connect(str(tmp_path / "work.duckdb"))
+    # ... the 3rd writes its rows and fails before publishing; the 4th is published
+    _night(work, "2026-11-03", published)
+    assert _nights(work) == ["2026-11-02", "2026-11-03"]
+    _night(work, "2026-11-04", published)
+    assert _nights(work) == ["2026-11-02", "2026-11-04"]
+    assert work.execute(
+        "select count(*) from analytics.ingest_history where as_of = '2026-11-03'"
+    ).fetchone() == (0,)
+    # a rerun of a published night replaces its rows
+    _night(work, "2026-11-02", published)
+    assert work.execute(
+        "select as_of::varchar, count(*) from analytics.unit_alignment_history group by 1 "
+        "order by 1"
+    ).fetchall() == [("2026-11-02", 1)]
