@@ -26,17 +26,34 @@ from scipy.stats import beta as beta_dist
 from models import whatif as W
 from models.simulation_whatif import WhatifSim, simulate, warehouse
 
+# The data-generating processes the intervals are checked under (models/simulation_whatif.py
+# parameters; `effect` is the lever's planted log HR per log minute, from --effect):
+SCENARIOS = {
+    # first response drives churn, nothing hidden: both intervals should cover the truth
+    "causal": lambda effect: {"lever_effect": effect},
+    # the same at about three times the churn (base hazard 6% a month): short histories
+    "high-churn": lambda effect: {"lever_effect": effect, "base": math.log(0.06)},
+    # the lever drives churn and a hidden trait both slows responses and raises churn: the
+    # association overstates; the within-account interval should still cover the truth
+    "confounded": lambda effect: {"lever_effect": effect, "hidden_effect": 0.8, "symptom": 0.5},
+    # the lever is only a symptom (truth 0): the within-account interval should cover 0
+    "symptom": lambda effect: {"hidden_effect": 0.8, "symptom": 0.5},
+}
 
-def replication(seed: int, accounts: int, effect: float, replicates: int) -> dict:
+
+def replication(seed: int, accounts: int, effect: float, replicates: int,
+                scenario: str = "causal", refit_steps: int = 0) -> dict:  # fmt: skip
     started = time.perf_counter()
-    sim = WhatifSim(accounts=accounts, lever_effect=effect)
+    sim = WhatifSim(accounts=accounts, **SCENARIOS[scenario](effect))
     s = simulate(sim, seed)
     rows = W.read_rows(warehouse(s.panel), sim.unit)
-    models = W.fit_unit_models(sim.unit, rows, W.WhatifConfig(replicates=replicates), None)
+    config = W.WhatifConfig(replicates=replicates, replicate_refit_steps=refit_steps)
+    models = W.fit_unit_models(sim.unit, rows, config, None)
     row = W.run_scenario(models, [W.parse_change("first_response=-20%")], None, 12).row()
     truth = s.truth(-0.2)
     return {
-        "seed": seed, "accounts": accounts, "effect": effect, "replicates": row["replicates"],
+        "seed": seed, "scenario": scenario, "refit_steps": refit_steps,
+        "accounts": accounts, "effect": effect, "replicates": row["replicates"],
         "truth": truth, "estimate": row["churn_avoided"],
         "low": row["churn_avoided_ci_low"], "high": row["churn_avoided_ci_high"],
         "within": row["churn_avoided_within"], "within_low": row["churn_avoided_within_ci_low"],
@@ -53,10 +70,22 @@ def exact_interval(k: int, n: int) -> tuple[float, float]:
 
 
 def summary(path: Path) -> str:
-    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    """The coverage per data-generating process and bootstrap (score draws or k-step
+    refits) in a results file."""
+    everything = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    groups: dict[tuple, list[dict]] = {}
+    for x in everything:
+        groups.setdefault((x.get("scenario", "causal"), x.get("refit_steps", 3)), []).append(x)
+    return "\n\n".join(_summary(key, lines) for key, lines in sorted(groups.items()))
+
+
+def _summary(key: tuple, lines: list[dict]) -> str:
     n = len(lines)
-    out = [f"{n} replications ({lines[0]['accounts']} accounts, log HR {lines[0]['effect']} per "
-           f"log minute, {lines[0]['replicates']} bootstrap replicates)"]  # fmt: skip
+    scenario, steps = key
+    draws = "one-step score draws" if steps == 0 else f"refits of {steps} IRLS steps"
+    out = [f"{scenario}: {n} replications ({lines[0]['accounts']} accounts, log HR "
+           f"{lines[0]['effect']} per log minute, {lines[0]['replicates']} bootstrap replicates, "
+           f"{draws})"]  # fmt: skip
     for name, lo, hi, est in (("association", "low", "high", "estimate"),
                               ("within-account", "within_low", "within_high", "within")):  # fmt: skip
         fitted = [x for x in lines if x[lo] is not None]
@@ -85,6 +114,11 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1500)
     parser.add_argument("--effect", type=float, default=0.8)
     parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="causal",
+                        help="the data-generating process (SCENARIOS)")
+    parser.add_argument("--refit-steps", type=int, default=0,
+                        help="0: one-step score draws (the default); k: refit each replicate "
+                        "by k IRLS steps")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench/results/whatif_coverage.jsonl"))
     parser.add_argument("--summary", type=Path, help="print the summary of a results file")
     args = parser.parse_args()
@@ -94,11 +128,13 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
     if args.out.exists():  # a run resumes where it stopped
-        done = {json.loads(x)["seed"] for x in args.out.read_text().splitlines() if x.strip()}
+        done = {(x["seed"], x.get("scenario", "causal"), x.get("refit_steps", 3))
+                for x in map(json.loads, args.out.read_text().splitlines()) if x}  # fmt: skip
     for seed in range(args.first_seed, args.first_seed + args.reps):
-        if seed in done:
+        if (seed, args.scenario, args.refit_steps) in done:
             continue
-        result = replication(seed, args.accounts, args.effect, args.replicates)
+        result = replication(seed, args.accounts, args.effect, args.replicates, args.scenario,
+                             args.refit_steps)  # fmt: skip
         with args.out.open("a") as f:
             f.write(json.dumps(result) + "\n")
     print(summary(args.out))

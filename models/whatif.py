@@ -40,14 +40,22 @@ import duckdb
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
+from scipy import sparse
 from scipy.special import hyp2f1
 
-from models.alignment.link import SEPARATION_LOG_HR, TENURE_BANDS, categories, fit_cloglog
+from models.alignment.execution import poisson_weighted_sums
+from models.alignment.link import (
+    SEPARATION_LOG_HR,
+    TENURE_BANDS,
+    _cloglog_mean,
+    categories,
+    fit_cloglog,
+)
 from models.clv.sbg import geometric_derl
-from models.design import Design, tenure_band_codes, with_categories
+from models.design import Design, map_blocks, tenure_band_codes, with_categories
 from models.parallel import map_units, unit_rng
 
-METHOD_VERSION = "whatif-v1"
+METHOD_VERSION = "whatif-v2"
 
 
 class WhatifConfig(BaseModel):
@@ -68,6 +76,9 @@ class WhatifConfig(BaseModel):
     # intervals are those of its sample (wider than its whole history would give, never
     # narrower).
     max_fit_accounts: int = Field(5_000, ge=100)
+    # 0: each replicate is a one-step score draw from the estimate (fit_draws); k > 0: each
+    # replicate refits both models by k IRLS steps (k times a pass over the rows per replicate).
+    replicate_refit_steps: int = Field(0, ge=0, le=100)
     seed: int = 20261202
 
 
@@ -303,20 +314,29 @@ def _independent(H: np.ndarray) -> list[int]:
     return kept
 
 
-# A replicate's refit takes this many IRLS (Newton) steps from the estimate: the k-step
-# bootstrap (Davidson & MacKinnon 1999; Andrews 2002). From a start within sampling error of
-# the replicate's own estimate each step squares the error, so after three it is far below
-# the bootstrap's spread; run to convergence, a refit took about 13 passes over the rows
-# (a cell without events keeps its indicator drifting until the deviance rule stops it).
-REPLICATE_STEPS = 3
+# The bootstrap's replicates are one-step estimating-function draws by default: each
+# replicate's coefficients are the estimate plus one Newton step on that replicate's
+# Poisson(1)-weighted score, with the whole sample's information matrix,
+#     beta_b = beta + I^-1 sum_accounts w_ab s_a,
+# s_a an account's score (its rows' summed) at the estimate (Hu & Kalbfleisch 2000; Kline &
+# Santos 2012, the score bootstrap). It is first-order the same as refitting each replicate
+# (Davidson & MacKinnon 1999, the k-step bootstrap) and costs one pass over the rows for all
+# replicates instead of a pass per replicate and step: a unit of 5,000 accounts over 36
+# months took 220 s to refit 400 times, and takes a second this way. The projection still
+# turns every replicate's coefficients into churn through the nonlinear model, so the
+# intervals of the money keep its skew. `replicate_refit_steps` > 0 refits each replicate by
+# that many IRLS steps from the estimate instead (bench/whatif_coverage.py compares them).
 
 
 def fit_draws(
-    rows: pl.DataFrame, model: str, replicates: int, rng: np.random.Generator
-) -> HazardDraws:
+    rows: pl.DataFrame, model: str, replicates: int, rng: np.random.Generator,
+    refit_steps: int = 0,
+) -> HazardDraws:  # fmt: skip
     """The model on the fitted rows (voluntary churn next month, involuntary exits
-    censored), and its refit in each account-bootstrap replicate (Poisson(1) weights per
-    account, drawn from `rng`; a replicate whose fit fails is dropped and counted)."""
+    censored), and its draw in each account-bootstrap replicate (Poisson(1) weights per
+    account, drawn from `rng`): a one-step score draw (refit_steps 0), or a refit by that
+    many IRLS steps from the estimate; a replicate whose draw is not finite is dropped and
+    counted."""
     y = rows["churned_next_month_voluntary"].cast(pl.Float64).to_numpy()
     if y.sum() < 10:
         raise NoModel("fewer than 10 voluntary churns to fit the model")
@@ -353,14 +373,16 @@ def fit_draws(
     names = names_kept
     codes = rows["account_id"].rank("dense").cast(pl.Int64).to_numpy() - 1
     n_accounts = int(codes.max()) + 1
-    draws, failed = [], 0
-    for _ in range(replicates):
-        w = rng.poisson(1.0, n_accounts).astype(float)[codes]
-        refit = fit_cloglog(y, X, weights=w, start=fit.beta, maxiter=REPLICATE_STEPS)
-        if not refit.singular and np.all(np.isfinite(refit.beta)) and np.all(np.abs(refit.beta) < 50):
-            draws.append(refit.beta)
-        else:
-            failed += 1
+    if refit_steps == 0:
+        candidates = list(_score_draws(y, X, fit.beta, codes, n_accounts, replicates, rng))
+    else:
+        candidates = []
+        for _ in range(replicates):
+            w = rng.poisson(1.0, n_accounts).astype(float)[codes]
+            refit = fit_cloglog(y, X, weights=w, start=fit.beta, maxiter=refit_steps)
+            candidates.append(np.full(len(fit.beta), np.nan) if refit.singular else refit.beta)
+    draws = [b for b in candidates if np.all(np.isfinite(b)) and np.all(np.abs(b) < 50)]
+    failed = len(candidates) - len(draws)
     # Every fitted level of every categorical is listed (0 where it has no coefficient).
     zeros = []
     for codes_c, level_names, prefix in cats:
@@ -375,6 +397,29 @@ def fit_draws(
         np.vstack([np.concatenate([b, pad]) for b in draws]) if draws else np.empty((0, len(terms)))
     )
     return HazardDraws(model, terms, estimate, draws_arr, failed)
+
+
+def _score_draws(y: np.ndarray, X: Design, beta: np.ndarray, codes: np.ndarray,
+                 n_accounts: int, replicates: int, rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """(replicates x terms): beta + I^-1 (the replicate's Poisson-weighted sum of the
+    accounts' scores), I the expected information at beta (as IRLS uses it). One pass over
+    the rows: each block's share of I, and its rows' scores summed per account."""
+    scores = np.zeros((n_accounts, X.shape[1]))
+
+    def block(start: int, stop: int):
+        eta = np.clip(X.dot(start, stop, beta), -30, 3)
+        _, mu, dmu = _cloglog_mean(eta)
+        var = mu * (1 - mu)
+        r = (y[start:stop] - mu) * dmu / var  # d loglik / d eta
+        per_account = sparse.csr_matrix(
+            (r, (codes[start:stop], np.arange(stop - start))), shape=(n_accounts, stop - start)
+        )
+        scores[...] += per_account @ X.rows(start, stop)
+        return X.gram_part(start, stop, dmu**2 / var, None)
+
+    information, _ = X.gram_total(map_blocks(block, X.shape[0]))
+    G = poisson_weighted_sums(rng, replicates, scores)  # replicates x terms
+    return beta[None, :] + np.linalg.solve(information, G.T).T
 
 
 # ---------------------------------------------------------------------------------------
@@ -627,11 +672,15 @@ PROJECTION_BLOCK = 5_000
 
 
 def scenario_figures(book: Book, draws: HazardDraws, applied: Applied, context: Context,
-                     months: int) -> Figures:  # fmt: skip
+                     months: int, baseline: dict | None = None) -> Figures:  # fmt: skip
     """The g-computation: the accounts carried forward without and with the change under
     the model's estimate and every replicate (PROJECTION_BLOCK accounts at a time; the
-    figures are sums over accounts)."""
-    parts = []
+    figures are sums over accounts). baseline: where the sums of the projection without a
+    change are kept between the scenarios of one book and model (they are the same for
+    every scenario), or None to compute them."""
+    key = (draws.model, months)
+    base = None if baseline is None else baseline.get(key)
+    changed, base_parts = [], []
     for start in range(0, book.n, PROJECTION_BLOCK):
         stop = min(start + PROJECTION_BLOCK, book.n)
         block = Book(book.rows[start:stop], book.mrr[start:stop], book.tenure[start:stop],
@@ -641,52 +690,71 @@ def scenario_figures(book: Book, draws: HazardDraws, applied: Applied, context: 
             None if applied.detractor_after is None else applied.detractor_after[start:stop],
             applied.baseline, applied.after,
         )  # fmt: skip
-        parts.append(_block_figures(block, draws, block_applied, context, months))
-    return Figures(
-        sum(p.churn_avoided for p in parts), sum(p.mrr_retained for p in parts),
-        None if parts[0].clv_retained is None else sum(p.clv_retained for p in parts),
-        sum(p.expected_churn_baseline for p in parts),
-    )  # fmt: skip
+        c, b = _block_sums(block, draws, block_applied, context, months, base is None)
+        changed.append(c)
+        base_parts.append(b)
+    if base is None:
+        base = _Sums(*(sum(getattr(p, f) for p in base_parts) for f in _Sums.__dataclass_fields__))
+        if baseline is not None:
+            baseline[key] = base
+    after = _Sums(*(sum(getattr(p, f) for p in changed) for f in _Sums.__dataclass_fields__))
+    clv = None
+    if context.values_clv:
+        clv = context.margin * (after.mrr_billed_discounted - base.mrr_billed_discounted
+                                + after.mrr_tail_surviving - base.mrr_tail_surviving)  # fmt: skip
+    return Figures(base.churn - after.churn, after.mrr_billed - base.mrr_billed, clv,
+                   float(base.churn[0]))  # fmt: skip
 
 
-def _block_figures(book: Book, draws: HazardDraws, applied: Applied, context: Context,
-                   months: int) -> Figures:  # fmt: skip
+@dataclass(frozen=True)
+class _Sums:
+    """A projection's sums over accounts, per draw: expected voluntary churn, MRR billed,
+    MRR billed discounted, and the residual value of those still there at the end (MRR x
+    the discounted DERL of the months after, x the chance of being there)."""
+
+    churn: np.ndarray
+    mrr_billed: np.ndarray
+    mrr_billed_discounted: np.ndarray
+    mrr_tail_surviving: np.ndarray
+
+
+def _block_sums(book: Book, draws: HazardDraws, applied: Applied, context: Context,
+                months: int, with_base: bool) -> tuple[_Sums, _Sums | None]:  # fmt: skip
+    """A block's sums with the change applied, and without it (if with_base)."""
     eta, tenure_effect, bands, season = _eta_parts(book, draws, months)
     D = eta.shape[1]
+    mrr = book.mrr[:, None]
+    tail = None
+    if context.values_clv:
+        tail = context.derl(book.tenure + months, D) / (1 + context.monthly_discount) ** months
+
+    def sums(p: Projection) -> _Sums:
+        return _Sums(p.churn.sum(axis=0), (mrr * p.months_billed).sum(axis=0),
+                     (mrr * p.months_billed_discounted).sum(axis=0),
+                     (mrr * tail * p.survival_end).sum(axis=0) if tail is not None
+                     else np.zeros(D))  # fmt: skip
+
+    def run(shift) -> Projection:
+        return project(eta, tenure_effect, bands, season, shift, context.involuntary,
+                       context.monthly_discount)  # fmt: skip
+
     shift = np.zeros_like(eta)
     for lever, s in applied.shifts.items():
         shift += np.outer(s, draws.coefficient(lever_term(lever, draws.model)))
-    base = project(eta, tenure_effect, bands, season, 0.0, context.involuntary, context.monthly_discount)
+    base = sums(run(0.0)) if with_base else None
     if applied.detractor_after is None:
-        changed = project(eta, tenure_effect, bands, season, shift, context.involuntary,
-                          context.monthly_discount)  # fmt: skip
-    else:
-        v = book.rows["lever_detractor"].cast(pl.Float64).to_numpy()
-        measured = ~np.isnan(v)
-        beta = draws.coefficient(lever_term("detractor", draws.model))
-        p = np.where(measured, applied.detractor_after, 0.0)[:, None]
-        as_detractor = project(eta, tenure_effect, bands, season,
-                               shift + np.outer(np.where(measured, 1 - v, 0.0), beta),
-                               context.involuntary, context.monthly_discount)  # fmt: skip
-        as_other = project(eta, tenure_effect, bands, season,
-                           shift + np.outer(np.where(measured, -v, 0.0), beta),
-                           context.involuntary, context.monthly_discount)  # fmt: skip
-        changed = Projection(*(
-            p * getattr(as_detractor, f) + (1 - p) * getattr(as_other, f)
-            for f in ("churn", "months_billed", "months_billed_discounted", "survival_end")
-        ))  # fmt: skip
-    mrr = book.mrr[:, None]
-    churn_avoided = (base.churn - changed.churn).sum(axis=0)
-    mrr_retained = (mrr * (changed.months_billed - base.months_billed)).sum(axis=0)
-    clv = None
-    if context.values_clv:
-        derl = context.derl(book.tenure + months, D)
-        tail = derl / (1 + context.monthly_discount) ** months
-        kept = (changed.months_billed_discounted - base.months_billed_discounted) + (
-            changed.survival_end - base.survival_end
-        ) * tail
-        clv = context.margin * (mrr * kept).sum(axis=0)
-    return Figures(churn_avoided, mrr_retained, clv, float(base.churn[:, 0].sum()))
+        return sums(run(shift)), base
+    v = book.rows["lever_detractor"].cast(pl.Float64).to_numpy()
+    measured = ~np.isnan(v)
+    beta = draws.coefficient(lever_term("detractor", draws.model))
+    p = np.where(measured, applied.detractor_after, 0.0)[:, None]
+    as_detractor = run(shift + np.outer(np.where(measured, 1 - v, 0.0), beta))
+    as_other = run(shift + np.outer(np.where(measured, -v, 0.0), beta))
+    changed = Projection(*(
+        p * getattr(as_detractor, f) + (1 - p) * getattr(as_other, f)
+        for f in ("churn", "months_billed", "months_billed_discounted", "survival_end")
+    ))  # fmt: skip
+    return sums(changed), base
 
 
 # ---------------------------------------------------------------------------------------
@@ -765,6 +833,9 @@ class UnitModels:
     # the rows' account sample (whatif_rows.sql $max_accounts, $seed): `cxalign whatif`
     # reads the same rows
     sample: tuple[int, int] = (5_000, 20261202)
+    # the sums of the book's projection without a change, per (model, months): the same for
+    # every scenario of the unit (scenario_figures)
+    projection_cache: dict = field(default_factory=dict, repr=False)
 
 
 def split_rows(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -804,14 +875,16 @@ def fit_unit_models(unit: str, rows: pl.DataFrame, config: WhatifConfig,
         return models
     try:
         models.association = fit_draws(fit_rows, "association", config.replicates,
-                                       unit_rng(config.seed, unit, "whatif-bootstrap"))  # fmt: skip
+                                       unit_rng(config.seed, unit, "whatif-bootstrap"),
+                                       config.replicate_refit_steps)  # fmt: skip
     except NoModel as exc:
         models.reason = str(exc)
         return models
     try:
         # the same replicates' accounts: the same stream, drawn again
         models.within = fit_draws(fit_rows, "within_account", config.replicates,
-                                  unit_rng(config.seed, unit, "whatif-bootstrap"))  # fmt: skip
+                                  unit_rng(config.seed, unit, "whatif-bootstrap"),
+                                  config.replicate_refit_steps)  # fmt: skip
     except NoModel as exc:
         models.within_reason = str(exc)
     return models
@@ -914,12 +987,14 @@ def run_scenario(models: UnitModels, changes: list[Change], targets: dict | None
         raise NotEstimable("; ".join(left_out))
     applied = apply_changes(models.book, changes, models.baseline, targets)
     ctx = context_draws(models.context, len(models.association.draws) + 1)
-    a = scenario_figures(models.book, models.association, applied, ctx, months)
+    a = scenario_figures(models.book, models.association, applied, ctx, months,
+                         models.projection_cache)  # fmt: skip
     w = None
     within_terms = models.within.terms if models.within is not None else []
     if all(lever_term(c.lever, "within_account") in within_terms for c in changes):
         w = scenario_figures(models.book, models.within, applied,
-                             context_draws(models.context, len(models.within.draws) + 1), months)  # fmt: skip
+                             context_draws(models.context, len(models.within.draws) + 1), months,
+                             models.projection_cache)  # fmt: skip
     words = " and ".join(LEVERS[c.lever].label for c in changes)
     triple = (float(a.churn_avoided[0]), *a.interval(a.churn_avoided))
     within = (float(w.churn_avoided[0]), *w.interval(w.churn_avoided)) if w is not None else None

@@ -271,12 +271,19 @@ def markdown(data: ScorecardData, head: str, label: dict[str, str] | None = None
         ]
     lines += ["", "## What it could be worth", ""]
     for u, shown in zip(data.units, units, strict=True):
-        worth = language.whatif_summary(u, data.whatif.get(u["business_unit"], []))
-        words = worth["mislead"] or " ".join(t for t in (worth["lead"], worth["evidence"]) if t)
-        lines.append(f"- **{md(shown['business_unit'])}**: {md(words)}")
+        lines.append(f"- **{md(shown['business_unit'])}**: {md(_worth_words(data, u))}")
     lines += ["", f"Maturity (indicative): level {data.maturity['level']} of 5, {data.maturity['name']}.",
               "", f"_Lineage fingerprint {data.fingerprint[:16]}; run {data.run_id}._", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _worth_words(data: ScorecardData, u: dict) -> str:
+    """A unit's "What it could be worth" in words (Markdown and PDF): why a figure would
+    mislead, or the lever worth most and the grade of its evidence, and the backtest."""
+    worth = language.whatif_summary(u, data.whatif.get(u["business_unit"], []))
+    if worth["mislead"]:
+        return worth["mislead"]
+    return " ".join(t for t in (worth["lead"], worth["evidence"], worth["backtest"]) if t)
 
 
 # The width of the PDF's text, in points: the A4 page less 6% margins on each side.
@@ -387,6 +394,7 @@ def pdf(data: ScorecardData, head: str, path: Path, label: dict[str, str] | None
                 language.link_sentence(u),
                 language.nps_contrast(data.churn_by_nps.get(unit["business_unit"])),
                 "What to do: " + u["recommended_action"],
+                "What it could be worth: " + _worth_words(data, unit),
             ):
                 if t:
                     page.text(_lines(t, 9), 9, gap=0.015)

@@ -3,9 +3,10 @@
 -- active accounts the scenarios project forward (scored = true: billed that month, not gone
 -- in it, next month not over; models.predictive.SCORED_ROWS_SQL), each CX lever on its own
 -- scale ({levers}: models.whatif.LEVER_SQL; NULL where not measured in the window) and each
--- account's mean of it over these
--- rows (the between-account term of the within-account model; summed as exact decimals, so
--- the mean is the same whatever order the threads add in). Not a warehouse table: read
+-- account's mean of it over its rows up to and including this month (the between-account
+-- term of the within-account model: a mean over the months so far, never over months after
+-- the row, whose presence depends on the account not having left; summed as exact
+-- decimals, so the mean is the same whatever order the threads add in). Not a warehouse table: read
 -- by models.whatif one unit at a time, nightly and by `cxalign whatif`.
 with unit_months as (
     select
@@ -45,7 +46,9 @@ final as (
         (sum(round(lever_detractor, 12)::decimal(38, 12)) over account)::double
             / nullif(count(lever_detractor) over account, 0) as mean_detractor,
     from unit_months
-    window account as (partition by account_id)
+    window account as (
+        partition by account_id order by month rows between unbounded preceding and current row
+    )
 ),
 
 -- A unit with more than $max_accounts accounts fits its models on a sample of them, the same
