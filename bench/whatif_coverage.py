@@ -9,8 +9,8 @@ the planted expected churn avoided among the unit's active accounts. One line of
 replication is appended to --out as it finishes (a long run can be read while it goes);
 --summary prints the coverage with its Monte Carlo standard error and exact 95% interval.
 
-    nice .venv/bin/python bench/whatif_coverage.py --reps 200 --out bench/results/whatif_coverage.jsonl
-    .venv/bin/python bench/whatif_coverage.py --summary bench/results/whatif_coverage.jsonl
+    nice .venv/bin/python bench/whatif_coverage.py --reps 200 --out bench/results/whatif_coverage_v2.jsonl
+    .venv/bin/python bench/whatif_coverage.py --summary bench/results/whatif_coverage_v2.jsonl
 """
 
 from __future__ import annotations
@@ -83,9 +83,9 @@ def _summary(key: tuple, lines: list[dict]) -> str:
     n = len(lines)
     scenario, steps = key
     draws = "one-step score draws" if steps == 0 else f"refits of {steps} IRLS steps"
-    out = [f"{scenario}: {n} replications ({lines[0]['accounts']} accounts, log HR "
-           f"{lines[0]['effect']} per log minute, {lines[0]['replicates']} bootstrap replicates, "
-           f"{draws})"]  # fmt: skip
+    planted = ", ".join(f"{k} {v:g}" for k, v in SCENARIOS[scenario](lines[0]["effect"]).items())
+    out = [f"{scenario}: {n} replications ({lines[0]['accounts']} accounts; {planted}; "
+           f"{lines[0]['replicates']} bootstrap replicates, {draws})"]  # fmt: skip
     for name, lo, hi, est in (("association", "low", "high", "estimate"),
                               ("within-account", "within_low", "within_high", "within")):  # fmt: skip
         fitted = [x for x in lines if x[lo] is not None]
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--refit-steps", type=int, default=0,
                         help="0: one-step score draws (the default); k: refit each replicate "
                         "by k IRLS steps")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=Path("bench/results/whatif_coverage.jsonl"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/whatif_coverage_v2.jsonl"))
     parser.add_argument("--summary", type=Path, help="print the summary of a results file")
     args = parser.parse_args()
     if args.summary:
