@@ -448,21 +448,42 @@ def project(eta_static: np.ndarray, tenure_effect: np.ndarray, tenure_bands: np.
     and season; tenure_effect: bands x draws; tenure_bands: accounts x months, each account's
     tenure band in month t (0-based step); season_effect: months x draws; shift: what the
     change adds to each account's linear predictor (accounts x draws, or 0). In step t
-    (t = 1..months) the voluntary hazard is h = 1 - exp(-exp(eta)) and the involuntary chance
-    `involuntary`: the step's expected voluntary churn is S_(t-1) h, and
-    S_t = S_(t-1) (1 - h)(1 - involuntary) is the chance of being billed in month t."""
+    (t = 1..months) the voluntary hazard is h = 1 - exp(-exp(min(eta, 5))) and the
+    involuntary chance `involuntary`: the step's expected voluntary churn is S_(t-1) h, and
+    S_t = S_(t-1) (1 - h)(1 - involuntary) is the chance of being billed in month t.
+
+    Worked in place on accounts x draws arrays, exp(eta) as a product of its parts: the
+    static part's exp once, each step's tenure factor only where an account's band changes
+    (at most three times in its life), the season's per step. The expected voluntary churn
+    is not summed step by step: with q the involuntary chance, S_(t-1) h_t =
+    S_(t-1) - S_t / (1 - q), so over the months it is
+    1 - S_m / (1 - q) - q / (1 - q) (sum_(t<m) S_t)."""
     months = season_effect.shape[0]
-    survival = np.ones_like(eta_static)
-    churn = np.zeros_like(eta_static)
-    billed = np.zeros_like(eta_static)
-    billed_d = np.zeros_like(eta_static)
+    cap = math.exp(5.0)
+    base = np.exp(np.minimum(eta_static + shift, 50.0))
+    exp_tenure = np.exp(np.minimum(tenure_effect, 50.0))  # bands x draws
+    exp_season = np.exp(np.minimum(season_effect, 50.0))  # months x draws
+    rate = base * exp_tenure[tenure_bands[:, 0]]  # exp(eta) without the season
+    survival = np.ones_like(base)
+    billed = np.zeros_like(base)
+    billed_d = np.zeros_like(base)
+    step = np.empty_like(base)
+    stay = 1.0 - involuntary
     for t in range(months):
-        eta = eta_static + tenure_effect[tenure_bands[:, t]] + season_effect[t][None, :] + shift
-        h = -np.expm1(-np.exp(np.minimum(eta, 5.0)))
-        churn += survival * h
-        survival = survival * (1 - h) * (1 - involuntary)
+        if t:
+            moved = np.flatnonzero(tenure_bands[:, t] != tenure_bands[:, t - 1])
+            if len(moved):
+                rate[moved] = base[moved] * exp_tenure[tenure_bands[moved, t]]
+        np.multiply(rate, exp_season[t][None, :], out=step)
+        np.minimum(step, cap, out=step)
+        np.negative(step, out=step)
+        np.exp(step, out=step)  # 1 - h
+        step *= stay
+        survival *= step
         billed += survival
-        billed_d += survival / (1 + discount) ** t
+        np.multiply(survival, 1.0 / (1 + discount) ** t, out=step)
+        billed_d += step
+    churn = 1.0 - survival / stay - (involuntary / stay) * (billed - survival)
     return Projection(churn, billed, billed_d, survival)
 
 
@@ -512,16 +533,21 @@ def _eta_parts(book: Book, draws: HazardDraws, months: int):
         prefix: book.rows[prefix].cast(pl.Utf8).fill_null("null").to_numpy()
         for prefix in ("segment", "region", "plan") if prefix in book.rows.columns
     }  # fmt: skip
-    eta = np.zeros((book.n, coef.shape[0]))
+    columns, used = [], []
     for j, term in enumerate(draws.terms):
         if term.startswith(TIME_PREFIXES):
             continue
         if term in static:
-            eta += np.outer(static[term], coef[:, j])
+            columns.append(static[term])
+            used.append(j)
             continue
         prefix, _, level = term.partition("_")
         if prefix in cat_values:
-            eta += np.outer((cat_values[prefix] == level).astype(float), coef[:, j])
+            columns.append((cat_values[prefix] == level).astype(float))
+            used.append(j)
+    # the accounts' predictors (accounts x terms) times every draw's coefficients
+    eta = (np.column_stack(columns) @ coef[:, used].T if used
+           else np.zeros((book.n, coef.shape[0])))  # fmt: skip
     tenure_effect = np.vstack([
         coef[:, draws.terms.index(f"tenure_band_{b}")] if f"tenure_band_{b}" in draws.terms
         else np.zeros(coef.shape[0]) for b in TENURE_BANDS
