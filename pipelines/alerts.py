@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
@@ -53,6 +53,15 @@ class Alert:
 
     def payload(self) -> dict:
         return {"kind": self.kind, "summary": self.summary, "details": self.details}
+
+    @property
+    def subject(self) -> str:
+        """What the alert is about, with its kind and as-of date its key in ops.alerts_sent:
+        the unit and the type it moved to, the source, the check, or the night."""
+        d = self.details
+        if self.kind == "type_change":
+            return f"{d.get('business_unit')} -> {d.get('to_type')}"
+        return str(d.get("source") or d.get("check") or "night")
 
 
 # --- type changes, with hysteresis -------------------------------------------------------
@@ -275,6 +284,7 @@ class Delivery:
     ok: bool
     error: str = ""
     messages: int = 0
+    carried: tuple[tuple[str, str], ...] = ()  # (kind, subject) of each alert it carried
 
 
 def _secret(name: str | None) -> str | None:
@@ -389,32 +399,42 @@ def _deadline(channel: Channel, alerts: list[Alert]) -> float:
     return channel.timeout_seconds * messages
 
 
-def send(alerts: list[Alert], channels: list[Channel]) -> list[Delivery]:
+def send(
+    alerts: list[Alert], channels: list[Channel], delivered: frozenset = frozenset()
+) -> list[Delivery]:
     """Send the alerts to every channel; a failing channel is reported, never raised, and
-    none takes longer than its deadline (the send goes on in a daemon thread, abandoned)."""
+    none takes longer than its deadline (the send goes on in a daemon thread, abandoned).
+    `delivered`: (kind, subject, channel label) of the alerts a channel already delivered
+    for this night (ops.alerts_sent), not sent to it again; a channel with nothing left to
+    send is not contacted."""
     if not alerts:
         return []
     deliveries = []
     for i, channel in enumerate(channels, start=1):
         name = label(channel, i)
+        todo = [a for a in alerts if (a.kind, a.subject, name) not in delivered]
+        if not todo:
+            continue
+        carried = tuple((a.kind, a.subject) for a in todo)
         outcome: dict = {}
 
-        def attempt(channel=channel, outcome=outcome) -> None:
+        def attempt(channel=channel, outcome=outcome, todo=todo) -> None:
             try:
-                outcome["messages"] = _send_one(channel, alerts)
+                outcome["messages"] = _send_one(channel, todo)
             except Exception as exc:  # noqa: BLE001 (a channel never fails the night)
                 outcome["error"] = _failure(exc)
 
         worker = threading.Thread(target=attempt, name=f"cxalign-alert-{i}", daemon=True)
         worker.start()
-        deadline = _deadline(channel, alerts)
+        deadline = _deadline(channel, todo)
         worker.join(deadline)
         if worker.is_alive():
-            deliveries.append(Delivery(name, False, f"no answer within {deadline:g} s"))
+            deliveries.append(Delivery(name, False, f"no answer within {deadline:g} s",
+                                       carried=carried))  # fmt: skip
         elif "error" in outcome:
-            deliveries.append(Delivery(name, False, outcome["error"]))
+            deliveries.append(Delivery(name, False, outcome["error"], carried=carried))
         else:
-            deliveries.append(Delivery(name, True, messages=outcome["messages"]))
+            deliveries.append(Delivery(name, True, messages=outcome["messages"], carried=carried))
     return deliveries
 
 
@@ -430,17 +450,113 @@ def test_alert() -> Alert:
 
 
 def notify(
-    alerts: list[Alert], settings: AlertsSettings, log: Callable[[str], None]
-) -> list[Delivery]:
-    """Send the alerts and say what happened, one line per alert and per channel."""
+    alerts: list[Alert], settings: AlertsSettings, log: Callable[[str], None],
+    delivered: frozenset = frozenset(),
+) -> list[Delivery]:  # fmt: skip
+    """Send the alerts and say what happened, one line per alert and per channel. An alert
+    every channel already delivered for this night (`delivered`, see send) is held: said,
+    not sent again."""
     if not alerts:
         return []
+    names = [label(c, i) for i, c in enumerate(settings.channels, start=1)]
     for a in alerts:
-        log(f"alert    [{a.kind}] {a.summary}")
+        held = bool(names) and all((a.kind, a.subject, n) in delivered for n in names)
+        log(f"alert    [{a.kind}] {a.summary}" + ("  (held: already sent for this night)"
+                                                   if held else ""))  # fmt: skip
     if not settings.channels:
         log("alert    no channel configured (alerts.channels): not sent")
         return []
-    deliveries = send(alerts, settings.channels)
+    deliveries = send(alerts, settings.channels, delivered)
     for line in describe(deliveries):
         log(f"alert    {line}")
     return deliveries
+
+
+# --- what was sent: ops.alerts_sent ------------------------------------------------------
+
+# The published night's alerts: what they say follows from the published history of their
+# as-of date, so a rerun or backfill of the night would say it again. A failed night's alerts
+# are about its run: a rerun that fails again is news, and is sent.
+HELD_KINDS = ("type_change", "quarantine_jump", "source_stale")
+
+
+def ensure_sent_table(con: duckdb.DuckDBPyConnection) -> None:
+    """ops.alerts_sent: one row per alert and night (kind, subject, as_of), with each
+    channel's outcome. Channels are named by their label (no URL, no password); the alert's
+    summary and details are not kept."""
+    con.execute("create schema if not exists ops")
+    con.execute(
+        """
+        create table if not exists ops.alerts_sent (
+            as_of date not null,
+            kind varchar not null,
+            subject varchar not null,
+            run_id varchar,
+            delivered boolean not null,
+            channels json not null,
+            first_sent_at timestamptz not null,
+            last_sent_at timestamptz not null,
+            primary key (as_of, kind, subject)
+        )
+        """
+    )
+
+
+def delivered_before(con: duckdb.DuckDBPyConnection, as_of: date | str) -> frozenset:
+    """(kind, subject, channel label) of this night's alerts a channel delivered, as
+    ops.alerts_sent records them (none when the table is not there: an older warehouse)."""
+    held = con.execute(
+        "select count(*) from duckdb_tables() where database_name = current_database() "
+        "and schema_name = 'ops' and table_name = 'alerts_sent'"
+    ).fetchone()[0]
+    if not held:
+        return frozenset()
+    rows = con.execute(
+        """
+        select a.kind, a.subject, c.channel
+        from ops.alerts_sent as a,
+             unnest(from_json(a.channels, '[{"channel": "VARCHAR", "delivered": "BOOLEAN"}]'))
+                 as u(c)
+        where a.as_of = ?::date and list_contains(?, a.kind) and c.delivered
+        """,
+        [str(as_of), list(HELD_KINDS)],
+    ).fetchall()
+    return frozenset(rows)
+
+
+def record_sent(
+    con: duckdb.DuckDBPyConnection, as_of: date | str, run_id: str, alerts: list[Alert],
+    deliveries: list[Delivery], now: datetime,
+) -> int:  # fmt: skip
+    """Add this attempt's outcomes to ops.alerts_sent (a channel's new outcome replaces its
+    earlier one; one that delivered before and was not tried again stays delivered).
+    Returns the alerts recorded."""
+    if not alerts or not deliveries:
+        return 0
+    ensure_sent_table(con)
+    previous = {
+        (kind, subject): (json.loads(channels), first)
+        for kind, subject, channels, first in con.execute(
+            "select kind, subject, channels, first_sent_at from ops.alerts_sent "
+            "where as_of = ?::date",
+            [str(as_of)],
+        ).fetchall()
+    }
+    rows = []
+    for a in {(a.kind, a.subject): a for a in alerts}.values():  # a handful of alerts
+        key = (a.kind, a.subject)
+        before, first = previous.get(key, ([], now))
+        tried = {
+            d.channel: {"channel": d.channel, "delivered": d.ok, "outcome": "sent" if d.ok
+                        else d.error, "at": now.isoformat()}
+            for d in deliveries if key in d.carried
+        }  # fmt: skip
+        if not tried:
+            continue
+        channels = [c for c in before if c["channel"] not in tried] + list(tried.values())
+        rows.append((str(as_of), a.kind, a.subject, run_id,
+                     all(c["delivered"] for c in channels), json.dumps(channels), first, now))  # fmt: skip
+    con.executemany(
+        "insert or replace into ops.alerts_sent values (?::date, ?, ?, ?, ?, ?, ?, ?)", rows
+    )
+    return len(rows)

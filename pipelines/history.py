@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.alerts import ensure_sent_table
 from pipelines.contracts import quote_ident
 from pipelines.freshness import source_freshness
 from pipelines.marts import analyst_contracts
@@ -96,7 +97,9 @@ def record_history(
 
 
 def _take_published_history(con: duckdb.DuckDBPyConnection, published: Path | None) -> None:
-    """Replace the working database's history tables by the published warehouse's."""
+    """Replace the working database's history tables by the published warehouse's, and add
+    the alerts it records as sent (ops.alerts_sent) that the working database lacks (one
+    rebuilt, or lost): those were sent whatever became of the nights after them."""
     for name in HISTORY_TABLES:
         con.execute(f"delete from analytics.{name}")
     if published is None or not Path(published).exists():
@@ -105,17 +108,23 @@ def _take_published_history(con: duckdb.DuckDBPyConnection, published: Path | No
     con.execute(f"attach '{where}' as _cx_published (read_only)")
     try:
         held = {
-            r[0]
+            f"{r[0]}.{r[1]}"
             for r in con.execute(
-                "select table_name from duckdb_tables() where database_name = '_cx_published' "
-                "and schema_name = 'analytics'"
+                "select schema_name, table_name from duckdb_tables() "
+                "where database_name = '_cx_published'"
             ).fetchall()
         }
         for name in HISTORY_TABLES:
-            if name in held:
+            if f"analytics.{name}" in held:
                 con.execute(
                     f"insert into analytics.{name} by name "
                     f"select * from _cx_published.analytics.{name}"
                 )
+        if "ops.alerts_sent" in held:
+            ensure_sent_table(con)
+            con.execute(
+                "insert into ops.alerts_sent by name select * from _cx_published.ops.alerts_sent "
+                "as p anti join ops.alerts_sent as w using (as_of, kind, subject)"
+            )
     finally:
         con.execute("detach _cx_published")

@@ -9,9 +9,12 @@
                             quarantine, stale sources; pipelines/alerts.py)
 
 Locations and settings come from the environment, as the schedule's do (resource_from_env):
-not through the resource, whose set-up takes the warehouse's run lock, which a sensor must
-never hold. The alert sensors leave alone the runs of `cxalign run` (tag cxalign/alerts=cli),
-which sends its alerts itself. A channel that fails is logged; the sensor does not fail.
+not through the resource, whose set-up takes the warehouse's run lock for a whole run, which a
+sensor must never hold so long. The alert sensors take it only for the instant they record what
+they sent (ops.alerts_sent, in the working database), never waiting for it; an alert already
+delivered for the same night (a rerun) is held, not sent again. They leave alone the runs of
+`cxalign run` (tag cxalign/alerts=cli), which sends and records its alerts itself. A channel that
+fails is logged; the sensor does not fail.
 """
 
 from __future__ import annotations
@@ -23,11 +26,20 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines.alerts import failed_night_alerts, failure_reasons, night_alerts, notify
+from pipelines.alerts import (
+    delivered_before,
+    failed_night_alerts,
+    failure_reasons,
+    night_alerts,
+    notify,
+    record_sent,
+)
 from pipelines.defs.jobs import LANDING_FINGERPRINT_TAG, batch_already_run, cxalign_nightly
 from pipelines.defs.resources import ALERTS_TAG, AS_OF_TAG, resource_from_env
 from pipelines.landing_watch import arrived, fingerprint, snapshot, unsettled
+from pipelines.runlock import RunLocked, run_lock
 from pipelines.sqlrunner import last_complete_day
+from pipelines.warehouse import session, work_path
 
 
 @dg.sensor(
@@ -70,6 +82,23 @@ def _as_of(run: dg.DagsterRun) -> str | None:
     return run.tags.get(AS_OF_TAG)
 
 
+def _record_sent(cxalign, as_of: str | None, run_id: str, alerts, deliveries, log) -> None:
+    """What was sent, into the working database's ops.alerts_sent (the next published night
+    carries it), under the warehouse's run lock taken for the moment of the write, never
+    waited for: when a run holds it, the outcome is logged and not recorded (a rerun of this
+    night may then send these alerts again)."""
+    if not deliveries or as_of is None:
+        return
+    try:
+        with run_lock(cxalign.warehouse_path, run_id=run_id,
+                      command="cxalign alert sensor: recording the alerts sent"):  # fmt: skip
+            with session(work_path(cxalign.warehouse_path)) as con:
+                record_sent(con, as_of, run_id, alerts, deliveries, datetime.now(UTC))
+    except (RunLocked, duckdb.Error) as exc:
+        log(f"alerts sent not recorded in ops.alerts_sent ({type(exc).__name__}: a run holds "
+            "the working database); a rerun of this night may send them again")  # fmt: skip
+
+
 @dg.run_failure_sensor(
     name="cxalign_failure_alerts",
     monitored_jobs=[cxalign_nightly],
@@ -83,11 +112,9 @@ def cxalign_failure_alerts(context: dg.RunFailureSensorContext):
         return dg.SkipReason("cxalign run sends its own alerts")
     events = [e.dagster_event for e in context.instance.all_logs(run.run_id) if e.dagster_event]
     checks, reasons = failure_reasons(events)
-    notify(
-        failed_night_alerts(run.run_id, _as_of(run), checks, reasons),
-        cxalign.settings.alerts,
-        context.log.info,
-    )
+    alerts = failed_night_alerts(run.run_id, _as_of(run), checks, reasons)
+    deliveries = notify(alerts, cxalign.settings.alerts, context.log.info)
+    _record_sent(cxalign, _as_of(run), run.run_id, alerts, deliveries, context.log.warning)
 
 
 @dg.run_status_sensor(
@@ -110,11 +137,14 @@ def cxalign_night_alerts(context: dg.RunStatusSensorContext):
         con = duckdb.connect(cxalign.warehouse_path, read_only=True)
         try:
             alerts = night_alerts(con, date.fromisoformat(as_of), cxalign.settings.alerts)
+            # what was sent for this night before (a rerun): the published copy carries it
+            delivered = delivered_before(con, as_of)
         finally:
             con.close()
     except duckdb.Error as exc:  # e.g. an analyst holds the file open read-write
         return dg.SkipReason(f"the published warehouse could not be read for alerts: {exc}")
-    notify(alerts, cxalign.settings.alerts, context.log.info)
+    deliveries = notify(alerts, cxalign.settings.alerts, context.log.info, delivered)
+    _record_sent(cxalign, as_of, run.run_id, alerts, deliveries, context.log.warning)
 
 
 @dg.definitions

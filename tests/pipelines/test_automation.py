@@ -190,3 +190,78 @@ def test_loading_a_new_file_materializes_the_sources_landing_asset(tmp_path):
             assert len(landed) == expected
         event = instance.get_latest_materialization_event(dg.AssetKey(["landing", "support_costs"]))
         assert event is not None and event.asset_materialization.metadata["files_loaded"].value == 1
+
+
+def test_the_night_alerts_sensor_does_not_send_again_what_a_rerun_s_night_already_sent(
+    tmp_path, instance, monkeypatch
+):
+    """The sensor records what it sent in the working database; the rerun's published copy
+    carries it, and the sensor holds those alerts for the rerun."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import duckdb
+
+    from pipelines.defs.automation import cxalign_night_alerts
+    from pipelines.history import ensure_history_tables
+    from pipelines.warehouse import work_path
+
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = tmp_path / "cx.yml"
+    config.write_text("alerts:\n  channels:\n    - {type: webhook, url: "
+                      f"\"http://127.0.0.1:{server.server_address[1]}/cx\"}}\n")  # fmt: skip
+    warehouse = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("CXALIGN_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("CXALIGN_CONFIG", str(config))
+    con = duckdb.connect(str(warehouse))
+    ensure_history_tables(con)
+    con.execute(
+        "insert into analytics.ingest_history by name select '2026-11-10'::date as as_of, "
+        "'accounts' as source, 'r' as run_id, now() as published_at, 0.0 as quarantine_share, "
+        "'daily' as cadence, true as stale, 9 as days_since_arrival"
+    )
+    con.close()
+
+    def night(run_id):
+        run = dg.DagsterRun(job_name=NIGHTLY_JOB, run_id=run_id,
+                            tags={"cxalign/as_of": "2026-11-10"},
+                            status=dg.DagsterRunStatus.SUCCESS)  # fmt: skip
+        instance.add_run(run)
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="cxalign_night_alerts", dagster_instance=instance, dagster_run=run,
+            dagster_event=dg.DagsterEvent(event_type_value="PIPELINE_SUCCESS",
+                                          job_name=NIGHTLY_JOB, message="ok"),
+        )  # fmt: skip
+        return cxalign_night_alerts(ctx)
+
+    try:
+        night("night-1")
+        assert [a["kind"] for a in received] == ["source_stale"]
+        work = work_path(warehouse)
+        con = duckdb.connect(str(work), read_only=True)
+        assert con.execute("select kind, subject, run_id, delivered from ops.alerts_sent"
+                           ).fetchall() == [("source_stale", "accounts", "night-1", True)]  # fmt: skip
+        con.close()
+        # the rerun of the night publishes the working database, which carries the record
+        con = duckdb.connect(str(warehouse))
+        con.execute(f"attach '{work}' as w (read_only)")
+        con.execute("create schema ops")
+        con.execute("create table ops.alerts_sent as select * from w.ops.alerts_sent")
+        con.close()
+        night("night-1-rerun")
+        assert [a["kind"] for a in received] == ["source_stale"]  # not sent again
+    finally:
+        server.shutdown()
+        server.server_close()

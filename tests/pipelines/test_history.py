@@ -64,3 +64,26 @@ def test_a_night_that_was_not_published_leaves_nothing_in_the_history(tmp_path):
         "select as_of::varchar, count(*) from analytics.unit_alignment_history group by 1 "
         "order by 1"
     ).fetchall() == [("2026-11-02", 1)]
+
+
+def test_the_alerts_sent_that_the_published_warehouse_records_reach_a_new_working_database(
+    tmp_path,
+):
+    from pipelines.alerts import Alert, Delivery, delivered_before, record_sent
+
+    published = tmp_path / "warehouse.duckdb"
+    pub = duckdb.connect(str(published))
+    alert = Alert("source_stale", "accounts last arrived 9 days ago", {"source": "accounts"})
+    record_sent(pub, "2026-11-02", "run-a", [alert],
+                [Delivery("webhook #1 (h)", True, carried=(("source_stale", "accounts"),))],
+                datetime(2026, 11, 3, tzinfo=UTC))  # fmt: skip
+    pub.close()
+    work = duckdb.connect(str(tmp_path / "work.duckdb"))  # a working database rebuilt
+    work.execute("create schema analytics")
+    work.execute(f"create table analytics.unit_alignment as {UNIT}")
+    work.execute(
+        "create table analytics.ingest_runs (run_id varchar, source varchar, rows_read bigint, "
+        "rows_staged bigint, rows_quarantined bigint, files bigint, files_loaded bigint)"
+    )
+    _night(work, "2026-11-02", published)  # the night published again
+    assert delivered_before(work, "2026-11-02") == {("source_stale", "accounts", "webhook #1 (h)")}
