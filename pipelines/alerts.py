@@ -5,7 +5,8 @@ Rules (each alert is `Alert(kind, summary, details)`):
 * `type_change`      a unit's CX type changed, announced with hysteresis (announced_changes)
 * `check_failed`     a blocking check (a data contract, conservation, bad-row share) failed
 * `night_failed`     the night failed (nothing published), with the reasons
-* `quarantine_jump`  a source's quarantined share of rows jumped above its recent median
+* `quarantine_jump`  the quarantined share of a source's rows in tonight's files jumped
+                     above its median over recent nights
 * `source_stale`     a source stopped arriving at its cadence (pipelines/freshness.py)
 
 Channels (`alerts.channels` in cxalign.yml): a generic webhook (POST of the alert as JSON),
@@ -166,39 +167,49 @@ def night_alerts(
 ) -> list[Alert]:
     """The alerts of a published night, from its warehouse (the history tables)."""
     alerts = _type_change_alerts(con, as_of, settings.type_change)
+    # tonight's own files (loaded_quarantine_share): a source's share over all its files
+    # hardly moves when a small new file is wholly bad
     jumps = con.execute(
         """
-        with tonight as (
-            select source, quarantine_share, rows_read from analytics.ingest_history
-            where as_of = ?
+        with shares as (
+            select source, as_of, loaded_quarantine_share as share, rows_loaded,
+                   rows_loaded_quarantined
+            from analytics.ingest_history
+            where loaded_quarantine_share is not null
+        ),
+        tonight as (
+            select * from shares where as_of = ?
         ),
         before as (
-            select source, as_of, quarantine_share,
+            select source, as_of, share,
                    row_number() over (partition by source order by as_of desc) as k
-            from analytics.ingest_history
+            from shares
             where as_of < ?
         ),
         baseline as (
-            select source, median(quarantine_share) as baseline_share, count(*) as nights
+            select source, median(share) as baseline_share, count(*) as nights
             from before where k <= ? group by source
         ),
         final as (
-            select t.source, t.quarantine_share, b.baseline_share, b.nights
+            select t.source, t.share, t.rows_loaded_quarantined, t.rows_loaded,
+                   b.baseline_share, b.nights
             from tonight as t
             join baseline as b using (source)
-            where t.quarantine_share - b.baseline_share >= ?
+            where t.share - b.baseline_share >= ?
         )
         select * from final order by source
         """,
         [as_of, as_of, settings.baseline_nights, settings.quarantine_jump],
     ).fetchall()
-    for src, share, base, nights in jumps:
+    for src, share, bad, loaded, base, nights in jumps:
         alerts.append(
             Alert(
                 "quarantine_jump",
-                f"{src}: {share:.1%} of rows quarantined tonight, against a median of "
-                f"{base:.1%} over the last {nights} night(s)",
+                f"{src}: {share:.1%} of the rows in tonight's files quarantined ({bad:,} of "
+                f"{loaded:,}), against a median of {base:.1%} over the last {nights} night(s) "
+                "that loaded files",
                 {"source": src, "as_of": str(as_of), "quarantine_share": share,
+                 "rows_loaded": loaded, "rows_loaded_quarantined": bad,
                  "baseline_share": base, "baseline_nights": nights,
                  "threshold_points": settings.quarantine_jump},
             )  # fmt: skip

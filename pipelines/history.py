@@ -32,6 +32,11 @@ def ensure_history_tables(con: duckdb.DuckDBPyConnection) -> None:
         contract = analyst_contracts()[name]
         cols = ", ".join(f"{quote_ident(c.name)} {c.sql_type}" for c in contract.columns)
         con.execute(f"create table if not exists analytics.{name} ({cols})")
+        for c in contract.columns:  # a table from before a column was added to its contract
+            con.execute(
+                f"alter table analytics.{name} add column if not exists "
+                f"{quote_ident(c.name)} {c.sql_type}"
+            )
 
 
 def record_history(
@@ -59,11 +64,12 @@ def record_history(
     con.register("_cx_freshness", fresh)
     try:
         con.execute(
-            """
+            f"""
             insert into analytics.ingest_history by name
             with runs as (
                 select * from analytics.ingest_runs where run_id = ?
             ),
+            loaded_quarantined as ({_loaded_quarantined_sql(con)}),
             final as (
                 select ?::date as as_of,
                        f.source,
@@ -80,12 +86,17 @@ def record_history(
                        f.last_arrived_at,
                        f.days_since_arrival,
                        f.stale,
+                       r.rows_loaded,
+                       coalesce(q.rows, 0) as rows_loaded_quarantined,
+                       (coalesce(q.rows, 0) / nullif(r.rows_loaded, 0))::double
+                           as loaded_quarantine_share,
                 from _cx_freshness as f
                 left join runs as r using (source)
+                left join loaded_quarantined as q using (source)
             )
             select * from final
             """,
-            [run_id, as_of, run_id, now],
+            [run_id, run_id, as_of, run_id, now],
         )
     finally:
         con.unregister("_cx_freshness")
@@ -94,6 +105,28 @@ def record_history(
         .fetchone()[0]
         for name in HISTORY_TABLES
     }
+
+
+def _loaded_quarantined_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """Per source, the quarantined rows of the files the run (its one parameter) loaded: rows whose file's
+    raw._files.run_id is the run (a vendor-built row's file is named with ' #<part>' after
+    the file it came from)."""
+    tables = {
+        f"{s}.{t}"
+        for s, t in con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where database_name = current_database()"
+        ).fetchall()
+    }
+    if not {"raw._files", "analytics.quarantine"} <= tables:
+        return "select null::varchar as source, 0::bigint as rows where ?::varchar is null and false"
+    return """
+        select q.source, count(distinct (q.source_file, q.source_row)) as rows
+        from analytics.quarantine as q
+        semi join (select source_file from raw._files where run_id = ?) as f
+            on split_part(q.source_file, ' #', 1) = f.source_file
+        group by q.source
+    """
 
 
 def _take_published_history(con: duckdb.DuckDBPyConnection, published: Path | None) -> None:

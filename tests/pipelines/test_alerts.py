@@ -96,11 +96,13 @@ def _insert_unit_night(con, as_of, unit, quadrant, confidence, probability=0.9):
 
 
 def _insert_source_night(con, as_of, source, share, stale=False, days=0):
+    """A night of a source that loaded 1,000 rows, `share` of them quarantined."""
     con.execute(
         "insert into analytics.ingest_history by name select ?::date as as_of, ? as source, "
         "'r' as run_id, now() as published_at, 1000 as rows_read, ? as quarantine_share, "
-        "'daily' as cadence, ? as stale, ? as days_since_arrival",
-        [as_of, source, share, stale, days],
+        "'daily' as cadence, ? as stale, ? as days_since_arrival, 1000 as rows_loaded, "
+        "round(? * 1000)::bigint as rows_loaded_quarantined, ? as loaded_quarantine_share",
+        [as_of, source, share, stale, days, share, share],
     )
 
 
