@@ -349,15 +349,28 @@ def _post_json(url: str, body: dict, timeout: float) -> None:
             raise ChannelError(f"HTTP {resp.status}")
 
 
+def _slack_escape(text: str) -> str:
+    """Slack's mrkdwn escaping: `&`, `<` and `>` are control characters (`<!channel>` would
+    notify the whole channel, `<http://x|y>` is a link); Slack asks for exactly these three
+    to be replaced by their HTML entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _slack_text(alert: Alert) -> str:
-    return f"*cxalign {alert.kind.replace('_', ' ')}*: {alert.summary}"
+    return f"*cxalign {alert.kind.replace('_', ' ')}*: {_slack_escape(alert.summary)}"
+
+
+def _one_line(text: str) -> str:
+    """A header's value on one line: CR, LF and the other line breaks (a unit name or a check
+    message may hold them) would end the header, or make the SMTP library refuse the message."""
+    return " ".join(text.split())
 
 
 def _email(channel: EmailChannel, alerts: list[Alert]) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = channel.sender
     msg["To"] = ", ".join(channel.to)
-    msg["Subject"] = (
+    msg["Subject"] = _one_line(
         f"cxalign: {alerts[0].summary}" if len(alerts) == 1 else f"cxalign: {len(alerts)} alerts"
     )[:180]
     body = []

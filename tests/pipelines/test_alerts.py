@@ -485,3 +485,34 @@ def test_a_failed_night_s_alerts_are_sent_again_on_a_rerun_that_fails_again(tmp_
                      failed_night_alerts(run, date(2026, 11, 3), [], ["boom"]), settings,
                      lambda line: None)  # fmt: skip
     assert [b["kind"] for _, b in sink.received] == ["night_failed", "night_failed"]
+
+
+# --- hostile text in an alert --------------------------------------------------------------
+
+
+def test_a_summary_with_line_breaks_is_mailed_with_a_one_line_subject(smtp_sink):
+    host, port, box = smtp_sink
+    (channel,) = Settings.model_validate(
+        {"alerts": {"channels": [{"type": "email", "smtp_host": host, "smtp_port": port,
+                                  "to": ["cx@example.com"]}]}}  # fmt: skip
+    ).alerts.channels
+    alert = Alert("type_change", "North\r\nBcc: evil@example.com\r\n: CX type changed", {})
+    (d,) = send([alert], [channel])
+    assert d.ok, d
+    ((rcpt, mail),) = box.messages
+    assert rcpt == ["cx@example.com"] and mail["Bcc"] is None
+    assert mail["Subject"] == "cxalign: North Bcc: evil@example.com : CX type changed"
+
+
+def test_slack_control_characters_in_a_unit_name_are_escaped(http_sink, monkeypatch):
+    url, sink = http_sink
+    monkeypatch.setenv("CXALIGN_SLACK_WEBHOOK", url + SECRET_PATH)
+    (channel,) = Settings.model_validate(
+        {"alerts": {"channels": [{"type": "slack", "url_env": "CXALIGN_SLACK_WEBHOOK"}]}}
+    ).alerts.channels
+    alert = Alert("type_change", "<!channel> R&D <http://evil|click>: CX type changed", {})
+    (d,) = send([alert], [channel])
+    assert d.ok, d
+    ((_, body),) = sink.received
+    assert body["text"] == ("*cxalign type change*: &lt;!channel&gt; R&amp;D "
+                            "&lt;http://evil|click&gt;: CX type changed")  # fmt: skip
