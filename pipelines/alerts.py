@@ -75,7 +75,9 @@ def announced_changes(history: pl.DataFrame, rule: TypeChangeRule) -> pl.DataFra
 
     `history`: one row per unit and published night (business_unit, as_of, quadrant,
     confidence), as analytics.unit_alignment_history holds it. A *run* is a stretch of
-    consecutive nights of one unit with the same type. A run qualifies on the night its type
+    consecutive published nights (as-of dates of the history, whichever unit they hold; a
+    night that failed publishes none) of one unit with the same type: a published night
+    without the unit ends it. A run qualifies on the night its type
     has held `rule.established_nights` nights in a row at established confidence, or
     `rule.any_confidence_nights` nights in a row at any confidence (0: never on that ground).
     Inconclusive never qualifies (a loss of evidence is not a change of type). The first
@@ -89,17 +91,25 @@ def announced_changes(history: pl.DataFrame, rule: TypeChangeRule) -> pl.DataFra
     )  # fmt: skip
     if history.height == 0:
         return empty
+    # Nights are the published nights (every as-of date in the history), in order: a unit
+    # missing from one (no verdict that night) breaks its run, as a change of type does.
+    nights = history.select(pl.col("as_of").unique().sort()).with_row_index("night")
+    unit = "business_unit"
     h = (
         history.select("business_unit", "as_of", "quadrant", "confidence")
+        .join(nights, on="as_of")
         .sort("business_unit", "as_of")
         .with_columns(
-            night=pl.int_range(pl.len()).over("business_unit"),
-            run=pl.col("quadrant").rle_id().over("business_unit"),
+            gap=(pl.col("night").diff().over(unit).fill_null(1) != 1),
             est=(pl.col("confidence") == "established"),
         )
         .with_columns(
+            run=(pl.col("gap") | (pl.col("quadrant") != pl.col("quadrant").shift(1).over(unit))
+                 .fill_null(True)).cum_sum().over(unit),  # fmt: skip
+        )
+        .with_columns(
             # a stretch of established nights within a run
-            est_run=pl.struct("run", "est").rle_id().over("business_unit"),
+            est_run=pl.struct("run", "est").rle_id().over(unit),
         )
         .with_columns(
             held=pl.int_range(pl.len()).over("business_unit", "run") + 1,

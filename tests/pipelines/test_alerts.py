@@ -68,6 +68,24 @@ def test_established_confidence_announces_at_once_and_inconclusive_is_not_a_type
     assert announced_changes(_history(nights), strict).height == 0
 
 
+def test_hysteresis_counts_consecutive_published_nights_not_rows():
+    """Alpha is Inflicted on three of Beta's five nights in a row, missing on the two between:
+    three rows, never three consecutive nights; so no change is announced."""
+    rule = TypeChangeRule(established_nights=1, any_confidence_nights=3)
+    alpha = _history([("Innovative", E)] * 3 + [("Inflicted", P)] * 3)
+    alpha = alpha.with_columns(
+        as_of=pl.Series([date(2026, 1, d) for d in (1, 2, 3, 4, 6, 8)])
+    )
+    beta = _history([("Inactive", E)] * 8, unit="Beta")
+    assert announced_changes(pl.concat([alpha, beta]), rule).height == 0
+    # on consecutive published nights it is announced, whatever the calendar days between
+    # them (a night that failed publishes none: 5 and 7 are not nights here)
+    spaced = alpha.with_columns(pl.col("as_of").dt.offset_by("1d"))
+    assert announced_changes(spaced, rule).select("as_of", "nights_held").rows() == [
+        (date(2026, 1, 9), 3)
+    ]
+
+
 def test_the_first_type_a_unit_gets_is_not_a_change():
     changes = announced_changes(
         _history([("Inconclusive", P)] * 2 + [("Inactive", E)] * 3), TypeChangeRule()
