@@ -352,7 +352,7 @@ def _execute(args, as_of, run_id: str) -> int:
         windows = _step_windows(instance, result.run_id)
 
     settings = load_settings(args.config)
-    _print_ingest_summary(work, result.run_id, settings)
+    _print_ingest_summary(work, result.run_id, settings, as_of)
     if args.timings:
         args.timings.parent.mkdir(parents=True, exist_ok=True)
         args.timings.write_text(
@@ -424,10 +424,10 @@ def _night_alerts(warehouse: Path, as_of, settings) -> list:
         return []
 
 
-def _print_ingest_summary(work: Path, run_id: str, settings) -> None:
+def _print_ingest_summary(work: Path, run_id: str, settings, as_of: date) -> None:
     import duckdb
 
-    from pipelines.freshness import source_freshness, stale_sentence
+    from pipelines.freshness import night_end, source_freshness, stale_sentence
 
     if not work.exists():
         return
@@ -441,7 +441,7 @@ def _print_ingest_summary(work: Path, run_id: str, settings) -> None:
             "from analytics.ingest_runs where run_id = ? order by source",
             [run_id],
         ).fetchall()
-        fresh = source_freshness(con, settings, datetime.now(UTC))
+        fresh = source_freshness(con, settings, night_end(as_of, datetime.now(UTC)))
     except duckdb.Error:
         rows = []
     finally:

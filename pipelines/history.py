@@ -18,7 +18,7 @@ import duckdb
 
 from pipelines.alerts import ensure_sent_table
 from pipelines.contracts import quote_ident
-from pipelines.freshness import source_freshness
+from pipelines.freshness import night_end, source_freshness
 from pipelines.marts import analyst_contracts
 from pipelines.settings import Settings
 
@@ -59,7 +59,7 @@ def record_history(
         """,
         [as_of, run_id, now],
     )
-    fresh = source_freshness(con, settings, now)
+    fresh = source_freshness(con, settings, night_end(as_of, now))
     con.execute("delete from analytics.ingest_history where as_of = ?", [as_of])
     con.register("_cx_freshness", fresh)
     try:

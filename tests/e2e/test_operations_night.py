@@ -68,10 +68,11 @@ def test_history_freshness_and_alerts_across_nights(demo_copy, tmp_path, hook, c
                      "from analytics.ingest_history") == [(7, 7, False)]  # fmt: skip
     capsys.readouterr()
 
-    # Tickets stop arriving: their files were last loaded 9 days ago.
+    # Tickets stop arriving: their files were last loaded 9 days before the end of the night
+    # as of the 2nd (staleness is measured at the night's as-of date, not the wall clock).
     con = duckdb.connect(str(work_path(wh)))
-    con.execute("update raw._files set loaded_at = now() - interval 9 day "
-                "where source = 'support_tickets'")  # fmt: skip
+    con.execute("update raw._files set loaded_at = '2026-11-03 00:00:00+00'::timestamptz "
+                "- interval 9 day where source = 'support_tickets'")  # fmt: skip
     con.close()
     assert run_cli(demo_copy, tmp_path, "2026-11-02", config) == 0
     out = capsys.readouterr().out

@@ -136,3 +136,37 @@ def test_a_wholly_bad_small_file_is_a_quarantine_jump_though_the_source_s_share_
                if a.kind == "quarantine_jump"]  # fmt: skip
     assert jump.details["source"] == "support_tickets" and jump.details["rows_loaded"] == 40
     assert "100.0% of the rows in tonight's files quarantined (40 of 40)" in jump.summary
+
+
+def test_staleness_is_measured_at_the_night_s_as_of_date_not_the_wall_clock(tmp_path):
+    """A backfill of 2026-11-02, run on the 30th: tickets last loaded on 1 November were a
+    day old that night, not 29 days; revenue, loaded on the 20th, arrived on time."""
+    from pipelines.landing import ensure_raw_schema
+
+    work = duckdb.connect(str(tmp_path / "work.duckdb"))
+    work.execute("set TimeZone = 'UTC'")
+    ensure_raw_schema(work)
+    work.execute("create schema analytics")
+    work.execute(f"create table analytics.unit_alignment as {UNIT}")
+    work.execute(
+        "create table analytics.ingest_runs (run_id varchar, source varchar, rows_read bigint, "
+        "rows_staged bigint, rows_quarantined bigint, files bigint, files_loaded bigint, "
+        "rows_loaded bigint)"
+    )
+    for source, loaded_at in (("support_tickets", "2026-11-01 10:00"),
+                              ("revenue", "2026-11-20 10:00")):  # fmt: skip
+        work.execute("insert into raw._files (source, source_file, content_sha256, size_bytes, "
+                     "rows_loaded, rows_rejected, loaded_at) values (?, 'f', 'x', 1, 1, 0, ?)",
+                     [source, loaded_at])  # fmt: skip
+    _night(work, "2026-11-02")  # (record_history's wall clock here: 30 November)
+    rows = dict(work.execute(
+        "select source, (days_since_arrival, stale) from analytics.ingest_history "
+        "where source in ('support_tickets', 'revenue', 'accounts')"
+    ).fetchall())  # fmt: skip
+    assert rows == {"support_tickets": (1, False), "revenue": (0, False), "accounts": (None, False)}
+    # the same files as of the 10th: tickets stale (9 days), measured at the end of the 10th
+    _night(work, "2026-11-10")
+    assert work.execute(
+        "select days_since_arrival, stale from analytics.ingest_history "
+        "where as_of = '2026-11-10' and source = 'support_tickets'"
+    ).fetchone() == (9, True)
