@@ -34,7 +34,13 @@ from pipelines.alerts import (
     notify,
     record_sent,
 )
-from pipelines.defs.jobs import LANDING_FINGERPRINT_TAG, batch_already_run, cxalign_nightly
+from pipelines.defs.jobs import (
+    LANDING_FINGERPRINT_TAG,
+    SCHEDULED_NIGHT_TAG,
+    batch_already_run,
+    cxalign_nightly,
+    next_scheduled_night,
+)
 from pipelines.defs.resources import ALERTS_TAG, AS_OF_TAG, resource_from_env
 from pipelines.landing_watch import arrived, fingerprint, snapshot, unsettled
 from pipelines.runlock import RunLocked, run_lock
@@ -71,11 +77,14 @@ def cxalign_landing_sensor(context: dg.SensorEvaluationContext):
     context.update_cursor(json.dumps({"seen": snap, "requested": snap}))
     if batch_already_run(context.instance, fp):
         return dg.SkipReason(f"batch {fp[:12]} already run (by the schedule or an earlier tick)")
-    as_of = last_complete_day(datetime.now(UTC)).isoformat()
+    now = datetime.now(UTC)
+    as_of = last_complete_day(now).isoformat()
     return dg.RunRequest(
         run_key=f"landing-{fp[:24]}",
-        tags={AS_OF_TAG: as_of, LANDING_FINGERPRINT_TAG: fp},
-    )
+        # the next scheduled tick's night is this batch's too: that tick skips it
+        tags={AS_OF_TAG: as_of, LANDING_FINGERPRINT_TAG: fp,
+              SCHEDULED_NIGHT_TAG: next_scheduled_night(now)},
+    )  # fmt: skip
 
 
 def _as_of(run: dg.DagsterRun) -> str | None:

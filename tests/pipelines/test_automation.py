@@ -265,3 +265,33 @@ def test_the_night_alerts_sensor_does_not_send_again_what_a_rerun_s_night_alread
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_batch_the_sensor_ran_before_the_tick_is_not_run_again_under_the_next_as_of(
+    tmp_path, instance, monkeypatch
+):
+    """Files settle at 23:59: the sensor runs them as of that day's last complete day; the
+    02:00 tick would run the very same files as of the next day. It skips them."""
+    from pipelines.defs.jobs import SCHEDULED_NIGHT_TAG, _schedule
+
+    monkeypatch.delenv("CXALIGN_CONFIG", raising=False)  # the default schedule: 02:00 UTC
+    zone = Landing(tmp_path / "landing", instance, monkeypatch)
+    _write(zone.root / "support_tickets" / "2026-11-30.csv", "ticket_id\nT1\n")
+    zone.tick()
+    (request,), _ = zone.tick()
+    now = datetime.now(UTC)
+    tick = now.replace(hour=2, minute=0, second=0, microsecond=0)
+    tick += timedelta(days=1) if tick <= now else timedelta(0)  # the next 02:00 UTC
+    assert request.tags[SCHEDULED_NIGHT_TAG] == (tick - timedelta(days=1)).date().isoformat()
+    assert request.tags["cxalign/as_of"] == (now - timedelta(days=1)).date().isoformat()
+    instance.add_run(dg.DagsterRun(job_name=NIGHTLY_JOB, run_id="sensor-run", tags=request.tags,
+                                   status=dg.DagsterRunStatus.SUCCESS))  # fmt: skip
+    schedule = _schedule()
+    at_tick = schedule.evaluate_tick(
+        dg.build_schedule_context(scheduled_execution_time=tick, instance=instance)
+    )
+    assert at_tick.run_requests == [] and "one as-of date" in at_tick.skip_message
+    # the night after, the same files are that night's (nothing new arrived): run
+    later = schedule.evaluate_tick(dg.build_schedule_context(
+        scheduled_execution_time=tick + timedelta(days=1), instance=instance))  # fmt: skip
+    assert len(later.run_requests) == 1
