@@ -8,6 +8,7 @@ Rules (each alert is `Alert(kind, summary, details)`):
 * `quarantine_jump`  the quarantined share of a source's rows in tonight's files jumped
                      above its median over recent nights
 * `source_stale`     a source stopped arriving at its cadence (pipelines/freshness.py)
+* `upload_abandoned` an upload in progress left untouched too long (the landing sensor's)
 
 Channels (`alerts.channels` in cxalign.yml): a generic webhook (POST of the alert as JSON),
 a Slack incoming webhook, e-mail over SMTP. Secrets (a Slack URL, an SMTP password) come from
@@ -494,9 +495,13 @@ def notify(
         return []
     names = [label(c, i) for i, c in enumerate(settings.channels, start=1)]
     for a in alerts:
-        held = bool(names) and all((a.kind, a.subject, n) in delivered for n in names)
-        log(f"alert    [{a.kind}] {a.summary}" + ("  (held: already sent for this night)"
-                                                   if held else ""))  # fmt: skip
+        held = sum((a.kind, a.subject, n) in delivered for n in names)
+        note = (
+            "" if not held
+            else "  (held: already sent for this night)" if held == len(names)
+            else f"  (held on {held} of {len(names)} channels: already sent for this night)"
+        )  # fmt: skip
+        log(f"alert    [{a.kind}] {a.summary}{note}")
     if not settings.channels:
         log("alert    no channel configured (alerts.channels): not sent")
         return []

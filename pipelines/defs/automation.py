@@ -19,7 +19,9 @@ fails is logged; the sensor does not fail.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import dagster as dg
 import duckdb
 
 from pipelines.alerts import (
+    Alert,
     delivered_before,
     failed_night_alerts,
     failure_reasons,
@@ -42,7 +45,7 @@ from pipelines.defs.jobs import (
     next_scheduled_night,
 )
 from pipelines.defs.resources import ALERTS_TAG, AS_OF_TAG, resource_from_env
-from pipelines.landing_watch import arrived, fingerprint, snapshot, unsettled
+from pipelines.landing_watch import digest, fingerprint, look, snapshot
 from pipelines.runlock import RunLocked, run_lock
 from pipelines.sqlrunner import last_complete_day
 from pipelines.warehouse import session, work_path
@@ -53,38 +56,77 @@ from pipelines.warehouse import session, work_path
     job=cxalign_nightly,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Runs the night when new or changed landing files have settled (same size and "
-    "mtime on two ticks in a row): one run per batch, never one the schedule already ran.",
+    description="Runs the night when new or changed landing files have settled (the same on "
+    "two ticks in a row, no upload in progress younger than ingest.abandoned_upload_hours): "
+    "one run per batch, never one the schedule already ran.",
 )
 def cxalign_landing_sensor(context: dg.SensorEvaluationContext):
     cxalign = resource_from_env()
+    settings = cxalign.settings
     cursor = json.loads(context.cursor) if context.cursor else {}
-    seen, requested = cursor.get("seen", {}), cursor.get("requested", {})
     snap = snapshot(Path(cxalign.landing_dir))
-    changing = unsettled(snap, seen)
-    new = arrived(snap, requested)
-    if changing:
-        context.update_cursor(json.dumps({"seen": snap, "requested": requested}))
+    hours = settings.ingest.abandoned_upload_hours
+    now = look(snap, cursor, time.time_ns(), int(hours * 3600 * 1e9))
+    abandoned = _announce_abandoned(context, now.abandoned, snap, cursor, hours, settings)
+
+    def keep(mark: int) -> None:
+        context.update_cursor(json.dumps(
+            {"seen": digest(snap), "requested_ctime": mark, "abandoned": abandoned}
+        ))  # fmt: skip
+
+    left = (
+        f"; {len(now.abandoned)} upload(s) in progress for more than {hours:g} h taken as "
+        f"abandoned (e.g. {now.abandoned[0]}): they no longer hold the batch back"
+        if now.abandoned
+        else ""
+    )
+    if now.writing:
+        keep(now.mark)
         return dg.SkipReason(
-            f"{len(changing)} file(s) new or still changing (e.g. {changing[0]}): waiting for "
-            "them to settle"
+            f"{len(now.writing)} upload(s) in progress (e.g. {now.writing[0]}): waiting for "
+            f"them to finish{left}"
         )
-    if not new:
-        context.update_cursor(json.dumps({"seen": snap, "requested": requested}))
-        return dg.SkipReason("no new or changed file in the landing zone since the last run")
+    if now.changed:
+        keep(now.mark)
+        return dg.SkipReason(
+            "files new or still changing since the last look: waiting for them to settle" + left
+        )
+    if not now.arrived:
+        keep(now.mark)
+        return dg.SkipReason("no new or changed file in the landing zone since the last run" + left)
     fp = fingerprint(snap)
     # from here on this batch is handled: requested, or already run by the schedule
-    context.update_cursor(json.dumps({"seen": snap, "requested": snap}))
+    keep(now.latest_ctime)
     if batch_already_run(context.instance, fp):
         return dg.SkipReason(f"batch {fp[:12]} already run (by the schedule or an earlier tick)")
-    now = datetime.now(UTC)
-    as_of = last_complete_day(now).isoformat()
+    if left:
+        context.log.warning(left.lstrip("; "))
+    at = datetime.now(UTC)
     return dg.RunRequest(
         run_key=f"landing-{fp[:24]}",
         # the next scheduled tick's night is this batch's too: that tick skips it
-        tags={AS_OF_TAG: as_of, LANDING_FINGERPRINT_TAG: fp,
-              SCHEDULED_NIGHT_TAG: next_scheduled_night(now)},
+        tags={AS_OF_TAG: last_complete_day(at).isoformat(), LANDING_FINGERPRINT_TAG: fp,
+              SCHEDULED_NIGHT_TAG: next_scheduled_night(at)},
     )  # fmt: skip
+
+
+def _announce_abandoned(context, files: list[str], snap, cursor: dict, hours: float, settings):
+    """An `upload_abandoned` alert, once, for each upload newly taken as abandoned (known by
+    its path and mtime); returns what the cursor keeps of them (those still there)."""
+    keys = {rel: hashlib.sha256(f"{rel}:{snap[rel][1]}".encode()).hexdigest()[:16] for rel in files}
+    told = set(cursor.get("abandoned", []))
+    new = [rel for rel in files if keys[rel] not in told]
+    alerts = [
+        Alert(
+            "upload_abandoned",
+            f"{rel}: an upload left unfinished for more than {hours:g} h; the landing sensor "
+            "no longer waits for it (the night skips it: finish or remove it)",
+            {"source": rel.split("/")[0], "file": rel, "abandoned_after_hours": hours},
+        )
+        for rel in new
+    ]
+    notify(alerts, settings.alerts, context.log.warning)
+    return sorted(keys.values())
 
 
 def _as_of(run: dg.DagsterRun) -> str | None:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -295,3 +296,84 @@ def test_a_batch_the_sensor_ran_before_the_tick_is_not_run_again_under_the_next_
     later = schedule.evaluate_tick(dg.build_schedule_context(
         scheduled_execution_time=tick + timedelta(days=1), instance=instance))  # fmt: skip
     assert len(later.run_requests) == 1
+
+
+def test_an_abandoned_upload_no_longer_holds_the_batch_back_and_is_announced_once(
+    tmp_path, instance, monkeypatch
+):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = tmp_path / "cx.yml"
+    config.write_text("ingest:\n  abandoned_upload_hours: 2\nalerts:\n  channels:\n"
+                      f"    - {{type: webhook, url: \"http://127.0.0.1:{server.server_address[1]}/cx\"}}\n")  # fmt: skip
+    monkeypatch.setenv("CXALIGN_CONFIG", str(config))
+    try:
+        zone = Landing(tmp_path / "landing", instance, monkeypatch)
+        _write(zone.root / "revenue" / "2026-10.csv", "account_id\nA1\n")
+        part = zone.root / "accounts" / "accounts.csv.part"
+        _write(part, "account_id\n")
+        zone.tick()
+        requests, why = zone.tick()  # a young upload holds the batch back
+        assert requests == [] and "upload(s) in progress (e.g. accounts/accounts.csv.part)" in why
+        assert received == []
+        three_hours_ago = time.time() - 3 * 3600
+        os.utime(part, (three_hours_ago, three_hours_ago))  # left there, untouched since
+        requests, why = zone.tick()  # (the zone changed: one more look)
+        assert requests == [] and "taken as abandoned (e.g. accounts/accounts.csv.part)" in why
+        (request,), _ = zone.tick()
+        # announced once, as an alert, on the tick that first took it as abandoned
+        assert [(a["kind"], a["details"]["file"]) for a in received] == [
+            ("upload_abandoned", "accounts/accounts.csv.part")
+        ]
+        # the batch is the files the night reads: the abandoned upload is no part of it
+        assert zone.tick()[0] == [] and len(received) == 1
+        part.unlink()  # removing it is no new batch
+        assert zone.tick()[0] == [] and zone.tick()[0] == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_file_replaced_with_the_same_size_and_mtime_is_a_new_batch(tmp_path, instance,
+                                                                      monkeypatch):  # fmt: skip
+    """`cp -p` of a corrected export over the old one keeps size and mtime; not its ctime."""
+    zone = Landing(tmp_path / "landing", instance, monkeypatch)
+    f = zone.root / "revenue" / "2026-10.csv"
+    _write(f, "account_id\nA1\n")
+    zone.tick()
+    (first,), _ = zone.tick()
+    st = f.stat()
+    time.sleep(0.05)
+    f.write_text("account_id\nB2\n")  # same size
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime, as cp -p leaves it
+    assert (f.stat().st_size, f.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert zone.tick()[0] == []  # seen: settling
+    (second,), _ = zone.tick()
+    assert second.run_key != first.run_key
+
+
+def test_the_sensor_s_cursor_stays_small_with_20000_files(tmp_path, instance, monkeypatch):
+    zone = Landing(tmp_path / "landing", instance, monkeypatch)
+    for k in range(200):
+        folder = zone.root / "support_tickets" / f"day-{k:03d}"
+        folder.mkdir(parents=True)
+        for j in range(100):
+            (folder / f"tickets-{j:03d}.csv").write_text("ticket_id\n")
+    zone.tick()
+    (request,), _ = zone.tick()
+    assert len(zone.cursor) < 1000, len(zone.cursor)  # it was 1.16 MB
+    assert zone.tick()[0] == []
