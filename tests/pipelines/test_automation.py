@@ -377,3 +377,56 @@ def test_the_sensor_s_cursor_stays_small_with_20000_files(tmp_path, instance, mo
     (request,), _ = zone.tick()
     assert len(zone.cursor) < 1000, len(zone.cursor)  # it was 1.16 MB
     assert zone.tick()[0] == []
+
+
+AUTOMATION_QUERY = """
+query Automation {
+  repositoriesOrError {
+    ... on RepositoryConnection {
+      nodes {
+        sensors { name sensorType sensorState { status } }
+        schedules { name cronSchedule executionTimezone scheduleState { status } }
+        assetNodes {
+          assetKey { path }
+          internalFreshnessPolicy { ... on TimeWindowFreshnessPolicy { failWindowSeconds } }
+        }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def test_the_ui_s_automation_list_has_the_sensors_and_the_schedule(tmp_path, monkeypatch):
+    """What the UI's Automation page asks the webserver for, asked of Dagster's own GraphQL
+    schema in process, over the code location loaded as `dg dev` loads it (a code server)."""
+    import yaml
+    from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+    for name in ("CXALIGN_CONFIG", "CXALIGN_LANDING", "CXALIGN_WAREHOUSE"):
+        monkeypatch.delenv(name, raising=False)
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": {
+        "module_name": "pipelines.definitions", "attribute": "defs",
+        "working_directory": str(PROJECT_ROOT), "location_name": "cxalign"}}]}))  # fmt: skip
+    with dg.instance_for_test() as inst, define_out_of_process_context(
+        str(workspace), None, inst
+    ) as context:
+        result = execute_dagster_graphql(context, AUTOMATION_QUERY)
+    assert not result.errors, result.errors
+    (repo,) = result.data["repositoriesOrError"]["nodes"]
+    sensors = {s["name"]: (s["sensorType"], s["sensorState"]["status"]) for s in repo["sensors"]}
+    assert sensors == {
+        "cxalign_landing_sensor": ("STANDARD", "STOPPED"),
+        "cxalign_failure_alerts": ("RUN_STATUS", "RUNNING"),
+        "cxalign_night_alerts": ("RUN_STATUS", "RUNNING"),
+    }
+    assert [(s["name"], s["cronSchedule"], s["executionTimezone"], s["scheduleState"]["status"])
+            for s in repo["schedules"]] == [
+        ("cxalign_nightly_schedule", "0 2 * * *", "UTC", "STOPPED")
+    ]  # fmt: skip
+    fresh = {"/".join(a["assetKey"]["path"]): a["internalFreshnessPolicy"]["failWindowSeconds"]
+             for a in repo["assetNodes"] if a["internalFreshnessPolicy"]}  # fmt: skip
+    assert fresh["landing/support_tickets"] == 2 * 86400
+    assert fresh["landing/revenue"] == 32 * 86400
