@@ -595,7 +595,8 @@ def record_sent(
         channels = [c for c in before if c["channel"] not in tried] + list(tried.values())
         rows.append((str(as_of), a.kind, a.subject, run_id,
                      all(c["delivered"] for c in channels), json.dumps(channels), first, now))  # fmt: skip
-    con.executemany(
-        "insert or replace into ops.alerts_sent values (?::date, ?, ?, ?, ?, ?, ?, ?)", rows
-    )
+    if rows:
+        con.executemany(
+            "insert or replace into ops.alerts_sent values (?::date, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
     return len(rows)

@@ -146,8 +146,8 @@ def _record_sent(cxalign, as_of: str | None, run_id: str, alerts, deliveries, lo
             with session(work_path(cxalign.warehouse_path)) as con:
                 record_sent(con, as_of, run_id, alerts, deliveries, datetime.now(UTC))
     except (RunLocked, duckdb.Error) as exc:
-        log(f"alerts sent not recorded in ops.alerts_sent ({type(exc).__name__}: a run holds "
-            "the working database); a rerun of this night may send them again")  # fmt: skip
+        log(f"alerts sent not recorded in ops.alerts_sent ({type(exc).__name__}: the working "
+            "database is in use); a rerun of this night may send them again")  # fmt: skip
 
 
 @dg.run_failure_sensor(

@@ -43,6 +43,7 @@ def next_scheduled_night(at: datetime) -> str:
     sched = resource_from_env().settings.schedule
     return last_complete_day(get_next_cron_tick(sched.cron, at, sched.timezone)).isoformat()
 
+
 # One process, one step at a time: DuckDB has a single writer, and DuckDB
 # itself uses every core inside each step.
 cxalign_nightly = dg.define_asset_job(
