@@ -5,8 +5,10 @@ Rules (each alert is `Alert(kind, summary, details)`):
 * `type_change`      a unit's CX type changed, announced with hysteresis (announced_changes)
 * `check_failed`     a blocking check (a data contract, conservation, bad-row share) failed
 * `night_failed`     the night failed (nothing published), with the reasons
-* `quarantine_jump`  a source's quarantined share of rows jumped above its recent median
+* `quarantine_jump`  the quarantined share of a source's rows in tonight's files jumped
+                     above its median over recent nights
 * `source_stale`     a source stopped arriving at its cadence (pipelines/freshness.py)
+* `upload_abandoned` an upload in progress left untouched too long (the landing sensor's)
 
 Channels (`alerts.channels` in cxalign.yml): a generic webhook (POST of the alert as JSON),
 a Slack incoming webhook, e-mail over SMTP. Secrets (a Slack URL, an SMTP password) come from
@@ -26,7 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
@@ -54,6 +56,15 @@ class Alert:
     def payload(self) -> dict:
         return {"kind": self.kind, "summary": self.summary, "details": self.details}
 
+    @property
+    def subject(self) -> str:
+        """What the alert is about, with its kind and as-of date its key in ops.alerts_sent:
+        the unit and the type it moved to, the source, the check, or the night."""
+        d = self.details
+        if self.kind == "type_change":
+            return f"{d.get('business_unit')} -> {d.get('to_type')}"
+        return str(d.get("source") or d.get("check") or "night")
+
 
 # --- type changes, with hysteresis -------------------------------------------------------
 
@@ -65,7 +76,9 @@ def announced_changes(history: pl.DataFrame, rule: TypeChangeRule) -> pl.DataFra
 
     `history`: one row per unit and published night (business_unit, as_of, quadrant,
     confidence), as analytics.unit_alignment_history holds it. A *run* is a stretch of
-    consecutive nights of one unit with the same type. A run qualifies on the night its type
+    consecutive published nights (as-of dates of the history, whichever unit they hold; a
+    night that failed publishes none) of one unit with the same type: a published night
+    without the unit ends it. A run qualifies on the night its type
     has held `rule.established_nights` nights in a row at established confidence, or
     `rule.any_confidence_nights` nights in a row at any confidence (0: never on that ground).
     Inconclusive never qualifies (a loss of evidence is not a change of type). The first
@@ -79,17 +92,25 @@ def announced_changes(history: pl.DataFrame, rule: TypeChangeRule) -> pl.DataFra
     )  # fmt: skip
     if history.height == 0:
         return empty
+    # Nights are the published nights (every as-of date in the history), in order: a unit
+    # missing from one (no verdict that night) breaks its run, as a change of type does.
+    nights = history.select(pl.col("as_of").unique().sort()).with_row_index("night")
+    unit = "business_unit"
     h = (
         history.select("business_unit", "as_of", "quadrant", "confidence")
+        .join(nights, on="as_of")
         .sort("business_unit", "as_of")
         .with_columns(
-            night=pl.int_range(pl.len()).over("business_unit"),
-            run=pl.col("quadrant").rle_id().over("business_unit"),
+            gap=(pl.col("night").diff().over(unit).fill_null(1) != 1),
             est=(pl.col("confidence") == "established"),
         )
         .with_columns(
+            run=(pl.col("gap") | (pl.col("quadrant") != pl.col("quadrant").shift(1).over(unit))
+                 .fill_null(True)).cum_sum().over(unit),  # fmt: skip
+        )
+        .with_columns(
             # a stretch of established nights within a run
-            est_run=pl.struct("run", "est").rle_id().over("business_unit"),
+            est_run=pl.struct("run", "est").rle_id().over(unit),
         )
         .with_columns(
             held=pl.int_range(pl.len()).over("business_unit", "run") + 1,
@@ -157,39 +178,49 @@ def night_alerts(
 ) -> list[Alert]:
     """The alerts of a published night, from its warehouse (the history tables)."""
     alerts = _type_change_alerts(con, as_of, settings.type_change)
+    # tonight's own files (loaded_quarantine_share): a source's share over all its files
+    # hardly moves when a small new file is wholly bad
     jumps = con.execute(
         """
-        with tonight as (
-            select source, quarantine_share, rows_read from analytics.ingest_history
-            where as_of = ?
+        with shares as (
+            select source, as_of, loaded_quarantine_share as share, rows_loaded,
+                   rows_loaded_quarantined
+            from analytics.ingest_history
+            where loaded_quarantine_share is not null
+        ),
+        tonight as (
+            select * from shares where as_of = ?
         ),
         before as (
-            select source, as_of, quarantine_share,
+            select source, as_of, share,
                    row_number() over (partition by source order by as_of desc) as k
-            from analytics.ingest_history
+            from shares
             where as_of < ?
         ),
         baseline as (
-            select source, median(quarantine_share) as baseline_share, count(*) as nights
+            select source, median(share) as baseline_share, count(*) as nights
             from before where k <= ? group by source
         ),
         final as (
-            select t.source, t.quarantine_share, b.baseline_share, b.nights
+            select t.source, t.share, t.rows_loaded_quarantined, t.rows_loaded,
+                   b.baseline_share, b.nights
             from tonight as t
             join baseline as b using (source)
-            where t.quarantine_share - b.baseline_share >= ?
+            where t.share - b.baseline_share >= ?
         )
         select * from final order by source
         """,
         [as_of, as_of, settings.baseline_nights, settings.quarantine_jump],
     ).fetchall()
-    for src, share, base, nights in jumps:
+    for src, share, bad, loaded, base, nights in jumps:
         alerts.append(
             Alert(
                 "quarantine_jump",
-                f"{src}: {share:.1%} of rows quarantined tonight, against a median of "
-                f"{base:.1%} over the last {nights} night(s)",
+                f"{src}: {share:.1%} of the rows in tonight's files quarantined ({bad:,} of "
+                f"{loaded:,}), against a median of {base:.1%} over the last {nights} night(s) "
+                "that loaded files",
                 {"source": src, "as_of": str(as_of), "quarantine_share": share,
+                 "rows_loaded": loaded, "rows_loaded_quarantined": bad,
                  "baseline_share": base, "baseline_nights": nights,
                  "threshold_points": settings.quarantine_jump},
             )  # fmt: skip
@@ -275,6 +306,7 @@ class Delivery:
     ok: bool
     error: str = ""
     messages: int = 0
+    carried: tuple[tuple[str, str], ...] = ()  # (kind, subject) of each alert it carried
 
 
 def _secret(name: str | None) -> str | None:
@@ -328,15 +360,28 @@ def _post_json(url: str, body: dict, timeout: float) -> None:
             raise ChannelError(f"HTTP {resp.status}")
 
 
+def _slack_escape(text: str) -> str:
+    """Slack's mrkdwn escaping: `&`, `<` and `>` are control characters (`<!channel>` would
+    notify the whole channel, `<http://x|y>` is a link); Slack asks for exactly these three
+    to be replaced by their HTML entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _slack_text(alert: Alert) -> str:
-    return f"*cxalign {alert.kind.replace('_', ' ')}*: {alert.summary}"
+    return f"*cxalign {alert.kind.replace('_', ' ')}*: {_slack_escape(alert.summary)}"
+
+
+def _one_line(text: str) -> str:
+    """A header's value on one line: CR, LF and the other line breaks (a unit name or a check
+    message may hold them) would end the header, or make the SMTP library refuse the message."""
+    return " ".join(text.split())
 
 
 def _email(channel: EmailChannel, alerts: list[Alert]) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = channel.sender
     msg["To"] = ", ".join(channel.to)
-    msg["Subject"] = (
+    msg["Subject"] = _one_line(
         f"cxalign: {alerts[0].summary}" if len(alerts) == 1 else f"cxalign: {len(alerts)} alerts"
     )[:180]
     body = []
@@ -389,32 +434,42 @@ def _deadline(channel: Channel, alerts: list[Alert]) -> float:
     return channel.timeout_seconds * messages
 
 
-def send(alerts: list[Alert], channels: list[Channel]) -> list[Delivery]:
+def send(
+    alerts: list[Alert], channels: list[Channel], delivered: frozenset = frozenset()
+) -> list[Delivery]:
     """Send the alerts to every channel; a failing channel is reported, never raised, and
-    none takes longer than its deadline (the send goes on in a daemon thread, abandoned)."""
+    none takes longer than its deadline (the send goes on in a daemon thread, abandoned).
+    `delivered`: (kind, subject, channel label) of the alerts a channel already delivered
+    for this night (ops.alerts_sent), not sent to it again; a channel with nothing left to
+    send is not contacted."""
     if not alerts:
         return []
     deliveries = []
     for i, channel in enumerate(channels, start=1):
         name = label(channel, i)
+        todo = [a for a in alerts if (a.kind, a.subject, name) not in delivered]
+        if not todo:
+            continue
+        carried = tuple((a.kind, a.subject) for a in todo)
         outcome: dict = {}
 
-        def attempt(channel=channel, outcome=outcome) -> None:
+        def attempt(channel=channel, outcome=outcome, todo=todo) -> None:
             try:
-                outcome["messages"] = _send_one(channel, alerts)
+                outcome["messages"] = _send_one(channel, todo)
             except Exception as exc:  # noqa: BLE001 (a channel never fails the night)
                 outcome["error"] = _failure(exc)
 
         worker = threading.Thread(target=attempt, name=f"cxalign-alert-{i}", daemon=True)
         worker.start()
-        deadline = _deadline(channel, alerts)
+        deadline = _deadline(channel, todo)
         worker.join(deadline)
         if worker.is_alive():
-            deliveries.append(Delivery(name, False, f"no answer within {deadline:g} s"))
+            deliveries.append(Delivery(name, False, f"no answer within {deadline:g} s",
+                                       carried=carried))  # fmt: skip
         elif "error" in outcome:
-            deliveries.append(Delivery(name, False, outcome["error"]))
+            deliveries.append(Delivery(name, False, outcome["error"], carried=carried))
         else:
-            deliveries.append(Delivery(name, True, messages=outcome["messages"]))
+            deliveries.append(Delivery(name, True, messages=outcome["messages"], carried=carried))
     return deliveries
 
 
@@ -430,17 +485,118 @@ def test_alert() -> Alert:
 
 
 def notify(
-    alerts: list[Alert], settings: AlertsSettings, log: Callable[[str], None]
-) -> list[Delivery]:
-    """Send the alerts and say what happened, one line per alert and per channel."""
+    alerts: list[Alert], settings: AlertsSettings, log: Callable[[str], None],
+    delivered: frozenset = frozenset(),
+) -> list[Delivery]:  # fmt: skip
+    """Send the alerts and say what happened, one line per alert and per channel. An alert
+    every channel already delivered for this night (`delivered`, see send) is held: said,
+    not sent again."""
     if not alerts:
         return []
+    names = [label(c, i) for i, c in enumerate(settings.channels, start=1)]
     for a in alerts:
-        log(f"alert    [{a.kind}] {a.summary}")
+        held = sum((a.kind, a.subject, n) in delivered for n in names)
+        note = (
+            "" if not held
+            else "  (held: already sent for this night)" if held == len(names)
+            else f"  (held on {held} of {len(names)} channels: already sent for this night)"
+        )  # fmt: skip
+        log(f"alert    [{a.kind}] {a.summary}{note}")
     if not settings.channels:
         log("alert    no channel configured (alerts.channels): not sent")
         return []
-    deliveries = send(alerts, settings.channels)
+    deliveries = send(alerts, settings.channels, delivered)
     for line in describe(deliveries):
         log(f"alert    {line}")
     return deliveries
+
+
+# --- what was sent: ops.alerts_sent ------------------------------------------------------
+
+# The published night's alerts: what they say follows from the published history of their
+# as-of date, so a rerun or backfill of the night would say it again. A failed night's alerts
+# are about its run: a rerun that fails again is news, and is sent.
+HELD_KINDS = ("type_change", "quarantine_jump", "source_stale")
+
+
+def ensure_sent_table(con: duckdb.DuckDBPyConnection) -> None:
+    """ops.alerts_sent: one row per alert and night (kind, subject, as_of), with each
+    channel's outcome. Channels are named by their label (no URL, no password); the alert's
+    summary and details are not kept."""
+    con.execute("create schema if not exists ops")
+    con.execute(
+        """
+        create table if not exists ops.alerts_sent (
+            as_of date not null,
+            kind varchar not null,
+            subject varchar not null,
+            run_id varchar,
+            delivered boolean not null,
+            channels json not null,
+            first_sent_at timestamptz not null,
+            last_sent_at timestamptz not null,
+            primary key (as_of, kind, subject)
+        )
+        """
+    )
+
+
+def delivered_before(con: duckdb.DuckDBPyConnection, as_of: date | str) -> frozenset:
+    """(kind, subject, channel label) of this night's alerts a channel delivered, as
+    ops.alerts_sent records them (none when the table is not there: an older warehouse)."""
+    held = con.execute(
+        "select count(*) from duckdb_tables() where database_name = current_database() "
+        "and schema_name = 'ops' and table_name = 'alerts_sent'"
+    ).fetchone()[0]
+    if not held:
+        return frozenset()
+    rows = con.execute(
+        """
+        select a.kind, a.subject, c.channel
+        from ops.alerts_sent as a,
+             unnest(from_json(a.channels, '[{"channel": "VARCHAR", "delivered": "BOOLEAN"}]'))
+                 as u(c)
+        where a.as_of = ?::date and list_contains(?, a.kind) and c.delivered
+        """,
+        [str(as_of), list(HELD_KINDS)],
+    ).fetchall()
+    return frozenset(rows)
+
+
+def record_sent(
+    con: duckdb.DuckDBPyConnection, as_of: date | str, run_id: str, alerts: list[Alert],
+    deliveries: list[Delivery], now: datetime,
+) -> int:  # fmt: skip
+    """Add this attempt's outcomes to ops.alerts_sent (a channel's new outcome replaces its
+    earlier one; one that delivered before and was not tried again stays delivered).
+    Returns the alerts recorded."""
+    if not alerts or not deliveries:
+        return 0
+    ensure_sent_table(con)
+    previous = {
+        (kind, subject): (json.loads(channels), first)
+        for kind, subject, channels, first in con.execute(
+            "select kind, subject, channels, first_sent_at from ops.alerts_sent "
+            "where as_of = ?::date",
+            [str(as_of)],
+        ).fetchall()
+    }
+    rows = []
+    for a in {(a.kind, a.subject): a for a in alerts}.values():  # a handful of alerts
+        key = (a.kind, a.subject)
+        before, first = previous.get(key, ([], now))
+        tried = {
+            d.channel: {"channel": d.channel, "delivered": d.ok, "outcome": "sent" if d.ok
+                        else d.error, "at": now.isoformat()}
+            for d in deliveries if key in d.carried
+        }  # fmt: skip
+        if not tried:
+            continue
+        channels = [c for c in before if c["channel"] not in tried] + list(tried.values())
+        rows.append((str(as_of), a.kind, a.subject, run_id,
+                     all(c["delivered"] for c in channels), json.dumps(channels), first, now))  # fmt: skip
+    if rows:
+        con.executemany(
+            "insert or replace into ops.alerts_sent values (?::date, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+    return len(rows)

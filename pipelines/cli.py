@@ -375,7 +375,7 @@ def _execute(args, as_of, run_id: str) -> int:
         windows = _step_windows(instance, result.run_id)
 
     settings = load_settings(args.config)
-    _print_ingest_summary(work, result.run_id, settings)
+    _print_ingest_summary(work, result.run_id, settings, as_of)
     if args.timings:
         args.timings.parent.mkdir(parents=True, exist_ok=True)
         args.timings.write_text(
@@ -387,7 +387,7 @@ def _execute(args, as_of, run_id: str) -> int:
             )
             + "\n"
         )  # fmt: skip
-    from pipelines.alerts import failed_night_alerts, failure_reasons, notify
+    from pipelines.alerts import failed_night_alerts, failure_reasons
     from pipelines.scorecard.names import log_safe
 
     if not result.success:
@@ -401,15 +401,32 @@ def _execute(args, as_of, run_id: str) -> int:
             file=sys.stderr,
         )
         # A channel that fails is reported; the exit code is the night's.
-        notify(failed_night_alerts(result.run_id, as_of, checks, reasons), settings.alerts,
-               lambda line: print(log_safe(line), file=sys.stderr))  # fmt: skip
+        _notify_once(work, as_of, result.run_id,
+                     failed_night_alerts(result.run_id, as_of, checks, reasons), settings,
+                     lambda line: print(log_safe(line), file=sys.stderr))  # fmt: skip
         return 1
     print(f"\ncxalign run finished in {elapsed:.1f}s (run {result.run_id})")
     print(f"  warehouse:  {args.warehouse}")
     print(f"  scorecards: {args.out}")
-    notify(_night_alerts(args.warehouse, as_of, settings), settings.alerts,
-           lambda line: print(log_safe(line)))  # fmt: skip
+    _notify_once(work, as_of, result.run_id, _night_alerts(args.warehouse, as_of, settings),
+                 settings, lambda line: print(log_safe(line)))  # fmt: skip
     return 0
+
+
+def _notify_once(work: Path, as_of, run_id: str, alerts: list, settings, log) -> None:
+    """Send the night's alerts, except those every channel already delivered for this as-of
+    date (a rerun or backfill: held, and said so), and record the outcomes in the working
+    database's ops.alerts_sent, which the next published night carries. This run still holds
+    the warehouse's run lock, so the working database is its own to write."""
+    from pipelines.alerts import delivered_before, notify, record_sent
+    from pipelines.warehouse import session
+
+    if not alerts or not work.exists():
+        notify(alerts, settings.alerts, log)
+        return
+    with session(work) as con:
+        deliveries = notify(alerts, settings.alerts, log, delivered_before(con, as_of))
+        record_sent(con, as_of, run_id, alerts, deliveries, datetime.now(UTC))
 
 
 def _night_alerts(warehouse: Path, as_of, settings) -> list:
@@ -430,10 +447,10 @@ def _night_alerts(warehouse: Path, as_of, settings) -> list:
         return []
 
 
-def _print_ingest_summary(work: Path, run_id: str, settings) -> None:
+def _print_ingest_summary(work: Path, run_id: str, settings, as_of: date) -> None:
     import duckdb
 
-    from pipelines.freshness import source_freshness, stale_sentence
+    from pipelines.freshness import night_end, source_freshness, stale_sentence
 
     if not work.exists():
         return
@@ -447,7 +464,7 @@ def _print_ingest_summary(work: Path, run_id: str, settings) -> None:
             "from analytics.ingest_runs where run_id = ? order by source",
             [run_id],
         ).fetchall()
-        fresh = source_freshness(con, settings, datetime.now(UTC))
+        fresh = source_freshness(con, settings, night_end(as_of, datetime.now(UTC)))
     except duckdb.Error:
         rows = []
     finally:

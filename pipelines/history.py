@@ -16,8 +16,9 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.alerts import ensure_sent_table
 from pipelines.contracts import quote_ident
-from pipelines.freshness import source_freshness
+from pipelines.freshness import night_end, source_freshness
 from pipelines.marts import analyst_contracts
 from pipelines.settings import Settings
 
@@ -31,6 +32,11 @@ def ensure_history_tables(con: duckdb.DuckDBPyConnection) -> None:
         contract = analyst_contracts()[name]
         cols = ", ".join(f"{quote_ident(c.name)} {c.sql_type}" for c in contract.columns)
         con.execute(f"create table if not exists analytics.{name} ({cols})")
+        for c in contract.columns:  # a table from before a column was added to its contract
+            con.execute(
+                f"alter table analytics.{name} add column if not exists "
+                f"{quote_ident(c.name)} {c.sql_type}"
+            )
 
 
 def record_history(
@@ -53,16 +59,17 @@ def record_history(
         """,
         [as_of, run_id, now],
     )
-    fresh = source_freshness(con, settings, now)
+    fresh = source_freshness(con, settings, night_end(as_of, now))
     con.execute("delete from analytics.ingest_history where as_of = ?", [as_of])
     con.register("_cx_freshness", fresh)
     try:
         con.execute(
-            """
+            f"""
             insert into analytics.ingest_history by name
             with runs as (
                 select * from analytics.ingest_runs where run_id = ?
             ),
+            loaded_quarantined as ({_loaded_quarantined_sql(con)}),
             final as (
                 select ?::date as as_of,
                        f.source,
@@ -79,12 +86,17 @@ def record_history(
                        f.last_arrived_at,
                        f.days_since_arrival,
                        f.stale,
+                       r.rows_loaded,
+                       coalesce(q.rows, 0) as rows_loaded_quarantined,
+                       (coalesce(q.rows, 0) / nullif(r.rows_loaded, 0))::double
+                           as loaded_quarantine_share,
                 from _cx_freshness as f
                 left join runs as r using (source)
+                left join loaded_quarantined as q using (source)
             )
             select * from final
             """,
-            [run_id, as_of, run_id, now],
+            [run_id, run_id, as_of, run_id, now],
         )
     finally:
         con.unregister("_cx_freshness")
@@ -95,8 +107,32 @@ def record_history(
     }
 
 
+def _loaded_quarantined_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """Per source, the quarantined rows of the files the run (its one parameter) loaded: rows whose file's
+    raw._files.run_id is the run (a vendor-built row's file is named with ' #<part>' after
+    the file it came from)."""
+    tables = {
+        f"{s}.{t}"
+        for s, t in con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where database_name = current_database()"
+        ).fetchall()
+    }
+    if not {"raw._files", "analytics.quarantine"} <= tables:
+        return "select null::varchar as source, 0::bigint as rows where ?::varchar is null and false"
+    return """
+        select q.source, count(distinct (q.source_file, q.source_row)) as rows
+        from analytics.quarantine as q
+        semi join (select source_file from raw._files where run_id = ?) as f
+            on split_part(q.source_file, ' #', 1) = f.source_file
+        group by q.source
+    """
+
+
 def _take_published_history(con: duckdb.DuckDBPyConnection, published: Path | None) -> None:
-    """Replace the working database's history tables by the published warehouse's."""
+    """Replace the working database's history tables by the published warehouse's, and add
+    the alerts it records as sent (ops.alerts_sent) that the working database lacks (one
+    rebuilt, or lost): those were sent whatever became of the nights after them."""
     for name in HISTORY_TABLES:
         con.execute(f"delete from analytics.{name}")
     if published is None or not Path(published).exists():
@@ -105,17 +141,23 @@ def _take_published_history(con: duckdb.DuckDBPyConnection, published: Path | No
     con.execute(f"attach '{where}' as _cx_published (read_only)")
     try:
         held = {
-            r[0]
+            f"{r[0]}.{r[1]}"
             for r in con.execute(
-                "select table_name from duckdb_tables() where database_name = '_cx_published' "
-                "and schema_name = 'analytics'"
+                "select schema_name, table_name from duckdb_tables() "
+                "where database_name = '_cx_published'"
             ).fetchall()
         }
         for name in HISTORY_TABLES:
-            if name in held:
+            if f"analytics.{name}" in held:
                 con.execute(
                     f"insert into analytics.{name} by name "
                     f"select * from _cx_published.analytics.{name}"
                 )
+        if "ops.alerts_sent" in held:
+            ensure_sent_table(con)
+            con.execute(
+                "insert into ops.alerts_sent by name select * from _cx_published.ops.alerts_sent "
+                "as p anti join ops.alerts_sent as w using (as_of, kind, subject)"
+            )
     finally:
         con.execute("detach _cx_published")

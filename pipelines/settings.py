@@ -121,6 +121,9 @@ class IngestSettings(_Strict):
     # A file that was loaded before and is no longer in the landing zone:
     # keep its rows (exports are often archived after loading) or remove them.
     on_missing_file: Literal["keep", "remove"] = "keep"
+    # An upload in progress (.part, .tmp, ...) untouched this long is taken as abandoned: the
+    # landing sensor no longer waits for it (and announces it once: upload_abandoned).
+    abandoned_upload_hours: float = Field(6.0, gt=0.0)
 
 
 class WarehouseSettings(_Strict):

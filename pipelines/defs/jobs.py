@@ -13,6 +13,10 @@ NIGHTLY_JOB = "cxalign_nightly"
 # The landing zone's files a run was started on (pipelines/landing_watch.py), tagged by the
 # schedule and the landing sensor so that neither runs a batch the other already ran.
 LANDING_FINGERPRINT_TAG = "cxalign/landing_fingerprint"
+# On a landing sensor's run: the as-of date of the first scheduled tick after it. That tick
+# skips these files (they are its night's batch, already run), so that a batch settling at
+# 23:59 is not run again at 02:00 under the next as-of date.
+SCHEDULED_NIGHT_TAG = "cxalign/scheduled_night"
 ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -22,10 +26,23 @@ ACTIVE = [
 ]
 
 
-def batch_already_run(instance: dg.DagsterInstance, fp: str, as_of: str | None = None) -> bool:
-    """A run of this landing batch (and as-of date, if given) is queued, running or succeeded."""
-    tags = {LANDING_FINGERPRINT_TAG: fp, **({AS_OF_TAG: as_of} if as_of else {})}
+def batch_already_run(
+    instance: dg.DagsterInstance, fp: str, as_of: str | None = None, tag: str = AS_OF_TAG
+) -> bool:
+    """A run of this landing batch (with `tag` = as_of, if given) is queued, running or
+    succeeded."""
+    tags = {LANDING_FINGERPRINT_TAG: fp, **({tag: as_of} if as_of else {})}
     return bool(instance.get_run_records(dg.RunsFilter(tags=tags, statuses=ACTIVE), limit=1))
+
+
+def next_scheduled_night(at: datetime) -> str:
+    """The as-of date of the nightly schedule's first tick after `at`."""
+    # dagster's own cron arithmetic (time zones, DST), as the schedule's ticks use it
+    from dagster._utils.schedules import get_next_cron_tick
+
+    sched = resource_from_env().settings.schedule
+    return last_complete_day(get_next_cron_tick(sched.cron, at, sched.timezone)).isoformat()
+
 
 # One process, one step at a time: DuckDB has a single writer, and DuckDB
 # itself uses every core inside each step.
@@ -58,6 +75,13 @@ def _schedule() -> dg.ScheduleDefinition:
         if batch_already_run(context.instance, fp, as_of):
             # the landing sensor already ran these very files as of this date
             return dg.SkipReason(f"the night as of {as_of} already ran on these files ({fp[:12]})")
+        if batch_already_run(context.instance, fp, as_of, tag=SCHEDULED_NIGHT_TAG):
+            # they settled since the last tick and the landing sensor ran them (as of the day
+            # before): one as-of date per batch
+            return dg.SkipReason(
+                f"these files ({fp[:12]}) were run by the landing sensor since the last tick, "
+                f"as of the day before {as_of}: a batch runs under one as-of date"
+            )
         return dg.RunRequest(
             run_key=f"nightly-{as_of}", tags={AS_OF_TAG: as_of, LANDING_FINGERPRINT_TAG: fp}
         )

@@ -68,10 +68,11 @@ def test_history_freshness_and_alerts_across_nights(demo_copy, tmp_path, hook, c
                      "from analytics.ingest_history") == [(7, 7, False)]  # fmt: skip
     capsys.readouterr()
 
-    # Tickets stop arriving: their files were last loaded 9 days ago.
+    # Tickets stop arriving: their files were last loaded 9 days before the end of the night
+    # as of the 2nd (staleness is measured at the night's as-of date, not the wall clock).
     con = duckdb.connect(str(work_path(wh)))
-    con.execute("update raw._files set loaded_at = now() - interval 9 day "
-                "where source = 'support_tickets'")  # fmt: skip
+    con.execute("update raw._files set loaded_at = '2026-11-03 00:00:00+00'::timestamptz "
+                "- interval 9 day where source = 'support_tickets'")  # fmt: skip
     con.close()
     assert run_cli(demo_copy, tmp_path, "2026-11-02", config) == 0
     out = capsys.readouterr().out
@@ -83,6 +84,16 @@ def test_history_freshness_and_alerts_across_nights(demo_copy, tmp_path, hook, c
     assert received[0]["details"]["days_since_arrival"] == 9
     assert "webhook #1 (127.0.0.1:" in out and ": sent (1 message(s))" in out
     assert "webhook #2 (127.0.0.1:9): FAILED" in out
+    # A rerun of the night: the alert the first webhook delivered is held, said so; the one
+    # that was down is tried again
+    assert run_cli(demo_copy, tmp_path, "2026-11-02", config) == 0
+    out = capsys.readouterr().out
+    assert len(received) == 1
+    assert ("[source_stale] support_tickets last arrived 9 days ago (expected daily)  (held on 1 "
+            "of 2 channels: already sent for this night)") in out  # fmt: skip
+    assert "webhook #2 (127.0.0.1:9): FAILED" in out and "webhook #1" not in out
+    assert _rows(wh, "select kind, subject, delivered from ops.alerts_sent "
+                     "where as_of = '2026-11-02'") == [("source_stale", "support_tickets", False)]  # fmt: skip
 
     assert _rows(wh, "select as_of::varchar, count(*) from analytics.unit_alignment_history "
                      "group by all order by 1") == [("2026-11-01", units), ("2026-11-02", units)]  # fmt: skip

@@ -68,6 +68,24 @@ def test_established_confidence_announces_at_once_and_inconclusive_is_not_a_type
     assert announced_changes(_history(nights), strict).height == 0
 
 
+def test_hysteresis_counts_consecutive_published_nights_not_rows():
+    """Alpha is Inflicted on three of Beta's five nights in a row, missing on the two between:
+    three rows, never three consecutive nights; so no change is announced."""
+    rule = TypeChangeRule(established_nights=1, any_confidence_nights=3)
+    alpha = _history([("Innovative", E)] * 3 + [("Inflicted", P)] * 3)
+    alpha = alpha.with_columns(
+        as_of=pl.Series([date(2026, 1, d) for d in (1, 2, 3, 4, 6, 8)])
+    )
+    beta = _history([("Inactive", E)] * 8, unit="Beta")
+    assert announced_changes(pl.concat([alpha, beta]), rule).height == 0
+    # on consecutive published nights it is announced, whatever the calendar days between
+    # them (a night that failed publishes none: 5 and 7 are not nights here)
+    spaced = alpha.with_columns(pl.col("as_of").dt.offset_by("1d"))
+    assert announced_changes(spaced, rule).select("as_of", "nights_held").rows() == [
+        (date(2026, 1, 9), 3)
+    ]
+
+
 def test_the_first_type_a_unit_gets_is_not_a_change():
     changes = announced_changes(
         _history([("Inconclusive", P)] * 2 + [("Inactive", E)] * 3), TypeChangeRule()
@@ -96,11 +114,13 @@ def _insert_unit_night(con, as_of, unit, quadrant, confidence, probability=0.9):
 
 
 def _insert_source_night(con, as_of, source, share, stale=False, days=0):
+    """A night of a source that loaded 1,000 rows, `share` of them quarantined."""
     con.execute(
         "insert into analytics.ingest_history by name select ?::date as as_of, ? as source, "
         "'r' as run_id, now() as published_at, 1000 as rows_read, ? as quarantine_share, "
-        "'daily' as cadence, ? as stale, ? as days_since_arrival",
-        [as_of, source, share, stale, days],
+        "'daily' as cadence, ? as stale, ? as days_since_arrival, 1000 as rows_loaded, "
+        "round(? * 1000)::bigint as rows_loaded_quarantined, ? as loaded_quarantine_share",
+        [as_of, source, share, stale, days, share, share],
     )
 
 
@@ -389,3 +409,128 @@ def test_a_channel_s_label_never_shows_a_user_or_password():
         {"alerts": {"channels": [{"type": "webhook", "url": "https://cx:pw@hooks.example.com:8443/x"}]}}
     ).alerts.channels
     assert label(channel, 1) == "webhook #1 (hooks.example.com:8443)"
+
+
+# --- a rerun does not send again what was delivered: ops.alerts_sent ----------------------
+
+
+def _night_with_alerts(con, tonight):
+    for k in range(3, 0, -1):
+        _insert_unit_night(con, tonight - timedelta(days=k), "Alpha", "Innovative", E)
+        _insert_source_night(con, tonight - timedelta(days=k), "accounts", 0.0)
+    _insert_unit_night(con, tonight, "Alpha", "Inflicted", E)
+    _insert_source_night(con, tonight, "accounts", 0.0, stale=True, days=9)
+
+
+def test_a_rerun_holds_the_alerts_already_delivered_and_retries_a_failed_channel(
+    tmp_path, http_sink, smtp_sink, monkeypatch
+):
+    from pipelines.cli import _notify_once
+
+    url, sink = http_sink
+    host, port, box = smtp_sink
+    monkeypatch.setenv("CXALIGN_SLACK_WEBHOOK", url + SECRET_PATH)
+    sink.fail_paths = {SECRET_PATH}  # Slack is down on the first attempt
+    settings = Settings.model_validate(
+        {"alerts": {"channels": [
+            {"type": "webhook", "url": f"{url}/cx"},
+            {"type": "slack", "url_env": "CXALIGN_SLACK_WEBHOOK"},
+            {"type": "email", "smtp_host": host, "smtp_port": port, "to": ["cx@example.com"]},
+        ]}}
+    )  # fmt: skip
+    tonight = date(2026, 11, 10)
+    con = _warehouse(tmp_path)
+    _night_with_alerts(con, tonight)
+    alerts = night_alerts(con, tonight, settings.alerts)
+    con.close()
+    assert sorted(a.kind for a in alerts) == ["source_stale", "type_change"]
+    work = tmp_path / "w.duckdb"  # (the working database: cxalign run holds its lock)
+    lines: list[str] = []
+    _notify_once(work, tonight, "run-1", alerts, settings, lines.append)
+    assert len([p for p, _ in sink.received if p == "/cx"]) == 2 and len(box.messages) == 1
+    assert any("slack #2" in line and "FAILED (HTTP 500)" in line for line in lines)
+
+    # the rerun of the night: Slack is back; only it gets the alerts, the others hold them
+    sink.received.clear()
+    sink.fail_paths = set()
+    lines.clear()
+    _notify_once(work, tonight, "run-2", alerts, settings, lines.append)
+    assert sorted(p for p, _ in sink.received) == [SECRET_PATH, SECRET_PATH]
+    assert len(box.messages) == 1
+    assert not any("webhook #1" in line or "email #3" in line for line in lines)
+
+    # a third run: every channel delivered them; held, and said so; nothing sent
+    sink.received.clear()
+    lines.clear()
+    _notify_once(work, tonight, "run-3", alerts, settings, lines.append)
+    assert sink.received == [] and len(box.messages) == 1
+    assert sum("(held: already sent for this night)" in line for line in lines) == 2
+
+    con = duckdb.connect(str(work), read_only=True)
+    rows = con.execute(
+        "select kind, subject, run_id, delivered, channels from ops.alerts_sent order by kind"
+    ).fetchall()
+    con.close()
+    assert [(k, s, r, d) for k, s, r, d, _ in rows] == [
+        ("source_stale", "accounts", "run-2", True),
+        ("type_change", "Alpha -> Inflicted", "run-2", True),
+    ]
+    channels = json.loads(rows[0][4])
+    assert [c["channel"] for c in channels] == [
+        f"webhook #1 (127.0.0.1:{url.rsplit(':', 1)[1]})",
+        f"email #3 ({host}:{port}, 1 recipient(s))",
+        "slack #2 ($CXALIGN_SLACK_WEBHOOK)",
+    ]
+    assert all(c["delivered"] for c in channels)
+    assert "s3cr3t" not in rows[0][4] + rows[1][4]
+    # another night's alerts are not held by this one's
+    con = duckdb.connect(str(work))
+    from pipelines.alerts import delivered_before
+
+    assert delivered_before(con, tonight + timedelta(days=1)) == frozenset()
+    con.close()
+
+
+def test_a_failed_night_s_alerts_are_sent_again_on_a_rerun_that_fails_again(tmp_path, http_sink):
+    from pipelines.cli import _notify_once
+
+    url, sink = http_sink
+    settings = Settings.model_validate({"alerts": {"channels": [{"type": "webhook", "url": url}]}})
+    work = tmp_path / "work.duckdb"
+    duckdb.connect(str(work)).close()
+    for run in ("run-1", "run-2"):
+        _notify_once(work, date(2026, 11, 3), run,
+                     failed_night_alerts(run, date(2026, 11, 3), [], ["boom"]), settings,
+                     lambda line: None)  # fmt: skip
+    assert [b["kind"] for _, b in sink.received] == ["night_failed", "night_failed"]
+
+
+# --- hostile text in an alert --------------------------------------------------------------
+
+
+def test_a_summary_with_line_breaks_is_mailed_with_a_one_line_subject(smtp_sink):
+    host, port, box = smtp_sink
+    (channel,) = Settings.model_validate(
+        {"alerts": {"channels": [{"type": "email", "smtp_host": host, "smtp_port": port,
+                                  "to": ["cx@example.com"]}]}}  # fmt: skip
+    ).alerts.channels
+    alert = Alert("type_change", "North\r\nBcc: evil@example.com\r\n: CX type changed", {})
+    (d,) = send([alert], [channel])
+    assert d.ok, d
+    ((rcpt, mail),) = box.messages
+    assert rcpt == ["cx@example.com"] and mail["Bcc"] is None
+    assert mail["Subject"] == "cxalign: North Bcc: evil@example.com : CX type changed"
+
+
+def test_slack_control_characters_in_a_unit_name_are_escaped(http_sink, monkeypatch):
+    url, sink = http_sink
+    monkeypatch.setenv("CXALIGN_SLACK_WEBHOOK", url + SECRET_PATH)
+    (channel,) = Settings.model_validate(
+        {"alerts": {"channels": [{"type": "slack", "url_env": "CXALIGN_SLACK_WEBHOOK"}]}}
+    ).alerts.channels
+    alert = Alert("type_change", "<!channel> R&D <http://evil|click>: CX type changed", {})
+    (d,) = send([alert], [channel])
+    assert d.ok, d
+    ((_, body),) = sink.received
+    assert body["text"] == ("*cxalign type change*: &lt;!channel&gt; R&amp;D "
+                            "&lt;http://evil|click&gt;: CX type changed")  # fmt: skip

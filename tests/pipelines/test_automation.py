@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -190,3 +191,242 @@ def test_loading_a_new_file_materializes_the_sources_landing_asset(tmp_path):
             assert len(landed) == expected
         event = instance.get_latest_materialization_event(dg.AssetKey(["landing", "support_costs"]))
         assert event is not None and event.asset_materialization.metadata["files_loaded"].value == 1
+
+
+def test_the_night_alerts_sensor_does_not_send_again_what_a_rerun_s_night_already_sent(
+    tmp_path, instance, monkeypatch
+):
+    """The sensor records what it sent in the working database; the rerun's published copy
+    carries it, and the sensor holds those alerts for the rerun."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import duckdb
+
+    from pipelines.defs.automation import cxalign_night_alerts
+    from pipelines.history import ensure_history_tables
+    from pipelines.warehouse import work_path
+
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = tmp_path / "cx.yml"
+    config.write_text("alerts:\n  channels:\n    - {type: webhook, url: "
+                      f"\"http://127.0.0.1:{server.server_address[1]}/cx\"}}\n")  # fmt: skip
+    warehouse = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("CXALIGN_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("CXALIGN_CONFIG", str(config))
+    con = duckdb.connect(str(warehouse))
+    ensure_history_tables(con)
+    con.execute(
+        "insert into analytics.ingest_history by name select '2026-11-10'::date as as_of, "
+        "'accounts' as source, 'r' as run_id, now() as published_at, 0.0 as quarantine_share, "
+        "'daily' as cadence, true as stale, 9 as days_since_arrival"
+    )
+    con.close()
+
+    def night(run_id):
+        run = dg.DagsterRun(job_name=NIGHTLY_JOB, run_id=run_id,
+                            tags={"cxalign/as_of": "2026-11-10"},
+                            status=dg.DagsterRunStatus.SUCCESS)  # fmt: skip
+        instance.add_run(run)
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="cxalign_night_alerts", dagster_instance=instance, dagster_run=run,
+            dagster_event=dg.DagsterEvent(event_type_value="PIPELINE_SUCCESS",
+                                          job_name=NIGHTLY_JOB, message="ok"),
+        )  # fmt: skip
+        return cxalign_night_alerts(ctx)
+
+    try:
+        night("night-1")
+        assert [a["kind"] for a in received] == ["source_stale"]
+        work = work_path(warehouse)
+        con = duckdb.connect(str(work), read_only=True)
+        assert con.execute("select kind, subject, run_id, delivered from ops.alerts_sent"
+                           ).fetchall() == [("source_stale", "accounts", "night-1", True)]  # fmt: skip
+        con.close()
+        # the rerun of the night publishes the working database, which carries the record
+        con = duckdb.connect(str(warehouse))
+        con.execute(f"attach '{work}' as w (read_only)")
+        con.execute("create schema ops")
+        con.execute("create table ops.alerts_sent as select * from w.ops.alerts_sent")
+        con.close()
+        night("night-1-rerun")
+        assert [a["kind"] for a in received] == ["source_stale"]  # not sent again
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_batch_the_sensor_ran_before_the_tick_is_not_run_again_under_the_next_as_of(
+    tmp_path, instance, monkeypatch
+):
+    """Files settle at 23:59: the sensor runs them as of that day's last complete day; the
+    02:00 tick would run the very same files as of the next day. It skips them."""
+    from pipelines.defs.jobs import SCHEDULED_NIGHT_TAG, _schedule
+
+    monkeypatch.delenv("CXALIGN_CONFIG", raising=False)  # the default schedule: 02:00 UTC
+    zone = Landing(tmp_path / "landing", instance, monkeypatch)
+    _write(zone.root / "support_tickets" / "2026-11-30.csv", "ticket_id\nT1\n")
+    zone.tick()
+    (request,), _ = zone.tick()
+    now = datetime.now(UTC)
+    tick = now.replace(hour=2, minute=0, second=0, microsecond=0)
+    tick += timedelta(days=1) if tick <= now else timedelta(0)  # the next 02:00 UTC
+    assert request.tags[SCHEDULED_NIGHT_TAG] == (tick - timedelta(days=1)).date().isoformat()
+    assert request.tags["cxalign/as_of"] == (now - timedelta(days=1)).date().isoformat()
+    instance.add_run(dg.DagsterRun(job_name=NIGHTLY_JOB, run_id="sensor-run", tags=request.tags,
+                                   status=dg.DagsterRunStatus.SUCCESS))  # fmt: skip
+    schedule = _schedule()
+    at_tick = schedule.evaluate_tick(
+        dg.build_schedule_context(scheduled_execution_time=tick, instance=instance)
+    )
+    assert at_tick.run_requests == [] and "one as-of date" in at_tick.skip_message
+    # the night after, the same files are that night's (nothing new arrived): run
+    later = schedule.evaluate_tick(dg.build_schedule_context(
+        scheduled_execution_time=tick + timedelta(days=1), instance=instance))  # fmt: skip
+    assert len(later.run_requests) == 1
+
+
+def test_an_abandoned_upload_no_longer_holds_the_batch_back_and_is_announced_once(
+    tmp_path, instance, monkeypatch
+):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = tmp_path / "cx.yml"
+    config.write_text("ingest:\n  abandoned_upload_hours: 2\nalerts:\n  channels:\n"
+                      f"    - {{type: webhook, url: \"http://127.0.0.1:{server.server_address[1]}/cx\"}}\n")  # fmt: skip
+    monkeypatch.setenv("CXALIGN_CONFIG", str(config))
+    try:
+        zone = Landing(tmp_path / "landing", instance, monkeypatch)
+        _write(zone.root / "revenue" / "2026-10.csv", "account_id\nA1\n")
+        part = zone.root / "accounts" / "accounts.csv.part"
+        _write(part, "account_id\n")
+        zone.tick()
+        requests, why = zone.tick()  # a young upload holds the batch back
+        assert requests == [] and "upload(s) in progress (e.g. accounts/accounts.csv.part)" in why
+        assert received == []
+        three_hours_ago = time.time() - 3 * 3600
+        os.utime(part, (three_hours_ago, three_hours_ago))  # left there, untouched since
+        requests, why = zone.tick()  # (the zone changed: one more look)
+        assert requests == [] and "taken as abandoned (e.g. accounts/accounts.csv.part)" in why
+        (request,), _ = zone.tick()
+        # announced once, as an alert, on the tick that first took it as abandoned
+        assert [(a["kind"], a["details"]["file"]) for a in received] == [
+            ("upload_abandoned", "accounts/accounts.csv.part")
+        ]
+        # the batch is the files the night reads: the abandoned upload is no part of it
+        assert zone.tick()[0] == [] and len(received) == 1
+        part.unlink()  # removing it is no new batch
+        assert zone.tick()[0] == [] and zone.tick()[0] == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_file_replaced_with_the_same_size_and_mtime_is_a_new_batch(tmp_path, instance,
+                                                                      monkeypatch):  # fmt: skip
+    """`cp -p` of a corrected export over the old one keeps size and mtime; not its ctime."""
+    zone = Landing(tmp_path / "landing", instance, monkeypatch)
+    f = zone.root / "revenue" / "2026-10.csv"
+    _write(f, "account_id\nA1\n")
+    zone.tick()
+    (first,), _ = zone.tick()
+    st = f.stat()
+    time.sleep(0.05)
+    f.write_text("account_id\nB2\n")  # same size
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime, as cp -p leaves it
+    assert (f.stat().st_size, f.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert zone.tick()[0] == []  # seen: settling
+    (second,), _ = zone.tick()
+    assert second.run_key != first.run_key
+
+
+def test_the_sensor_s_cursor_stays_small_with_20000_files(tmp_path, instance, monkeypatch):
+    zone = Landing(tmp_path / "landing", instance, monkeypatch)
+    for k in range(200):
+        folder = zone.root / "support_tickets" / f"day-{k:03d}"
+        folder.mkdir(parents=True)
+        for j in range(100):
+            (folder / f"tickets-{j:03d}.csv").write_text("ticket_id\n")
+    zone.tick()
+    (request,), _ = zone.tick()
+    assert len(zone.cursor) < 1000, len(zone.cursor)  # it was 1.16 MB
+    assert zone.tick()[0] == []
+
+
+AUTOMATION_QUERY = """
+query Automation {
+  repositoriesOrError {
+    ... on RepositoryConnection {
+      nodes {
+        sensors { name sensorType sensorState { status } }
+        schedules { name cronSchedule executionTimezone scheduleState { status } }
+        assetNodes {
+          assetKey { path }
+          internalFreshnessPolicy { ... on TimeWindowFreshnessPolicy { failWindowSeconds } }
+        }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def test_the_ui_s_automation_list_has_the_sensors_and_the_schedule(tmp_path, monkeypatch):
+    """What the UI's Automation page asks the webserver for, asked of Dagster's own GraphQL
+    schema in process, over the code location loaded as `dg dev` loads it (a code server)."""
+    import yaml
+    from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+    for name in ("CXALIGN_CONFIG", "CXALIGN_LANDING", "CXALIGN_WAREHOUSE"):
+        monkeypatch.delenv(name, raising=False)
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": {
+        "module_name": "pipelines.definitions", "attribute": "defs",
+        "working_directory": str(PROJECT_ROOT), "location_name": "cxalign"}}]}))  # fmt: skip
+    with dg.instance_for_test() as inst, define_out_of_process_context(
+        str(workspace), None, inst
+    ) as context:
+        result = execute_dagster_graphql(context, AUTOMATION_QUERY)
+    assert not result.errors, result.errors
+    (repo,) = result.data["repositoriesOrError"]["nodes"]
+    sensors = {s["name"]: (s["sensorType"], s["sensorState"]["status"]) for s in repo["sensors"]}
+    assert sensors == {
+        "cxalign_landing_sensor": ("STANDARD", "STOPPED"),
+        "cxalign_failure_alerts": ("RUN_STATUS", "RUNNING"),
+        "cxalign_night_alerts": ("RUN_STATUS", "RUNNING"),
+    }
+    assert [(s["name"], s["cronSchedule"], s["executionTimezone"], s["scheduleState"]["status"])
+            for s in repo["schedules"]] == [
+        ("cxalign_nightly_schedule", "0 2 * * *", "UTC", "STOPPED")
+    ]  # fmt: skip
+    fresh = {"/".join(a["assetKey"]["path"]): a["internalFreshnessPolicy"]["failWindowSeconds"]
+             for a in repo["assetNodes"] if a["internalFreshnessPolicy"]}  # fmt: skip
+    assert fresh["landing/support_tickets"] == 2 * 86400
+    assert fresh["landing/revenue"] == 32 * 86400

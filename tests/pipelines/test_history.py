@@ -39,7 +39,8 @@ def test_a_night_that_was_not_published_leaves_nothing_in_the_history(tmp_path):
     work.execute(f"create table analytics.unit_alignment as {UNIT}")
     work.execute(
         "create table analytics.ingest_runs (run_id varchar, source varchar, rows_read bigint, "
-        "rows_staged bigint, rows_quarantined bigint, files bigint, files_loaded bigint)"
+        "rows_staged bigint, rows_quarantined bigint, files bigint, files_loaded bigint, "
+        "rows_loaded bigint)"
     )
     published = tmp_path / "warehouse.duckdb"
     _night(work, "2026-11-01")  # no warehouse published yet
@@ -64,3 +65,108 @@ def test_a_night_that_was_not_published_leaves_nothing_in_the_history(tmp_path):
         "select as_of::varchar, count(*) from analytics.unit_alignment_history group by 1 "
         "order by 1"
     ).fetchall() == [("2026-11-02", 1)]
+
+
+def test_the_alerts_sent_that_the_published_warehouse_records_reach_a_new_working_database(
+    tmp_path,
+):
+    from pipelines.alerts import Alert, Delivery, delivered_before, record_sent
+
+    published = tmp_path / "warehouse.duckdb"
+    pub = duckdb.connect(str(published))
+    alert = Alert("source_stale", "accounts last arrived 9 days ago", {"source": "accounts"})
+    record_sent(pub, "2026-11-02", "run-a", [alert],
+                [Delivery("webhook #1 (h)", True, carried=(("source_stale", "accounts"),))],
+                datetime(2026, 11, 3, tzinfo=UTC))  # fmt: skip
+    pub.close()
+    work = duckdb.connect(str(tmp_path / "work.duckdb"))  # a working database rebuilt
+    work.execute("create schema analytics")
+    work.execute(f"create table analytics.unit_alignment as {UNIT}")
+    work.execute(
+        "create table analytics.ingest_runs (run_id varchar, source varchar, rows_read bigint, "
+        "rows_staged bigint, rows_quarantined bigint, files bigint, files_loaded bigint, "
+        "rows_loaded bigint)"
+    )
+    _night(work, "2026-11-02", published)  # the night published again
+    assert delivered_before(work, "2026-11-02") == {("source_stale", "accounts", "webhook #1 (h)")}
+
+
+def test_a_wholly_bad_small_file_is_a_quarantine_jump_though_the_source_s_share_hardly_moves(
+    tmp_path,
+):
+    """2,109 good rows loaded over the nights before; tonight one new file of 40 rows, every
+    one quarantined: 1.9% of the source's rows (under the 2-point jump), 100% of tonight's."""
+    from pipelines.alerts import night_alerts
+    from pipelines.ingest import ensure_ops_tables
+    from pipelines.landing import ensure_raw_schema
+    from pipelines.settings import AlertsSettings
+
+    work = duckdb.connect(str(tmp_path / "work.duckdb"))
+    work.execute("set TimeZone = 'UTC'")
+    ensure_raw_schema(work)
+    ensure_ops_tables(work)
+    work.execute(f"create table analytics.unit_alignment as {UNIT}")
+    published = tmp_path / "warehouse.duckdb"
+    nights = [(f"2026-11-0{d}", f"tickets/2026-11-0{d}.csv", 301 + 2 * (d == 1), 0)
+              for d in range(1, 8)]  # fmt: skip
+    nights.append(("2026-11-08", "tickets/2026-11-08.csv", 40, 40))
+    read = quarantined = 0
+    for as_of, file, rows, bad in nights:
+        run = f"run-{as_of}"
+        read, quarantined = read + rows, quarantined + bad
+        work.execute("insert into raw._files (source, source_file, content_sha256, size_bytes, "
+                     "rows_loaded, rows_rejected, loaded_at, run_id) "
+                     "values ('support_tickets', ?, 'x', 1, ?, 0, now(), ?)", [file, rows, run])  # fmt: skip
+        work.execute("insert into analytics.quarantine select 'support_tickets', ?, i, "
+                     "'ticket_id', 'not_null', null, null from range(?) t(i)", [file, bad])  # fmt: skip
+        work.execute("insert into analytics.ingest_runs values (?, 'support_tickets', ?, ?, ?, ?, "
+                     "0, ?, 1, ?, now())",
+                     [run, as_of, read, read - quarantined, quarantined, len(nights), rows])  # fmt: skip
+        _night(work, as_of, published)
+        work.execute("checkpoint")
+        published.write_bytes((tmp_path / "work.duckdb").read_bytes())  # published
+    tonight = work.execute(
+        "select rows_read, quarantine_share, rows_loaded, rows_loaded_quarantined, "
+        "loaded_quarantine_share from analytics.ingest_history "
+        "where as_of = '2026-11-08' and source = 'support_tickets'"
+    ).fetchone()
+    assert tonight[0] == 2149 and tonight[1] < 0.02  # the source's share: under the jump
+    assert tonight[2:] == (40, 40, 1.0)  # tonight's files: all bad
+    (jump,) = [a for a in night_alerts(work, date(2026, 11, 8), AlertsSettings())
+               if a.kind == "quarantine_jump"]  # fmt: skip
+    assert jump.details["source"] == "support_tickets" and jump.details["rows_loaded"] == 40
+    assert "100.0% of the rows in tonight's files quarantined (40 of 40)" in jump.summary
+
+
+def test_staleness_is_measured_at_the_night_s_as_of_date_not_the_wall_clock(tmp_path):
+    """A backfill of 2026-11-02, run on the 30th: tickets last loaded on 1 November were a
+    day old that night, not 29 days; revenue, loaded on the 20th, arrived on time."""
+    from pipelines.landing import ensure_raw_schema
+
+    work = duckdb.connect(str(tmp_path / "work.duckdb"))
+    work.execute("set TimeZone = 'UTC'")
+    ensure_raw_schema(work)
+    work.execute("create schema analytics")
+    work.execute(f"create table analytics.unit_alignment as {UNIT}")
+    work.execute(
+        "create table analytics.ingest_runs (run_id varchar, source varchar, rows_read bigint, "
+        "rows_staged bigint, rows_quarantined bigint, files bigint, files_loaded bigint, "
+        "rows_loaded bigint)"
+    )
+    for source, loaded_at in (("support_tickets", "2026-11-01 10:00"),
+                              ("revenue", "2026-11-20 10:00")):  # fmt: skip
+        work.execute("insert into raw._files (source, source_file, content_sha256, size_bytes, "
+                     "rows_loaded, rows_rejected, loaded_at) values (?, 'f', 'x', 1, 1, 0, ?)",
+                     [source, loaded_at])  # fmt: skip
+    _night(work, "2026-11-02")  # (record_history's wall clock here: 30 November)
+    rows = dict(work.execute(
+        "select source, (days_since_arrival, stale) from analytics.ingest_history "
+        "where source in ('support_tickets', 'revenue', 'accounts')"
+    ).fetchall())  # fmt: skip
+    assert rows == {"support_tickets": (1, False), "revenue": (0, False), "accounts": (None, False)}
+    # the same files as of the 10th: tickets stale (9 days), measured at the end of the 10th
+    _night(work, "2026-11-10")
+    assert work.execute(
+        "select days_since_arrival, stale from analytics.ingest_history "
+        "where as_of = '2026-11-10' and source = 'support_tickets'"
+    ).fetchone() == (9, True)

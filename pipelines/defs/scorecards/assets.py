@@ -18,7 +18,7 @@ from pipelines.defs.models.clv import UNIT_CLV
 from pipelines.defs.models.sci import SCI_BENEFITS, UNIT_MONTH_SCI
 from pipelines.defs.models.whatif import UNIT_WHATIF
 from pipelines.defs.resources import WAREHOUSE_POOL, CxalignResource, run_as_of
-from pipelines.freshness import source_freshness
+from pipelines.freshness import night_end, source_freshness
 from pipelines.progress import report
 from pipelines.scorecard import data as scorecard_data
 from pipelines.scorecard import render
@@ -72,7 +72,8 @@ def scorecards(context: dg.AssetExecutionContext, cxalign: CxalignResource) -> d
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     with cxalign.connect() as con:
-        fresh = source_freshness(con, cxalign.settings, datetime.now(UTC))
+        fresh = source_freshness(con, cxalign.settings,
+                                 night_end(run_as_of(context), datetime.now(UTC)))  # fmt: skip
         d = scorecard_data.load(
             con,
             as_of=run_as_of(context),
