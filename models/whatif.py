@@ -202,6 +202,10 @@ LEVER_SQL = {
     "detractor": "case nps_category_latest when 'detractor' then 1.0 when 'passive' then 0.0 "
                  "when 'promoter' then 0.0 end",
 }  # fmt: skip
+# A value that is not a finite number (NaN, infinity: the account_month contract does not
+# forbid them) is read as not measured, so one such row cannot stop every unit's stage.
+LEVER_SQL = {name: f"(case when isfinite(({e})::double) then ({e})::double end)"
+             for name, e in LEVER_SQL.items()}  # fmt: skip
 ACTIVE_SQL = "log_mrr is not null and not churned_this_month and churned_next_month is null"
 
 
@@ -245,7 +249,11 @@ def _dense(rows: pl.DataFrame, model: str) -> list[tuple[str, np.ndarray]]:
             parts.append((lever, np.nan_to_num(v)))
         else:
             mean = rows[f"mean_{lever}"].cast(pl.Float64).to_numpy()
-            parts.append((f"{lever}_within", np.where(missing, 0.0, v - np.nan_to_num(mean))))
+            deviation = np.where(missing, 0.0, v - np.nan_to_num(mean))
+            # the mean is summed as exact decimals, the value is a double: a lever constant
+            # at 0.7 differs from its own mean by 1e-16, which is rounding, not a deviation
+            deviation[np.abs(deviation) <= 1e-9 * (1 + np.abs(np.nan_to_num(v)))] = 0.0
+            parts.append((f"{lever}_within", deviation))
             parts.append((f"{lever}_between", np.nan_to_num(mean)))
             parts.append((f"{lever}_never_measured", np.isnan(mean).astype(float)))
         parts.append((f"{lever}_missing", missing.astype(float)))
@@ -524,6 +532,22 @@ class Book:
         return self.rows.height
 
 
+def unseen_levels(book: Book, draws: HazardDraws) -> dict[str, int]:
+    """Active accounts at a segment, region or plan level the model was not fitted on (a
+    level new since the fit, or renamed): per categorical, how many. They take the
+    reference level's effect, which may be wrong; callers say so."""
+    out = {}
+    for prefix in ("segment", "region", "plan"):
+        fitted = {t.removeprefix(f"{prefix}_") for t in draws.terms if t.startswith(f"{prefix}_")}
+        if prefix not in book.rows.columns or not fitted:
+            continue
+        values = book.rows[prefix].cast(pl.Utf8).fill_null("null")
+        n = int((~values.is_in(sorted(fitted))).sum())
+        if n:
+            out[prefix] = n
+    return out
+
+
 def _eta_parts(book: Book, draws: HazardDraws, months: int):
     """The projection's pieces for one model: the accounts' static linear predictors,
     the tenure band effects and each account's band by step, the season by step."""
@@ -797,7 +821,9 @@ GRADE_WORDS = {
 @dataclass(frozen=True)
 class Grade:
     grade: str  # association | within-account
-    agreement: str  # agree | not confirmed within accounts | disagree | within-account not estimable
+    # agree | not confirmed within accounts | disagree | opposite (an interval lies below
+    # zero: the change comes with more churn) | within-account not estimable
+    agreement: str
     note: str
 
 
@@ -833,6 +859,14 @@ def evidence(assoc: tuple, within: tuple | None, lever_words: str) -> Grade:
                      + ". Within the same accounts no such change in churn is shown (interval "
                      f"{w_lo:,.1f} to {w_hi:,.1f} accounts): the difference between accounts may "
                      "come from something else about them, not from the lever.")  # fmt: skip
+    if a_hi < 0 or w_hi < 0:
+        within_words = (" Within the same accounts too, churn was higher in months when their "
+                        f"own {lever_words} was better." if w_hi < 0 else "")  # fmt: skip
+        return Grade("association", "opposite",
+                     f"Evidence: here accounts with better {lever_words} churned more, not less "
+                     f"(interval {a_lo:,.1f} to {a_hi:,.1f} accounts avoided)." + within_words
+                     + " The figures do not support the change as a way to keep accounts; "
+                     "check how the lever is measured before acting on it.")  # fmt: skip
     return Grade("association", "agree",
                  "Evidence: " + GRADE_WORDS["association"].format(lever=lever_words)
                  + "; neither comparison rules out that the change is worth nothing.")  # fmt: skip
@@ -1228,6 +1262,7 @@ def warehouse_stage(con: duckdb.DuckDBPyConnection, config: WhatifConfig, units:
     """analytics.unit_whatif and analytics.unit_whatif_model for every unit (a unit per
     worker), the best-quartile targets from every unit's levels."""
     targets = best_quartile(company_levels(con))
+    units = sorted({u for u in units if u is not None})
     done = map_units(lambda unit: unit_whatif(con, unit, config, clv.get(unit), targets), units,
                      quiet=True, on_done=on_unit)  # fmt: skip
     rows = [r for d in done for r in d[0]]

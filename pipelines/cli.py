@@ -37,6 +37,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _months(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 60:
+        raise argparse.ArgumentTypeError("must be a whole number of months from 1 to 60")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxalign",
@@ -148,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--unit", required=True, help="the business unit, as the warehouse names it")
     whatif.add_argument("--change", action="append", required=True,
                         help="LEVER=CHANGE, e.g. first_response=-20%%; repeat for several levers")  # fmt: skip
-    whatif.add_argument("--months", type=_positive, default=12, help="months projected (default 12)")
+    whatif.add_argument("--months", type=_months, default=12,
+                        help="months projected, 1 to 60 (default 12)")  # fmt: skip
     whatif.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     alerts = sub.add_parser(

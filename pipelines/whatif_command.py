@@ -28,7 +28,13 @@ def answer(warehouse: Path, unit: str, changes: list[str], months: int) -> dict:
     parsed = [W.parse_change(c) for c in changes]
     if len({c.lever for c in parsed}) < len(parsed):
         raise WhatifCommandError("each lever may be changed once")
-    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error as exc:
+        raise WhatifCommandError(
+            f"cannot open {warehouse} as a DuckDB warehouse ({type(exc).__name__}): is it the "
+            "published warehouse, and not a file another process is writing?"
+        ) from exc
     try:
         try:
             frame = con.execute(
@@ -51,7 +57,13 @@ def answer(warehouse: Path, unit: str, changes: list[str], months: int) -> dict:
             raise WhatifCommandError(
                 f"unknown business unit {unit!r}; the warehouse's units are: " + ", ".join(units)
             )
-        rows = W.read_rows(con, unit, *W.sample_of(frame))
+        try:
+            rows = W.read_rows(con, unit, *W.sample_of(frame))
+        except duckdb.CatalogException as exc:
+            raise WhatifCommandError(
+                f"{warehouse} has no analytics.account_month: the what-if projects the "
+                "published panel's active accounts"
+            ) from exc
         targets = (
             W.best_quartile(W.company_levels(con))
             if any(c.kind == "best_quartile" for c in parsed) else None
@@ -67,6 +79,12 @@ def answer(warehouse: Path, unit: str, changes: list[str], months: int) -> dict:
     row = result.row()
     row["months"] = months
     row["left_out"] = list(result.left_out)
+    unseen = W.unseen_levels(models.book, models.association)
+    row["warnings"] = [
+        f"{n:,} active accounts are at a {prefix} the published model was not fitted on (new or "
+        f"renamed since that night): they take the reference {prefix}'s effect"
+        for prefix, n in unseen.items()
+    ]  # fmt: skip
     row["levels"] = {
         c.lever: {"baseline": W.shown_level(c.lever, result.applied.baseline[c.lever]),
                   "scenario": W.shown_level(c.lever, result.applied.after[c.lever])}
@@ -114,6 +132,8 @@ def text(row: dict) -> str:
     lines.append(f"  {row['evidence_note']}")
     for why in row["left_out"]:
         lines.append(f"  left out: {why}")
+    for warning in row["warnings"]:
+        lines.append(f"  warning: {warning}")
     return "\n".join(lines)
 
 

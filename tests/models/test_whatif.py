@@ -266,3 +266,38 @@ def test_the_page_says_which_grade_a_symptom_gets(symptom, drives):
     assert "Evidence: association" in words["symptom"]
     assert "something else about them" in words["symptom"]
     assert "Evidence: within-account" in words["drives"] and "Within the same accounts:" in words["drives"]
+
+
+def test_a_non_finite_lever_value_is_read_as_not_measured():
+    """One NaN or infinity in a lever column (the account_month contract allows them) made
+    the decimal sums of whatif_rows.sql and company_levels fail for every unit."""
+    s = simulate(WhatifSim(accounts=300, lever_effect=0.8), seed=3)
+    panel = s.panel.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(float("nan"))
+        .when(pl.int_range(pl.len()) == 1).then(float("inf"))
+        .otherwise(pl.col("fcr_rate")).alias("fcr_rate")
+    )  # fmt: skip
+    con = warehouse(panel)
+    rows = W.read_rows(con, "Planted")
+    assert rows.height == W.read_rows(warehouse(s.panel), "Planted").height
+    assert rows["lever_fcr"].null_count() == 2
+    assert W.company_levels(con)["Planted"]["fcr"] is not None
+
+
+def test_a_lever_constant_at_an_inexact_binary_value_leaves_the_within_model_standing():
+    """fcr constant at 0.7 differed from its own (exact decimal) mean by 1e-16: a column of
+    rounding noise that stopped the within-account fit for every lever."""
+    s = simulate(WhatifSim(accounts=1200, lever_effect=0.8), seed=4)
+    rows = W.read_rows(warehouse(s.panel.with_columns(fcr_rate=pl.lit(0.7))), "Planted")
+    models = W.fit_unit_models("Planted", rows, W.WhatifConfig(replicates=20), None)
+    assert models.within is not None, models.within_reason
+    assert "first_response_within" in models.within.terms
+    assert "fcr_within" not in models.within.terms
+
+
+def test_intervals_below_zero_are_not_read_as_churning_less():
+    grade = W.evidence((-25.2, -30.1, -20.5), (-20.0, -29.3, -13.2), "first response time")
+    assert grade.agreement == "opposite" and grade.grade == "association"
+    assert "churned more, not less" in grade.note
+    assert "churn less" not in grade.note.replace("not less", "")
+    assert "cause" not in grade.note.lower().replace("because", "")

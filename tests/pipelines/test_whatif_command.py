@@ -103,3 +103,34 @@ def test_a_missing_warehouse_says_so(tmp_path, capsys):
     assert main(["whatif", "--warehouse", str(tmp_path / "none.duckdb"), "--unit", "North",
                  "--change", "fcr=+10pts"]) == 2  # fmt: skip
     assert "no warehouse at" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_warehouse_says_so(tmp_path, capsys):
+    junk = tmp_path / "notes.duckdb"
+    junk.write_text("not a database")
+    assert main(["whatif", "--warehouse", str(junk), "--unit", "North",
+                 "--change", "fcr=+10pts"]) == 2  # fmt: skip
+    assert "cannot open" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("months", ["0", "61", "100000"])
+def test_months_outside_one_to_sixty_are_refused(warehouse, capsys, months):
+    with pytest.raises(SystemExit) as exc:
+        main(["whatif", "--warehouse", str(warehouse), "--unit", "North",
+              "--change", "fcr=+10pts", "--months", months])  # fmt: skip
+    assert exc.value.code == 2
+    assert "from 1 to 60" in capsys.readouterr().err
+
+
+def test_accounts_at_a_level_the_model_never_saw_are_flagged(warehouse, tmp_path, capsys):
+    """A segment renamed after the night: its accounts would take the reference level's
+    effect without a word; the answer says how many."""
+    renamed = tmp_path / "renamed.duckdb"
+    renamed.write_bytes(warehouse.read_bytes())
+    con = duckdb.connect(str(renamed))
+    con.execute("update analytics.account_month set segment = 'Strategic' where segment = 'Enterprise'")
+    con.close()
+    assert main(["whatif", "--warehouse", str(renamed), "--unit", "North",
+                 "--change", "first_response=-20%", "--json"]) == 0  # fmt: skip
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert len(warnings) == 1 and "at a segment the published model was not fitted on" in warnings[0]
