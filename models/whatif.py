@@ -173,7 +173,12 @@ def parse_change(text: str) -> Change:
 ROWS_SQL_FILE = "whatif_rows.sql"
 MIN_LEVEL_ACCOUNTS = 20  # a segment, region or plan with fewer accounts joins "other"
 RARE = "other"
-TIME_PREFIXES = ("tenure_band_", "quarter_")
+# The calendar is controlled by month (a company-wide month, an outage's, moves every
+# account's lever and churn together: with quarters only, its months inside the quarter
+# were left for the levers to explain; whatif-v1 used quarters). "quarter_" is still read
+# from a model published by whatif-v1.
+CALENDAR = "month"
+TIME_PREFIXES = ("tenure_band_", "month_", "quarter_")
 
 
 def rows_sql() -> str:
@@ -349,7 +354,7 @@ def fit_draws(
     if y.sum() < 10:
         raise NoModel("fewer than 10 voluntary churns to fit the model")
     parts = [(n, v) for n, v in _dense(rows, model) if n == "const" or v.max() > v.min()]
-    cats = categories(rows)
+    cats = categories(rows, CALENDAR)
     dense = np.empty((rows.height, len(parts)), order="F")
     for j, (_, v) in enumerate(parts):
         dense[:, j] = v
@@ -496,19 +501,26 @@ def project(eta_static: np.ndarray, tenure_effect: np.ndarray, tenure_bands: np.
 
 
 def _season(terms: list[str], coef: np.ndarray, month_dates: list) -> np.ndarray:
-    """Each projected month's calendar-quarter effect (months x draws): its own quarter's
-    where that quarter was fitted, else the latest fitted quarter of the same quarter of the
-    year, else the latest fitted quarter."""
-    fitted = sorted(t.removeprefix("quarter_") for t in terms if t.startswith("quarter_"))
+    """Each projected month's calendar effect (months x draws): its own month's where that
+    month was fitted, else the latest fitted month of the same month of the year (last
+    year's March for next March), else the latest fitted month. (A whatif-v1 model's
+    quarters, the same way by quarter.)"""
     out = np.zeros((len(month_dates), coef.shape[0]))
-    if not fitted:
+    for prefix in ("month_", "quarter_"):
+        fitted = sorted(t.removeprefix(prefix) for t in terms if t.startswith(prefix))
+        if fitted:
+            break
+    else:
         return out
     for i, m in enumerate(month_dates):
-        name = f"{m.year}Q{(m.month - 1) // 3 + 1}"
+        if prefix == "month_":
+            name, of_year = f"{m.year}-{m.month:02d}", f"-{m.month:02d}"
+        else:
+            name, of_year = f"{m.year}Q{(m.month - 1) // 3 + 1}", f"Q{(m.month - 1) // 3 + 1}"
         if name not in fitted:
-            same = [q for q in fitted if q.endswith(name[-2:])]
+            same = [q for q in fitted if q.endswith(of_year)]
             name = same[-1] if same else fitted[-1]
-        out[i] = coef[:, terms.index(f"quarter_{name}")]
+        out[i] = coef[:, terms.index(f"{prefix}{name}")]
     return out
 
 

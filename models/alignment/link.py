@@ -155,22 +155,25 @@ def design(
 TENURE_BANDS = ("t0-5", "t6-11", "t12-23", "t24+")  # under 6, 12 and 24 months, and older
 
 
-def categories(df: pl.DataFrame) -> list[tuple[np.ndarray, list[str], str]]:
-    """Segment, tenure band, calendar quarter, and region and plan where the rows have more
-    than one level of them, as integer codes with their level names."""
+def categories(
+    df: pl.DataFrame, period: str = "quarter"
+) -> list[tuple[np.ndarray, list[str], str]]:
+    """Segment, tenure band, calendar period (quarter, or month: `period`), and region and
+    plan where the rows have more than one level of them, as integer codes with their level
+    names."""
     segment, levels = level_codes(df["segment"])
-    quarter = df.select(pl.col("month").dt.year() * 4 + pl.col("month").dt.quarter() - 1)
-    quarter = quarter.to_series().to_numpy()
-    first = int(quarter.min()) if len(quarter) else 0
-    quarter_names = (
-        [f"{c // 4}Q{c % 4 + 1}" for c in range(first, int(quarter.max()) + 1)]
-        if len(quarter)
-        else []
-    )
+    per_year = 12 if period == "month" else 4
+    part = pl.col("month").dt.month() - 1 if period == "month" else pl.col("month").dt.quarter() - 1
+    calendar = df.select(pl.col("month").dt.year() * per_year + part).to_series().to_numpy()
+    first = int(calendar.min()) if len(calendar) else 0
+    calendar_names = [
+        f"{c // 12}-{c % 12 + 1:02d}" if period == "month" else f"{c // 4}Q{c % 4 + 1}"
+        for c in (range(first, int(calendar.max()) + 1) if len(calendar) else [])
+    ]
     out = [
         (segment, levels, "segment"),
         (tenure_band_codes(df["tenure_months"]), list(TENURE_BANDS), "tenure_band"),
-        ((quarter - first).astype(np.int16), quarter_names, "quarter"),
+        ((calendar - first).astype(np.int16), calendar_names, period),
     ]
     for name in OPTIONAL_COLUMNS:
         if name in df.columns and df[name].drop_nulls().n_unique() > 1:
