@@ -63,6 +63,10 @@ class Alert:
         d = self.details
         if self.kind == "type_change":
             return f"{d.get('business_unit')} -> {d.get('to_type')}"
+        if self.kind == "quarantine_jump" and d.get("quarantined_files_digest"):
+            # which files it is about: a later run of the night that loads a new bad file is
+            # a new alert; a rerun of the same files is the same one
+            return f"{d.get('source')} (files {str(d['quarantined_files_digest'])[:16]})"
         return str(d.get("source") or d.get("check") or "night")
 
 
@@ -184,7 +188,7 @@ def night_alerts(
         """
         with shares as (
             select source, as_of, loaded_quarantine_share as share, rows_loaded,
-                   rows_loaded_quarantined
+                   rows_loaded_quarantined, quarantined_files_digest
             from analytics.ingest_history
             where loaded_quarantine_share is not null
         ),
@@ -203,7 +207,7 @@ def night_alerts(
         ),
         final as (
             select t.source, t.share, t.rows_loaded_quarantined, t.rows_loaded,
-                   b.baseline_share, b.nights
+                   b.baseline_share, b.nights, t.quarantined_files_digest
             from tonight as t
             join baseline as b using (source)
             where t.share - b.baseline_share >= ?
@@ -212,7 +216,7 @@ def night_alerts(
         """,
         [as_of, as_of, settings.baseline_nights, settings.quarantine_jump],
     ).fetchall()
-    for src, share, bad, loaded, base, nights in jumps:
+    for src, share, bad, loaded, base, nights, files_digest in jumps:
         alerts.append(
             Alert(
                 "quarantine_jump",
@@ -222,7 +226,8 @@ def night_alerts(
                 {"source": src, "as_of": str(as_of), "quarantine_share": share,
                  "rows_loaded": loaded, "rows_loaded_quarantined": bad,
                  "baseline_share": base, "baseline_nights": nights,
-                 "threshold_points": settings.quarantine_jump},
+                 "threshold_points": settings.quarantine_jump,
+                 "quarantined_files_digest": files_digest},
             )  # fmt: skip
         )
     # announced on the night a source becomes stale, not again every night it stays so

@@ -250,3 +250,32 @@ def test_a_rerun_that_loads_nothing_keeps_the_night_s_loaded_figures(tmp_path):
     assert work.execute(
         "select quarantined_files_digest from analytics.ingest_history where as_of = '2026-11-02'"
     ).fetchone()[0] == first is not None
+
+
+def test_a_new_bad_file_in_a_later_run_of_the_night_is_a_new_quarantine_jump(tmp_path):
+    """The jump's key names the files it is about: a second run of the same as-of date that
+    loads another wholly bad file alerts again (it was held as 'already sent for this
+    night'), and a rerun of the same files is the same alert, held."""
+    from pipelines.alerts import night_alerts
+    from pipelines.settings import AlertsSettings
+
+    work = _working_database(tmp_path)
+    published = tmp_path / "warehouse.duckdb"
+
+    def run(name: str, as_of: str, file: str | None, rows: int = 40, bad: int = 40) -> set[str]:
+        if file:
+            _load(work, name, file, rows, bad)
+        _ingest_run(work, name, as_of, rows if file else 0)
+        record_history(work, name, date.fromisoformat(as_of), Settings(),
+                       datetime(2026, 11, 30, tzinfo=UTC), published=published)  # fmt: skip
+        work.execute("checkpoint")
+        published.write_bytes((tmp_path / "work.duckdb").read_bytes())
+        return {a.subject for a in night_alerts(work, date.fromisoformat(as_of), AlertsSettings())
+                if a.kind == "quarantine_jump"}  # fmt: skip
+
+    for d in (1, 2, 3):
+        assert run(f"run-{d}", f"2026-11-0{d}", f"tickets/0{d}.csv", 300, 0) == set()
+    (first,) = run("run-4a", "2026-11-04", "tickets/late.csv")
+    (second,) = run("run-4b", "2026-11-04", "tickets/later.csv")
+    assert first != second and first.startswith("support_tickets (files ")
+    assert run("run-4c", "2026-11-04", None) == {second}  # a rerun: the same alert
