@@ -76,7 +76,8 @@ def test_the_alerts_sent_that_the_published_warehouse_records_reach_a_new_workin
     pub = duckdb.connect(str(published))
     alert = Alert("source_stale", "accounts last arrived 9 days ago", {"source": "accounts"})
     record_sent(pub, "2026-11-02", "run-a", [alert],
-                [Delivery("webhook #1 (h)", True, carried=(("source_stale", "accounts"),))],
+                [Delivery("webhook #1 (h)", True, carried=(("source_stale", "accounts"),),
+                          sent=(("source_stale", "accounts"),), channel_id="webhook:1")],
                 datetime(2026, 11, 3, tzinfo=UTC))  # fmt: skip
     pub.close()
     work = duckdb.connect(str(tmp_path / "work.duckdb"))  # a working database rebuilt
@@ -88,7 +89,7 @@ def test_the_alerts_sent_that_the_published_warehouse_records_reach_a_new_workin
         "rows_loaded bigint)"
     )
     _night(work, "2026-11-02", published)  # the night published again
-    assert delivered_before(work, "2026-11-02") == {("source_stale", "accounts", "webhook #1 (h)")}
+    assert delivered_before(work, "2026-11-02") == {("source_stale", "accounts", "webhook:1")}
 
 
 def test_a_wholly_bad_small_file_is_a_quarantine_jump_though_the_source_s_share_hardly_moves(
