@@ -45,7 +45,7 @@ from pipelines.defs.jobs import (
     next_scheduled_night,
 )
 from pipelines.defs.resources import ALERTS_TAG, AS_OF_TAG, resource_from_env
-from pipelines.landing_watch import digest, fingerprint, look, snapshot
+from pipelines.landing_watch import digest, fingerprint, look, paths, snapshot
 from pipelines.runlock import RunLocked, run_lock
 from pipelines.sqlrunner import last_complete_day
 from pipelines.warehouse import session, work_path
@@ -69,9 +69,10 @@ def cxalign_landing_sensor(context: dg.SensorEvaluationContext):
     now = look(snap, cursor, time.time_ns(), int(hours * 3600 * 1e9))
     abandoned = _announce_abandoned(context, now.abandoned, snap, cursor, hours, settings)
 
-    def keep(mark: int) -> None:
+    def keep(mark: int, known_paths: list = now.known_paths) -> None:
         context.update_cursor(json.dumps(
-            {"seen": digest(snap), "requested_ctime": mark, "abandoned": abandoned}
+            {"seen": digest(snap), "requested_ctime": mark, "paths": known_paths,
+             "abandoned": abandoned}
         ))  # fmt: skip
 
     left = (
@@ -91,12 +92,12 @@ def cxalign_landing_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason(
             "files new or still changing since the last look: waiting for them to settle" + left
         )
-    if not now.arrived:
+    if not now.arrived and not now.new_paths:
         keep(now.mark)
         return dg.SkipReason("no new or changed file in the landing zone since the last run" + left)
     fp = fingerprint(snap)
     # from here on this batch is handled: requested, or already run by the schedule
-    keep(now.latest_ctime)
+    keep(now.latest_ctime, paths(snap))
     if batch_already_run(context.instance, fp):
         return dg.SkipReason(f"batch {fp[:12]} already run (by the schedule or an earlier tick)")
     if left:

@@ -366,6 +366,35 @@ def test_a_file_replaced_with_the_same_size_and_mtime_is_a_new_batch(tmp_path, i
     assert second.run_key != first.run_key
 
 
+def test_files_moved_in_by_renaming_their_directory_are_a_new_batch(tmp_path, instance,
+                                                                     monkeypatch):  # fmt: skip
+    """An upload staged in a hidden directory and published by renaming it: the files keep
+    their ctime (only the directory's changes), older than the mark of the batch requested
+    meanwhile; their paths are new to the sensor, so they are a batch (they were never run)."""
+    zone = Landing(tmp_path / "landing", instance, monkeypatch)
+    _write(zone.root / ".incoming" / "2026-11-21.csv", "ticket_id\nT1\n")  # staged first
+    time.sleep(0.05)
+    _write(zone.root / "revenue" / "2026-10.csv", "account_id\nA1\n")
+    zone.tick()
+    (first,), _ = zone.tick()
+    os.rename(zone.root / ".incoming", zone.root / "support_tickets")
+    assert zone.tick()[0] == []  # seen: settling
+    (second,), _ = zone.tick()
+    assert second.run_key != first.run_key
+    assert zone.tick()[0] == []
+    # a file removed is still no arrival, and a path moved in after it is one
+    (zone.root / "revenue" / "2026-10.csv").unlink()
+    assert zone.tick()[0] == [] and zone.tick()[0] == []
+    _write(zone.root / ".later" / "2026-11.csv", "account_id\nA2\n")
+    time.sleep(0.05)
+    _write(zone.root / "accounts" / "a.csv", "account_id\nA1\n")
+    zone.tick()
+    zone.tick()
+    os.rename(zone.root / ".later", zone.root / "revenue2")
+    zone.tick()
+    assert len(zone.tick()[0]) == 1
+
+
 def test_the_sensor_s_cursor_stays_small_with_20000_files(tmp_path, instance, monkeypatch):
     zone = Landing(tmp_path / "landing", instance, monkeypatch)
     for k in range(200):
