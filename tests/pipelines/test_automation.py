@@ -348,6 +348,57 @@ def test_an_abandoned_upload_no_longer_holds_the_batch_back_and_is_announced_onc
         server.server_close()
 
 
+def test_many_abandoned_uploads_are_one_alert_a_tick_and_a_failed_one_is_tried_again(
+    tmp_path, instance, monkeypatch
+):
+    """80 abandoned uploads and a webhook answering in 1 s: they were 80 alerts sent inside
+    the tick (80 s, past Dagster's 60 s: the tick failed, its cursor unsaved). Now one alert
+    listing them; and an alert no channel took is sent again on the next tick."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received, down = [], [True]
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            time.sleep(0.5)  # slow, but answering
+            if not down[0]:
+                received.append(body)
+            self.send_response(500 if down[0] else 200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = tmp_path / "cx.yml"
+    config.write_text("alerts:\n  channels:\n    - {type: webhook, url: "
+                      f"\"http://127.0.0.1:{server.server_address[1]}/cx\"}}\n")  # fmt: skip
+    monkeypatch.setenv("CXALIGN_CONFIG", str(config))
+    try:
+        zone = Landing(tmp_path / "landing", instance, monkeypatch)
+        seven_hours_ago = time.time() - 7 * 3600
+        for i in range(80):
+            part = zone.root / "survey_responses" / f"r{i:02d}.csv.part"
+            _write(part, "x")
+            os.utime(part, (seven_hours_ago, seven_hours_ago))
+        started = time.monotonic()
+        zone.tick()  # the channel is down: nothing delivered
+        assert time.monotonic() - started < 5 and received == []
+        down[0] = False
+        zone.tick()  # tried again, once, listing them
+        ((alert),) = received
+        assert alert["kind"] == "upload_abandoned" and alert["details"]["count"] == 80
+        assert len(alert["details"]["files"]) == 20 and "and 60 more" in alert["summary"]
+        zone.tick()
+        assert len(received) == 1  # told: not again
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_file_replaced_with_the_same_size_and_mtime_is_a_new_batch(tmp_path, instance,
                                                                       monkeypatch):  # fmt: skip
     """`cp -p` of a corrected export over the old one keeps size and mtime; not its ctime."""
