@@ -25,6 +25,7 @@ import json
 import os
 import smtplib
 import threading
+import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -396,7 +397,10 @@ def _slack_text(alert: Alert) -> str:
 
 def _one_line(text: str) -> str:
     """A header's value on one line: CR, LF and the other line breaks (a unit name or a check
-    message may hold them) would end the header, or make the SMTP library refuse the message."""
+    message may hold them) would end the header, or make the SMTP library refuse the message;
+    the other control characters (Unicode category Cc: NUL, ESC, ...) have no place in a
+    subject either (a NUL truncates it in some clients, an ESC drives a terminal)."""
+    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
     return " ".join(text.split())
 
 

@@ -524,6 +524,17 @@ def test_a_summary_with_line_breaks_is_mailed_with_a_one_line_subject(smtp_sink)
     assert mail["Subject"] == "cxalign: North Bcc: evil@example.com : CX type changed"
 
 
+def test_control_characters_are_taken_out_of_an_e_mail_subject():
+    """NUL, ESC, DEL and the C1 controls (category Cc) are not kept in a subject: a NUL cut it
+    short in some mail clients, an ESC starts a terminal escape sequence."""
+    from pipelines.alerts import _email
+    from pipelines.settings import EmailChannel
+
+    channel = EmailChannel(type="email", smtp_host="h", smtp_port=25, to=["cx@example.com"])
+    mail = _email(channel, [Alert("type_change", "North\x00Bcc\x1b[31m red\x7f\x85x", {})])
+    assert mail["Subject"] == "cxalign: North Bcc [31m red x"
+
+
 def test_slack_control_characters_in_a_unit_name_are_escaped(http_sink, monkeypatch):
     url, sink = http_sink
     monkeypatch.setenv("CXALIGN_SLACK_WEBHOOK", url + SECRET_PATH)
