@@ -84,6 +84,7 @@ class Look:
     latest_ctime: int  # the batch's latest ctime (the cursor's mark once requested)
     mark: int  # the cursor's mark: the latest ctime of the batch last requested
     known_paths: list  # the cursor's paths ([digest, count]) for a tick that requests nothing
+    future_uploads: dict  # uploads with an mtime in the future: when first seen (the cursor's)
 
 
 def look(snap: Snapshot, cursor: dict, now_ns: int, abandon_after_ns: int) -> Look:
@@ -96,15 +97,35 @@ def look(snap: Snapshot, cursor: dict, now_ns: int, abandon_after_ns: int) -> Lo
     mark = cursor.get("requested_ctime")
     if mark is None:
         mark = _mark_from_old_cursor(snap, cursor.get("requested"))
+    if mark > now_ns:
+        # the clock stepped back since the mark was taken (NTP, a VM restored): a file changed
+        # since has an earlier ctime than the mark. Every file is compared again, by the batch's
+        # fingerprint (a batch already run is not run again).
+        mark = 0
     uploads = [rel for rel in snap if in_progress(rel)]
+    # an upload's mtime in the future (an uploader's clock ahead) is taken as the time the
+    # sensor first saw it: else it would stay "in progress" until that date
+    seen = cursor.get("future_uploads", {})
+    since = {}
+    for rel in uploads:
+        if snap[rel][1] > now_ns:
+            key = hashlib.sha256(f"{rel}:{snap[rel][1]}".encode()).hexdigest()[:16]
+            since[key] = min(seen.get(key, now_ns), now_ns)
+    age = {
+        r: now_ns - (snap[r][1] if snap[r][1] <= now_ns
+                     else since[hashlib.sha256(f"{r}:{snap[r][1]}".encode()).hexdigest()[:16]])
+        for r in uploads
+    }  # fmt: skip
     return Look(
         changed=cursor.get("seen", digest({})) != digest(snap),
-        writing=[r for r in uploads if now_ns - snap[r][1] < abandon_after_ns],
-        abandoned=[r for r in uploads if now_ns - snap[r][1] >= abandon_after_ns],
+        writing=[r for r in uploads if age[r] < abandon_after_ns],
+        abandoned=[r for r in uploads if age[r] >= abandon_after_ns],
         arrived=[rel for rel, stat in files.items() if stat[3] > mark],
         new_paths=new_paths,
-        latest_ctime=max((stat[3] for stat in files.values()), default=mark),
+        # never a mark in the future (a file's ctime ahead of the clock): see above
+        latest_ctime=min(max((stat[3] for stat in files.values()), default=mark), now_ns),
         mark=mark,
+        future_uploads=since,
         # files only removed since: forgotten, so a path moved in later is seen as new
         known_paths=known if new_paths else current,
     )

@@ -72,7 +72,7 @@ def cxalign_landing_sensor(context: dg.SensorEvaluationContext):
     def keep(mark: int, known_paths: list = now.known_paths) -> None:
         context.update_cursor(json.dumps(
             {"seen": digest(snap), "requested_ctime": mark, "paths": known_paths,
-             "abandoned": abandoned}
+             "abandoned": abandoned, "future_uploads": now.future_uploads}
         ))  # fmt: skip
 
     left = (

@@ -446,6 +446,24 @@ def test_files_moved_in_by_renaming_their_directory_are_a_new_batch(tmp_path, in
     assert len(zone.tick()[0]) == 1
 
 
+def test_a_clock_stepped_back_or_an_upload_dated_in_the_future_does_not_blind_the_sensor():
+    """A mark taken while the clock was ahead made every later change (ctime earlier than the
+    mark) no arrival; an upload whose mtime is 30 days ahead held the batch 30 days."""
+    from pipelines.landing_watch import look, paths
+
+    hour = 3600 * 10**9
+    now = 1_000 * hour
+    snap = {"revenue/2026-10.csv": [10, now - hour, 1, now - hour]}  # changed in place
+    cursor = {"seen": "x", "requested_ctime": now + hour // 6, "paths": paths(snap)}
+    assert look(snap, cursor, now, 6 * hour).arrived == ["revenue/2026-10.csv"]
+    assert look(snap, cursor, now, 6 * hour).latest_ctime <= now
+    part = {"accounts/a.csv.part": [1, now + 720 * hour, 2, now]}
+    first = look(part, {}, now, 6 * hour)
+    assert first.writing == ["accounts/a.csv.part"]
+    later = look(part, {"future_uploads": first.future_uploads}, now + 7 * hour, 6 * hour)
+    assert later.abandoned == ["accounts/a.csv.part"]
+
+
 def test_the_sensor_s_cursor_stays_small_with_20000_files(tmp_path, instance, monkeypatch):
     zone = Landing(tmp_path / "landing", instance, monkeypatch)
     for k in range(200):
