@@ -146,7 +146,6 @@ def _announce_abandoned(context, files: list[str], snap, cursor: dict, hours: fl
     return sorted(told)
 
 
-
 def _as_of(run: dg.DagsterRun) -> str | None:
     return run.tags.get(AS_OF_TAG)
 
