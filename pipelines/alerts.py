@@ -20,10 +20,12 @@ reported and never fails the night.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import smtplib
 import threading
+import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -63,6 +65,10 @@ class Alert:
         d = self.details
         if self.kind == "type_change":
             return f"{d.get('business_unit')} -> {d.get('to_type')}"
+        if self.kind == "quarantine_jump" and d.get("quarantined_files_digest"):
+            # which files it is about: a later run of the night that loads a new bad file is
+            # a new alert; a rerun of the same files is the same one
+            return f"{d.get('source')} (files {str(d['quarantined_files_digest'])[:16]})"
         return str(d.get("source") or d.get("check") or "night")
 
 
@@ -184,7 +190,7 @@ def night_alerts(
         """
         with shares as (
             select source, as_of, loaded_quarantine_share as share, rows_loaded,
-                   rows_loaded_quarantined
+                   rows_loaded_quarantined, quarantined_files_digest
             from analytics.ingest_history
             where loaded_quarantine_share is not null
         ),
@@ -203,7 +209,7 @@ def night_alerts(
         ),
         final as (
             select t.source, t.share, t.rows_loaded_quarantined, t.rows_loaded,
-                   b.baseline_share, b.nights
+                   b.baseline_share, b.nights, t.quarantined_files_digest
             from tonight as t
             join baseline as b using (source)
             where t.share - b.baseline_share >= ?
@@ -212,7 +218,7 @@ def night_alerts(
         """,
         [as_of, as_of, settings.baseline_nights, settings.quarantine_jump],
     ).fetchall()
-    for src, share, bad, loaded, base, nights in jumps:
+    for src, share, bad, loaded, base, nights, files_digest in jumps:
         alerts.append(
             Alert(
                 "quarantine_jump",
@@ -222,7 +228,8 @@ def night_alerts(
                 {"source": src, "as_of": str(as_of), "quarantine_share": share,
                  "rows_loaded": loaded, "rows_loaded_quarantined": bad,
                  "baseline_share": base, "baseline_nights": nights,
-                 "threshold_points": settings.quarantine_jump},
+                 "threshold_points": settings.quarantine_jump,
+                 "quarantined_files_digest": files_digest},
             )  # fmt: skip
         )
     # announced on the night a source becomes stale, not again every night it stays so
@@ -303,10 +310,12 @@ def failure_reasons(events: Iterable) -> tuple[list[str], list[str]]:
 @dataclass(frozen=True)
 class Delivery:
     channel: str  # the channel's label: never a secret
-    ok: bool
+    ok: bool  # every alert it carried was delivered
     error: str = ""
     messages: int = 0
     carried: tuple[tuple[str, str], ...] = ()  # (kind, subject) of each alert it carried
+    sent: tuple[tuple[str, str], ...] = ()  # of those, the ones it delivered
+    channel_id: str = ""  # the channel's identity (channel_id): how ops.alerts_sent knows it
 
 
 def _secret(name: str | None) -> str | None:
@@ -318,8 +327,23 @@ def _secret(name: str | None) -> str | None:
     return os.environ.get(name)
 
 
+def channel_id(channel: Channel) -> str:
+    """A channel's identity, stable whatever its place in the config and free of secrets: its
+    type and a digest of the settings that say where messages go (the URL or the name of the
+    variable holding it; the SMTP host, port and recipients). ops.alerts_sent knows channels
+    by it, so reordering, adding or removing channels neither sends again what one delivered
+    nor forgets what one failed to deliver."""
+    if isinstance(channel, EmailChannel):
+        where = [channel.smtp_host, channel.smtp_port, sorted(channel.to)]
+    else:
+        where = ["url", channel.url] if channel.url else ["url_env", channel.url_env]
+    digest = hashlib.sha256(json.dumps([channel.type, *where]).encode()).hexdigest()
+    return f"{channel.type}:{digest[:16]}"
+
+
 def label(channel: Channel, index: int) -> str:
-    """How a channel is named in output: no URL path, no user or password, no secret."""
+    """How a channel is named in output (its place in the config, for a reader; records use
+    channel_id): no URL path, no user or password, no secret."""
     if isinstance(channel, EmailChannel):
         return f"email #{index} ({channel.smtp_host}:{channel.smtp_port}, {len(channel.to)} recipient(s))"
     if channel.url_env:
@@ -373,7 +397,10 @@ def _slack_text(alert: Alert) -> str:
 
 def _one_line(text: str) -> str:
     """A header's value on one line: CR, LF and the other line breaks (a unit name or a check
-    message may hold them) would end the header, or make the SMTP library refuse the message."""
+    message may hold them) would end the header, or make the SMTP library refuse the message;
+    the other control characters (Unicode category Cc: NUL, ESC, ...) have no place in a
+    subject either (a NUL truncates it in some clients, an ESC drives a terminal)."""
+    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
     return " ".join(text.split())
 
 
@@ -391,7 +418,10 @@ def _email(channel: EmailChannel, alerts: list[Alert]) -> EmailMessage:
     return msg
 
 
-def _send_one(channel: Channel, alerts: list[Alert]) -> int:
+def _send_one(channel: Channel, alerts: list[Alert], sent: list[tuple[str, str]]) -> int:
+    """Send the alerts; each one delivered is appended to `sent` as it is (a webhook or Slack
+    gets one message per alert, and may take one and refuse the next: the others are still
+    tried, and the first failure is raised at the end)."""
     if isinstance(channel, EmailChannel):
         password = _secret(channel.password_env)
         if channel.password_env and password is None:
@@ -402,13 +432,22 @@ def _send_one(channel: Channel, alerts: list[Alert]) -> int:
             if password is not None:
                 smtp.login(channel.username or channel.sender, password)
             smtp.send_message(_email(channel, alerts))
+        sent.extend((a.kind, a.subject) for a in alerts)
         return 1
     url = channel.url or _secret(channel.url_env)
     if not url:
         raise ChannelError(f"environment variable {channel.url_env} is not set")
+    failure: Exception | None = None
     for alert in alerts:
         body = alert.payload() if isinstance(channel, WebhookChannel) else {"text": _slack_text(alert)}
-        _post_json(url, body, channel.timeout_seconds)
+        try:
+            _post_json(url, body, channel.timeout_seconds)
+        except Exception as exc:  # noqa: BLE001 (the next alert may still go through)
+            failure = failure or exc
+            continue
+        sent.append((alert.kind, alert.subject))
+    if failure is not None:
+        raise failure
     return len(alerts)
 
 
@@ -439,23 +478,24 @@ def send(
 ) -> list[Delivery]:
     """Send the alerts to every channel; a failing channel is reported, never raised, and
     none takes longer than its deadline (the send goes on in a daemon thread, abandoned).
-    `delivered`: (kind, subject, channel label) of the alerts a channel already delivered
+    `delivered`: (kind, subject, channel_id) of the alerts a channel already delivered
     for this night (ops.alerts_sent), not sent to it again; a channel with nothing left to
-    send is not contacted."""
+    send is not contacted. Each Delivery says which alerts the channel delivered (`sent`)."""
     if not alerts:
         return []
     deliveries = []
     for i, channel in enumerate(channels, start=1):
-        name = label(channel, i)
-        todo = [a for a in alerts if (a.kind, a.subject, name) not in delivered]
+        name, ident = label(channel, i), channel_id(channel)
+        todo = [a for a in alerts if (a.kind, a.subject, ident) not in delivered]
         if not todo:
             continue
         carried = tuple((a.kind, a.subject) for a in todo)
         outcome: dict = {}
+        sent: list[tuple[str, str]] = []
 
-        def attempt(channel=channel, outcome=outcome, todo=todo) -> None:
+        def attempt(channel=channel, outcome=outcome, todo=todo, sent=sent) -> None:
             try:
-                outcome["messages"] = _send_one(channel, todo)
+                outcome["messages"] = _send_one(channel, todo, sent)
             except Exception as exc:  # noqa: BLE001 (a channel never fails the night)
                 outcome["error"] = _failure(exc)
 
@@ -463,21 +503,26 @@ def send(
         worker.start()
         deadline = _deadline(channel, todo)
         worker.join(deadline)
+        done = tuple(sent)  # (the worker abandoned at the deadline may still append)
         if worker.is_alive():
-            deliveries.append(Delivery(name, False, f"no answer within {deadline:g} s",
-                                       carried=carried))  # fmt: skip
-        elif "error" in outcome:
-            deliveries.append(Delivery(name, False, outcome["error"], carried=carried))
+            error = f"no answer within {deadline:g} s"
         else:
-            deliveries.append(Delivery(name, True, messages=outcome["messages"], carried=carried))
+            error = outcome.get("error", "")
+        deliveries.append(
+            Delivery(name, not error and len(done) == len(carried), error,
+                     messages=outcome.get("messages", len(done)), carried=carried, sent=done,
+                     channel_id=ident)  # fmt: skip
+        )
     return deliveries
 
 
 def describe(deliveries: list[Delivery]) -> list[str]:
     return [
-        f"{d.channel}: sent ({d.messages} message(s))" if d.ok else f"{d.channel}: FAILED ({d.error})"
+        f"{d.channel}: sent ({d.messages} message(s))" if d.ok
+        else f"{d.channel}: FAILED ({d.error})"
+        + (f"; {len(d.sent)} of {len(d.carried)} alert(s) delivered" if d.sent else "")
         for d in deliveries
-    ]
+    ]  # fmt: skip
 
 
 def test_alert() -> Alert:
@@ -493,7 +538,7 @@ def notify(
     not sent again."""
     if not alerts:
         return []
-    names = [label(c, i) for i, c in enumerate(settings.channels, start=1)]
+    names = [channel_id(c) for c in settings.channels]
     for a in alerts:
         held = sum((a.kind, a.subject, n) in delivered for n in names)
         note = (
@@ -521,8 +566,8 @@ HELD_KINDS = ("type_change", "quarantine_jump", "source_stale")
 
 def ensure_sent_table(con: duckdb.DuckDBPyConnection) -> None:
     """ops.alerts_sent: one row per alert and night (kind, subject, as_of), with each
-    channel's outcome. Channels are named by their label (no URL, no password); the alert's
-    summary and details are not kept."""
+    channel's outcome. Channels are known by channel_id and named by their label (no URL, no
+    password); the alert's summary and details are not kept."""
     con.execute("create schema if not exists ops")
     con.execute(
         """
@@ -542,8 +587,9 @@ def ensure_sent_table(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def delivered_before(con: duckdb.DuckDBPyConnection, as_of: date | str) -> frozenset:
-    """(kind, subject, channel label) of this night's alerts a channel delivered, as
-    ops.alerts_sent records them (none when the table is not there: an older warehouse)."""
+    """(kind, subject, channel_id) of this night's alerts a channel delivered, as
+    ops.alerts_sent records them (none when the table is not there: an older warehouse; a
+    record from before channels had an id holds nothing, and is sent once more)."""
     held = con.execute(
         "select count(*) from duckdb_tables() where database_name = current_database() "
         "and schema_name = 'ops' and table_name = 'alerts_sent'"
@@ -552,11 +598,12 @@ def delivered_before(con: duckdb.DuckDBPyConnection, as_of: date | str) -> froze
         return frozenset()
     rows = con.execute(
         """
-        select a.kind, a.subject, c.channel
+        select a.kind, a.subject, c.channel_id
         from ops.alerts_sent as a,
-             unnest(from_json(a.channels, '[{"channel": "VARCHAR", "delivered": "BOOLEAN"}]'))
-                 as u(c)
+             unnest(from_json(a.channels,
+                              '[{"channel_id": "VARCHAR", "delivered": "BOOLEAN"}]')) as u(c)
         where a.as_of = ?::date and list_contains(?, a.kind) and c.delivered
+          and c.channel_id is not null
         """,
         [str(as_of), list(HELD_KINDS)],
     ).fetchall()
@@ -567,9 +614,10 @@ def record_sent(
     con: duckdb.DuckDBPyConnection, as_of: date | str, run_id: str, alerts: list[Alert],
     deliveries: list[Delivery], now: datetime,
 ) -> int:  # fmt: skip
-    """Add this attempt's outcomes to ops.alerts_sent (a channel's new outcome replaces its
-    earlier one; one that delivered before and was not tried again stays delivered).
-    Returns the alerts recorded."""
+    """Add this attempt's outcomes to ops.alerts_sent, per alert and channel (a channel's new
+    outcome for an alert replaces its earlier one; one that delivered before and was not tried
+    again stays delivered; a channel that delivered one alert and failed another has each
+    recorded as it went). Returns the alerts recorded."""
     if not alerts or not deliveries:
         return 0
     ensure_sent_table(con)
@@ -585,14 +633,17 @@ def record_sent(
     for a in {(a.kind, a.subject): a for a in alerts}.values():  # a handful of alerts
         key = (a.kind, a.subject)
         before, first = previous.get(key, ([], now))
-        tried = {
-            d.channel: {"channel": d.channel, "delivered": d.ok, "outcome": "sent" if d.ok
-                        else d.error, "at": now.isoformat()}
-            for d in deliveries if key in d.carried
-        }  # fmt: skip
+        tried: dict[str, dict] = {}
+        for d in deliveries:
+            if key not in d.carried:
+                continue
+            ok = key in d.sent or tried.get(d.channel_id, {}).get("delivered", False)
+            tried[d.channel_id] = {"channel_id": d.channel_id, "channel": d.channel,
+                                   "delivered": ok, "outcome": "sent" if ok else d.error,
+                                   "at": now.isoformat()}  # fmt: skip
         if not tried:
             continue
-        channels = [c for c in before if c["channel"] not in tried] + list(tried.values())
+        channels = [c for c in before if c.get("channel_id") not in tried] + list(tried.values())
         rows.append((str(as_of), a.kind, a.subject, run_id,
                      all(c["delivered"] for c in channels), json.dumps(channels), first, now))  # fmt: skip
     if rows:

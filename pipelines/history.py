@@ -61,15 +61,15 @@ def record_history(
     )
     fresh = source_freshness(con, settings, night_end(as_of, now))
     con.execute("delete from analytics.ingest_history where as_of = ?", [as_of])
+    _record_loaded_rows(con, run_id, as_of)
     con.register("_cx_freshness", fresh)
     try:
         con.execute(
-            f"""
+            """
             insert into analytics.ingest_history by name
             with runs as (
                 select * from analytics.ingest_runs where run_id = ?
             ),
-            loaded_quarantined as ({_loaded_quarantined_sql(con)}),
             final as (
                 select ?::date as as_of,
                        f.source,
@@ -86,20 +86,24 @@ def record_history(
                        f.last_arrived_at,
                        f.days_since_arrival,
                        f.stale,
-                       r.rows_loaded,
-                       coalesce(q.rows, 0) as rows_loaded_quarantined,
-                       (coalesce(q.rows, 0) / nullif(r.rows_loaded, 0))::double
+                       -- NULL for a source this run did not ingest (no file)
+                       if(r.source is null, null, coalesce(q.rows_loaded, 0)) as rows_loaded,
+                       if(r.source is null, null, coalesce(q.rows_loaded_quarantined, 0))
+                           as rows_loaded_quarantined,
+                       (q.rows_loaded_quarantined / nullif(q.rows_loaded, 0))::double
                            as loaded_quarantine_share,
+                       q.quarantined_files_digest,
                 from _cx_freshness as f
                 left join runs as r using (source)
-                left join loaded_quarantined as q using (source)
+                left join _cx_loaded as q using (source)
             )
             select * from final
             """,
-            [run_id, run_id, as_of, run_id, now],
+            [run_id, as_of, run_id, now],
         )
     finally:
         con.unregister("_cx_freshness")
+        con.execute("drop table if exists _cx_loaded")
     return {
         name: con.execute(f"select count(*) from analytics.{name} where as_of = ?", [as_of])
         .fetchone()[0]
@@ -107,10 +111,18 @@ def record_history(
     }
 
 
-def _loaded_quarantined_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """Per source, the quarantined rows of the files the run (its one parameter) loaded: rows whose file's
-    raw._files.run_id is the run (a vendor-built row's file is named with ' #<part>' after
-    the file it came from)."""
+def _record_loaded_rows(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date) -> None:
+    """Temp table _cx_loaded: per source, the rows of the files the night's runs loaded and how many of them were
+    quarantined, with a digest of those files that hold quarantined rows (their names and
+    contents: the quarantine-jump alert's key, so a new bad file is a new alert).
+
+    The night's files are those whose raw._files.run_id is the run or any run of the same
+    as-of date (analytics.ingest_runs): a rerun that loads nothing new keeps the night's
+    figures. A row is counted by the file it was read from, never parsed back out of its
+    name: raw.<source>._origin_file for a row built from a vendor record (its _source_file
+    adds ' #<part>'), else its _source_file; a malformed record by raw._rejects.source_file.
+    Both figures count rows of raw.<source> (for a vendor file: rows built, not records),
+    and the quarantined ones are among them, so the share stays within 0 and 1."""
     tables = {
         f"{s}.{t}"
         for s, t in con.execute(
@@ -118,15 +130,62 @@ def _loaded_quarantined_sql(con: duckdb.DuckDBPyConnection) -> str:
             "where database_name = current_database()"
         ).fetchall()
     }
-    if not {"raw._files", "analytics.quarantine"} <= tables:
-        return "select null::varchar as source, 0::bigint as rows where ?::varchar is null and false"
-    return """
-        select q.source, count(distinct (q.source_file, q.source_row)) as rows
-        from analytics.quarantine as q
-        semi join (select source_file from raw._files where run_id = ?) as f
-            on split_part(q.source_file, ' #', 1) = f.source_file
-        group by q.source
+    sources = (
+        [
+            src
+            for (src,) in con.execute("select distinct source from raw._files").fetchall()
+            if f"raw.{src}" in tables
+        ]
+        if {"raw._files", "analytics.quarantine", "analytics.ingest_runs"} <= tables
+        else []
+    )
+    if not sources:
+        con.execute(
+            "create or replace temp table _cx_loaded (source varchar, rows_loaded bigint, "
+            "rows_loaded_quarantined bigint, quarantined_files_digest varchar)"
+        )
+        return
+    read = [
+        f"select '{src.replace(chr(39), chr(39) * 2)}' as source, "
+        f"coalesce(_origin_file, _source_file) as file, _source_file, _source_row "
+        f"from raw.{quote_ident(src)}"
+        for src in sorted(sources)
+    ]
+    if "raw._rejects" in tables:
+        read.append("select source, source_file, source_file, source_row from raw._rejects")
+    union = "\n            union all\n            ".join(read)
+    sql = f"""
+        create or replace temp table _cx_loaded as
+        with night_files as (
+            select source, source_file, content_sha256
+            from raw._files
+            where run_id = $run
+               or run_id in (select run_id from analytics.ingest_runs where as_of = $as_of)
+        ),
+        read_rows as (
+            {union}
+        ),
+        loaded as (
+            select r.source, r.file, f.content_sha256,
+                   exists (select 1 from analytics.quarantine as q
+                           where q.source = r.source and q.source_file = r._source_file
+                             and q.source_row = r._source_row) as quarantined
+            from read_rows as r
+            join night_files as f on f.source = r.source and f.source_file = r.file
+        ),
+        final as (
+            select source,
+                   count(*) as rows_loaded,
+                   count(*) filter (where quarantined) as rows_loaded_quarantined,
+                   sha256(string_agg(distinct file || chr(0) || content_sha256, chr(10)
+                                     order by file || chr(0) || content_sha256)
+                          filter (where quarantined)) as quarantined_files_digest,
+            from loaded
+            group by source
+        )
+        select * from final
     """
+    con.execute(sql, {"run": run_id, "as_of": as_of})
 
 
 def _take_published_history(con: duckdb.DuckDBPyConnection, published: Path | None) -> None:

@@ -45,7 +45,7 @@ from pipelines.defs.jobs import (
     next_scheduled_night,
 )
 from pipelines.defs.resources import ALERTS_TAG, AS_OF_TAG, resource_from_env
-from pipelines.landing_watch import digest, fingerprint, look, snapshot
+from pipelines.landing_watch import digest, fingerprint, look, paths, snapshot
 from pipelines.runlock import RunLocked, run_lock
 from pipelines.sqlrunner import last_complete_day
 from pipelines.warehouse import session, work_path
@@ -69,9 +69,10 @@ def cxalign_landing_sensor(context: dg.SensorEvaluationContext):
     now = look(snap, cursor, time.time_ns(), int(hours * 3600 * 1e9))
     abandoned = _announce_abandoned(context, now.abandoned, snap, cursor, hours, settings)
 
-    def keep(mark: int) -> None:
+    def keep(mark: int, known_paths: list = now.known_paths) -> None:
         context.update_cursor(json.dumps(
-            {"seen": digest(snap), "requested_ctime": mark, "abandoned": abandoned}
+            {"seen": digest(snap), "requested_ctime": mark, "paths": known_paths,
+             "abandoned": abandoned, "future_uploads": now.future_uploads}
         ))  # fmt: skip
 
     left = (
@@ -91,12 +92,12 @@ def cxalign_landing_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason(
             "files new or still changing since the last look: waiting for them to settle" + left
         )
-    if not now.arrived:
+    if not now.arrived and not now.new_paths:
         keep(now.mark)
         return dg.SkipReason("no new or changed file in the landing zone since the last run" + left)
     fp = fingerprint(snap)
     # from here on this batch is handled: requested, or already run by the schedule
-    keep(now.latest_ctime)
+    keep(now.latest_ctime, paths(snap))
     if batch_already_run(context.instance, fp):
         return dg.SkipReason(f"batch {fp[:12]} already run (by the schedule or an earlier tick)")
     if left:
@@ -110,23 +111,39 @@ def cxalign_landing_sensor(context: dg.SensorEvaluationContext):
     )  # fmt: skip
 
 
+ABANDONED_LISTED = 20  # files named in one upload_abandoned alert (the rest are counted)
+
+
 def _announce_abandoned(context, files: list[str], snap, cursor: dict, hours: float, settings):
-    """An `upload_abandoned` alert, once, for each upload newly taken as abandoned (known by
-    its path and mtime); returns what the cursor keeps of them (those still there)."""
+    """One `upload_abandoned` alert a tick for the uploads newly taken as abandoned (known by
+    their path and mtime), listing at most ABANDONED_LISTED of them: one message per channel
+    whatever their number, so the tick stays within Dagster's 60 s however many there are
+    (80 alerts to a webhook answering in 1 s took 80 s: the tick failed, its cursor was lost
+    and the next tick sent them all again). They are taken as told once a channel delivered
+    it (or none is configured); when none did, the next tick tries again. Returns what the
+    cursor keeps of them (those still there)."""
     keys = {rel: hashlib.sha256(f"{rel}:{snap[rel][1]}".encode()).hexdigest()[:16] for rel in files}
-    told = set(cursor.get("abandoned", []))
+    told = set(cursor.get("abandoned", [])) & set(keys.values())
     new = [rel for rel in files if keys[rel] not in told]
-    alerts = [
-        Alert(
-            "upload_abandoned",
-            f"{rel}: an upload left unfinished for more than {hours:g} h; the landing sensor "
-            "no longer waits for it (the night skips it: finish or remove it)",
-            {"source": rel.split("/")[0], "file": rel, "abandoned_after_hours": hours},
-        )
-        for rel in new
-    ]
-    notify(alerts, settings.alerts, context.log.warning)
-    return sorted(keys.values())
+    if not new:
+        return sorted(told)
+    listed = ", ".join(new[:ABANDONED_LISTED]) + (
+        f" and {len(new) - ABANDONED_LISTED} more" if len(new) > ABANDONED_LISTED else ""
+    )
+    alert = Alert(
+        "upload_abandoned",
+        f"{len(new)} upload(s) left unfinished for more than {hours:g} h: {listed}; the landing "
+        "sensor no longer waits for them (the night skips them: finish or remove them)",
+        {"source": new[0].split("/")[0] if len(new) == 1 else "landing",
+         "file": new[0], "files": new[:ABANDONED_LISTED], "count": len(new),
+         "abandoned_after_hours": hours},
+    )  # fmt: skip
+    deliveries = notify([alert], settings.alerts, context.log.warning)
+    if not deliveries or any(d.ok for d in deliveries):
+        told |= {keys[rel] for rel in new}
+    else:  # (not when one channel of several failed: the others would get it every minute)
+        context.log.warning("upload_abandoned delivered to no channel: tried again next tick")
+    return sorted(told)
 
 
 def _as_of(run: dg.DagsterRun) -> str | None:

@@ -5,7 +5,7 @@ import json
 import socket
 import threading
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -175,11 +175,13 @@ def test_a_failed_night_gives_one_alert_per_failed_check_and_one_for_the_night()
 class _Sink(BaseHTTPRequestHandler):
     received: list[tuple[str, dict]] = []
     fail_paths: set[str] = set()
+    fail_kinds: set[str] = set()  # alerts of these kinds are refused (HTTP 500)
 
     def do_POST(self):  # noqa: N802 (http.server's name)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).received.append((self.path, body))
-        self.send_response(500 if self.path in self.fail_paths else 200)
+        refused = self.path in self.fail_paths or body.get("kind") in self.fail_kinds
+        self.send_response(500 if refused else 200)
         self.end_headers()
         self.wfile.write(b"ok")
 
@@ -189,7 +191,7 @@ class _Sink(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def http_sink():
-    _Sink.received, _Sink.fail_paths = [], set()
+    _Sink.received, _Sink.fail_paths, _Sink.fail_kinds = [], set(), set()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -522,6 +524,17 @@ def test_a_summary_with_line_breaks_is_mailed_with_a_one_line_subject(smtp_sink)
     assert mail["Subject"] == "cxalign: North Bcc: evil@example.com : CX type changed"
 
 
+def test_control_characters_are_taken_out_of_an_e_mail_subject():
+    """NUL, ESC, DEL and the C1 controls (category Cc) are not kept in a subject: a NUL cut it
+    short in some mail clients, an ESC starts a terminal escape sequence."""
+    from pipelines.alerts import _email
+    from pipelines.settings import EmailChannel
+
+    channel = EmailChannel(type="email", smtp_host="h", smtp_port=25, to=["cx@example.com"])
+    mail = _email(channel, [Alert("type_change", "North\x00Bcc\x1b[31m red\x7f\x85x", {})])
+    assert mail["Subject"] == "cxalign: North Bcc [31m red x"
+
+
 def test_slack_control_characters_in_a_unit_name_are_escaped(http_sink, monkeypatch):
     url, sink = http_sink
     monkeypatch.setenv("CXALIGN_SLACK_WEBHOOK", url + SECRET_PATH)
@@ -534,3 +547,69 @@ def test_slack_control_characters_in_a_unit_name_are_escaped(http_sink, monkeypa
     ((_, body),) = sink.received
     assert body["text"] == ("*cxalign type change*: &lt;!channel&gt; R&amp;D "
                             "&lt;http://evil|click&gt;: CX type changed")  # fmt: skip
+
+
+def _attempt(con, paths: list[str], url: str, sink, as_of=date(2026, 11, 10)) -> list[tuple]:
+    """One run's sending of two alerts to webhooks at `paths`, recorded in ops.alerts_sent as
+    cxalign run does; (path, kind) of each message delivered."""
+    from pipelines.alerts import delivered_before, notify, record_sent
+
+    settings = Settings.model_validate(
+        {"alerts": {"channels": [{"type": "webhook", "url": url + p} for p in paths]}}
+    ).alerts
+    alerts = [Alert("type_change", "Alpha changed", {"business_unit": "Alpha", "to_type": "Inflicted"}),
+              Alert("source_stale", "accounts stale", {"source": "accounts"})]  # fmt: skip
+    sink.received.clear()
+    deliveries = notify(alerts, settings, lambda line: None, delivered_before(con, as_of))
+    record_sent(con, as_of, "run", alerts, deliveries, datetime.now(UTC))
+    return sorted((p, b["kind"]) for p, b in sink.received
+                  if p not in sink.fail_paths and b["kind"] not in sink.fail_kinds)  # fmt: skip
+
+
+def test_a_channel_that_took_one_alert_and_refused_another_is_sent_only_that_one_again(
+    tmp_path, http_sink
+):
+    """A webhook that accepts type_change and refuses source_stale: recorded per alert, so the
+    rerun sends it source_stale alone (the whole channel was marked failed, and type_change
+    was delivered twice)."""
+    url, sink = http_sink
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    sink.fail_kinds = {"source_stale"}
+    assert _attempt(con, ["/a"], url, sink) == [("/a", "type_change")]
+    assert con.execute("select kind, delivered from ops.alerts_sent order by kind").fetchall() == [
+        ("source_stale", False), ("type_change", True)]  # fmt: skip
+    sink.fail_kinds = set()
+    assert _attempt(con, ["/a"], url, sink) == [("/a", "source_stale")]
+
+
+def test_a_channel_is_known_by_where_it_sends_not_by_its_place_in_the_config(tmp_path, http_sink):
+    """Channels reordered, added or removed between a night and its rerun: each is sent what
+    it has not delivered (it was known as 'webhook #<n> (host:port)', so /b, listed first
+    after failing second, inherited /a's deliveries and never got the alerts)."""
+    url, sink = http_sink
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    sink.fail_paths = {"/b"}
+    assert _attempt(con, ["/a", "/b"], url, sink) == [("/a", "source_stale"), ("/a", "type_change")]
+    sink.fail_paths = set()
+    both = [("/b", "source_stale"), ("/b", "type_change")]
+    assert _attempt(con, ["/b", "/a"], url, sink) == both  # reordered
+    assert _attempt(con, ["/new", "/a", "/b"], url, sink) == [
+        ("/new", "source_stale"), ("/new", "type_change")]  # one added in front  # fmt: skip
+    assert _attempt(con, ["/b"], url, sink) == []  # one removed
+    con = duckdb.connect(str(tmp_path / "w2.duckdb"))
+    sink.fail_paths = {"/b"}
+    _attempt(con, ["/a", "/b"], url, sink)
+    sink.fail_paths = set()
+    assert _attempt(con, ["/b"], url, sink) == both  # /a removed: /b was never #1's
+
+
+def test_a_channel_s_identity_holds_no_secret():
+    from pipelines.alerts import channel_id
+
+    a, b = Settings.model_validate(
+        {"alerts": {"channels": [{"type": "slack", "url": "https://hooks.slack.com/T/B/s3cr3t"},
+                                 {"type": "slack", "url_env": "CXALIGN_SLACK_WEBHOOK"}]}}
+    ).alerts.channels  # fmt: skip
+    assert channel_id(a).startswith("slack:") and "s3cr3t" not in channel_id(a)
+    assert channel_id(a) != channel_id(b)
+

@@ -348,6 +348,57 @@ def test_an_abandoned_upload_no_longer_holds_the_batch_back_and_is_announced_onc
         server.server_close()
 
 
+def test_many_abandoned_uploads_are_one_alert_a_tick_and_a_failed_one_is_tried_again(
+    tmp_path, instance, monkeypatch
+):
+    """80 abandoned uploads and a webhook answering in 1 s: they were 80 alerts sent inside
+    the tick (80 s, past Dagster's 60 s: the tick failed, its cursor unsaved). Now one alert
+    listing them; and an alert no channel took is sent again on the next tick."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received, down = [], [True]
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            time.sleep(0.5)  # slow, but answering
+            if not down[0]:
+                received.append(body)
+            self.send_response(500 if down[0] else 200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = tmp_path / "cx.yml"
+    config.write_text("alerts:\n  channels:\n    - {type: webhook, url: "
+                      f"\"http://127.0.0.1:{server.server_address[1]}/cx\"}}\n")  # fmt: skip
+    monkeypatch.setenv("CXALIGN_CONFIG", str(config))
+    try:
+        zone = Landing(tmp_path / "landing", instance, monkeypatch)
+        seven_hours_ago = time.time() - 7 * 3600
+        for i in range(80):
+            part = zone.root / "survey_responses" / f"r{i:02d}.csv.part"
+            _write(part, "x")
+            os.utime(part, (seven_hours_ago, seven_hours_ago))
+        started = time.monotonic()
+        zone.tick()  # the channel is down: nothing delivered
+        assert time.monotonic() - started < 5 and received == []
+        down[0] = False
+        zone.tick()  # tried again, once, listing them
+        ((alert),) = received
+        assert alert["kind"] == "upload_abandoned" and alert["details"]["count"] == 80
+        assert len(alert["details"]["files"]) == 20 and "and 60 more" in alert["summary"]
+        zone.tick()
+        assert len(received) == 1  # told: not again
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_file_replaced_with_the_same_size_and_mtime_is_a_new_batch(tmp_path, instance,
                                                                       monkeypatch):  # fmt: skip
     """`cp -p` of a corrected export over the old one keeps size and mtime; not its ctime."""
@@ -364,6 +415,53 @@ def test_a_file_replaced_with_the_same_size_and_mtime_is_a_new_batch(tmp_path, i
     assert zone.tick()[0] == []  # seen: settling
     (second,), _ = zone.tick()
     assert second.run_key != first.run_key
+
+
+def test_files_moved_in_by_renaming_their_directory_are_a_new_batch(tmp_path, instance,
+                                                                     monkeypatch):  # fmt: skip
+    """An upload staged in a hidden directory and published by renaming it: the files keep
+    their ctime (only the directory's changes), older than the mark of the batch requested
+    meanwhile; their paths are new to the sensor, so they are a batch (they were never run)."""
+    zone = Landing(tmp_path / "landing", instance, monkeypatch)
+    _write(zone.root / ".incoming" / "2026-11-21.csv", "ticket_id\nT1\n")  # staged first
+    time.sleep(0.05)
+    _write(zone.root / "revenue" / "2026-10.csv", "account_id\nA1\n")
+    zone.tick()
+    (first,), _ = zone.tick()
+    os.rename(zone.root / ".incoming", zone.root / "support_tickets")
+    assert zone.tick()[0] == []  # seen: settling
+    (second,), _ = zone.tick()
+    assert second.run_key != first.run_key
+    assert zone.tick()[0] == []
+    # a file removed is still no arrival, and a path moved in after it is one
+    (zone.root / "revenue" / "2026-10.csv").unlink()
+    assert zone.tick()[0] == [] and zone.tick()[0] == []
+    _write(zone.root / ".later" / "2026-11.csv", "account_id\nA2\n")
+    time.sleep(0.05)
+    _write(zone.root / "accounts" / "a.csv", "account_id\nA1\n")
+    zone.tick()
+    zone.tick()
+    os.rename(zone.root / ".later", zone.root / "revenue2")
+    zone.tick()
+    assert len(zone.tick()[0]) == 1
+
+
+def test_a_clock_stepped_back_or_an_upload_dated_in_the_future_does_not_blind_the_sensor():
+    """A mark taken while the clock was ahead made every later change (ctime earlier than the
+    mark) no arrival; an upload whose mtime is 30 days ahead held the batch 30 days."""
+    from pipelines.landing_watch import look, paths
+
+    hour = 3600 * 10**9
+    now = 1_000 * hour
+    snap = {"revenue/2026-10.csv": [10, now - hour, 1, now - hour]}  # changed in place
+    cursor = {"seen": "x", "requested_ctime": now + hour // 6, "paths": paths(snap)}
+    assert look(snap, cursor, now, 6 * hour).arrived == ["revenue/2026-10.csv"]
+    assert look(snap, cursor, now, 6 * hour).latest_ctime <= now
+    part = {"accounts/a.csv.part": [1, now + 720 * hour, 2, now]}
+    first = look(part, {}, now, 6 * hour)
+    assert first.writing == ["accounts/a.csv.part"]
+    later = look(part, {"future_uploads": first.future_uploads}, now + 7 * hour, 6 * hour)
+    assert later.abandoned == ["accounts/a.csv.part"]
 
 
 def test_the_sensor_s_cursor_stays_small_with_20000_files(tmp_path, instance, monkeypatch):
