@@ -402,6 +402,7 @@ def test_new_day_validates_only_its_files_and_equals_a_fresh_build(demo_copy, tm
     # The new day reaches no closed month, so the panel and the models stand.
     assert line("analytics.account_month").endswith("(inputs unchanged: kept)")
     assert "results kept" in line("models   alignment")
+    assert "results kept" in line("models   what-if")  # the new as-of date is not new input
     # Same complete months: no chart is drawn again.
     assert re.search(r"\(5 units, 0 of \d+ charts drawn\)", line("scorecards"))
 
