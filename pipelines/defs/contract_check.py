@@ -57,6 +57,17 @@ class StageOutputs:
     def note(self) -> str:
         return KEPT_NOTE if self.reused else ""
 
+    def events(self, outputs: dict[str, dg.AssetKey], seconds: float):
+        """What the stage's asset yields: a materialization per output (its rows, the
+        stage's seconds, whether it was kept), then the contract checks."""
+        for name, key in outputs.items():
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={"dagster/row_count": self.rows[name], "seconds": round(seconds, 2),
+                          "reused": self.reused},
+            )  # fmt: skip
+        yield from self.results
+
 
 def write_or_keep(
     con: duckdb.DuckDBPyConnection,

@@ -159,13 +159,7 @@ def alignment(context: dg.AssetExecutionContext, cxalign: CxalignResource):
     # a name as the scorecards print it: an ESC in it would recolour the terminal
     summary = ", ".join(f"{display(unit)}: {kind}" for unit, kind in units)
     report(context, f"models   alignment: {summary}{out.note}  {seconds:5.1f}s")
-    for name, key in TABLES.items():
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata={"dagster/row_count": out.rows[name], "seconds": round(seconds, 2),
-                      "reused": out.reused},
-        )  # fmt: skip
-    yield from out.results
+    yield from out.events(TABLES, seconds)
 
 
 @dg.definitions

@@ -84,13 +84,7 @@ def whatif(context: dg.AssetExecutionContext, cxalign: CxalignResource):
     seconds = time.perf_counter() - started
     summary = ", ".join(f"{display(unit)}: {lever}" for unit, lever in best) or "no lever shown"
     report(context, f"models   what-if: {summary}{out.note}  {seconds:5.1f}s")
-    for name, key in TABLES.items():
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata={"dagster/row_count": out.rows[name], "seconds": round(seconds, 2),
-                      "reused": out.reused},
-        )  # fmt: skip
-    yield from out.results
+    yield from out.events(TABLES, seconds)
 
 
 @dg.definitions
